@@ -1,0 +1,34 @@
+# The whole set-up on a fresh machine with Python 3.11 and git:
+#   make demo   create .venv, install what the demo needs, run `stackml demo`, print where the report is
+#   make test   create or update .venv with every extra and the test tools, run the whole test suite
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+PIP := $(BIN)/python -m pip
+# Reproducible installs: every version we test against is pinned here.
+CONSTRAINTS := constraints.txt
+export MLFLOW_DISABLE_TELEMETRY := true
+
+.PHONY: demo test clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip wheel setuptools
+
+# Stamps re-run an install only when the project's requirements change.
+$(VENV)/.installed-demo: pyproject.toml $(CONSTRAINTS) | $(BIN)/python
+	$(PIP) install --quiet -c $(CONSTRAINTS) -e ".[demo]"
+	touch $@
+
+$(VENV)/.installed-all: pyproject.toml $(CONSTRAINTS) | $(BIN)/python
+	$(PIP) install --quiet -c $(CONSTRAINTS) -e ".[all,test]"
+	touch $@ $(VENV)/.installed-demo
+
+demo: $(VENV)/.installed-demo
+	$(BIN)/stackml demo
+
+test: $(VENV)/.installed-all
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) .stackml

@@ -1,0 +1,5 @@
+"""``python -m stackml`` runs the CLI."""
+
+from stackml.cli import main
+
+main()

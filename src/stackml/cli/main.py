@@ -1,0 +1,244 @@
+"""Entry point: the Typer app, global options and the one place errors become exit codes.
+
+Exit codes: 0 success; 2 bad input or an unreachable service (a StackmlError, or a usage error from Typer),
+printed as one line without a traceback; 1 an unexpected internal error. ``--debug`` shows tracebacks.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from stackml.errors import StackmlError
+
+app = typer.Typer(
+    name="stackml",
+    help="stackml: from a warehouse table to a tracked, registered, served and monitored model, with a report.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+EXIT_BAD_INPUT = 2
+EXIT_INTERNAL = 1
+
+WarehouseOption = Annotated[
+    Optional[str],
+    typer.Option("--warehouse", "-w", help="Warehouse URL (default: STACKML_WAREHOUSE_URL or the DuckDB file in the home)."),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of a table.")]
+
+
+def _version(value: bool) -> None:
+    if value:
+        from stackml import __version__
+
+        typer.echo(f"stackml {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks on errors.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    if debug:
+        os.environ["STACKML_DEBUG"] = "1"
+
+
+# -- warehouse --------------------------------------------------------------------------------------------------
+@app.command()
+def ingest(
+    path: Annotated[Path, typer.Argument(help="A .csv, .csv.gz or .parquet file.")],
+    table: Annotated[str, typer.Option("--table", "-t", help="Target table (letters, digits, underscores).")],
+    if_exists: Annotated[
+        str, typer.Option("--if-exists", help="What to do when the table exists: fail, replace or append.")
+    ] = "fail",
+    warehouse: WarehouseOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Load a CSV or Parquet file into a warehouse table through the engine's bulk path."""
+    from stackml.warehouse import IF_EXISTS_CHOICES, connect, validate_table_name
+    from stackml.warehouse.base import source_format
+
+    # Check everything that needs no database first, so bad input never touches the warehouse.
+    validate_table_name(table)
+    if if_exists not in IF_EXISTS_CHOICES:
+        from stackml.errors import InputError
+
+        raise InputError(
+            f"--if-exists must be one of {', '.join(IF_EXISTS_CHOICES)}; got {if_exists!r}.",
+            hint="Use --if-exists replace to overwrite the table or --if-exists append to add rows.",
+        )
+    source_format(path)
+    with connect(warehouse) as wh, _spinner(f"Loading {path} into {table}", quiet=as_json):
+        result = wh.ingest(path, table, if_exists=if_exists)  # type: ignore[arg-type]
+    if as_json:
+        from stackml.cli.output import print_json
+
+        print_json({"table": result.table, "rows": result.rows, "seconds": round(result.seconds, 3), "mode": result.mode})
+    else:
+        typer.echo(
+            f"{result.mode.capitalize()}d '{result.table}': {result.rows:,} rows in {result.seconds:.2f} s "
+            f"({result.rows_per_second:,.0f} rows/s)"
+            if result.mode != "append"
+            else f"Appended {result.rows:,} rows to '{result.table}' in {result.seconds:.2f} s"
+        )
+
+
+@app.command()
+def sql(
+    query: Annotated[str, typer.Argument(help="The SQL to run, in the warehouse engine's dialect.")],
+    warehouse: WarehouseOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON array of row objects.")] = False,
+    max_rows: Annotated[int, typer.Option("--max-rows", help="Rows to show in the table view.")] = 50,
+) -> None:
+    """Run a SQL query against the warehouse and print the result."""
+    from stackml.cli.output import frame_to_records, print_frame, print_json
+    from stackml.warehouse import connect
+
+    with connect(warehouse) as wh:
+        df = wh.query(query)
+    if as_json:
+        print_json(frame_to_records(df))
+    else:
+        print_frame(df, max_rows=max_rows)
+
+
+@app.command()
+def tables(warehouse: WarehouseOption = None, as_json: JsonOption = False) -> None:
+    """List the warehouse tables with their row and column counts."""
+    import pandas as pd
+
+    from stackml.cli.output import frame_to_records, print_frame, print_json
+    from stackml.warehouse import connect
+
+    with connect(warehouse) as wh:
+        rows = [{"table": t, "rows": wh.row_count(t), "columns": len(wh.schema(t))} for t in wh.tables()]
+        url = wh.redacted_url()
+    df = pd.DataFrame(rows, columns=["table", "rows", "columns"])
+    if as_json:
+        print_json(frame_to_records(df))
+    else:
+        print_frame(df, title=f"Tables in {url}")
+
+
+@app.command()
+def schema(
+    table: Annotated[str, typer.Argument(help="The table to describe.")],
+    warehouse: WarehouseOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show the columns and types of a table."""
+    import pandas as pd
+
+    from stackml.cli.output import print_frame, print_json
+    from stackml.warehouse import connect
+
+    with connect(warehouse) as wh:
+        columns = wh.schema(table)
+    if as_json:
+        print_json(columns)
+    else:
+        print_frame(pd.DataFrame(list(columns.items()), columns=["column", "type"]), title=table)
+
+
+# -- tracking ---------------------------------------------------------------------------------------------------
+@app.command()
+def runs(
+    limit: Annotated[int, typer.Option("--limit", "-n", help="How many recent runs to show.")] = 20,
+    pipeline: Annotated[Optional[str], typer.Option("--pipeline", help="Only runs of this pipeline.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List recent tracked runs (MLflow), newest first."""
+    from stackml.cli.output import frame_to_records, print_frame, print_json
+    from stackml.tracking import list_runs
+
+    df = list_runs(limit=limit, pipeline=pipeline)
+    print_json(frame_to_records(df)) if as_json else print_frame(df, title="Runs")
+
+
+@app.command()
+def models(as_json: JsonOption = False) -> None:
+    """List registered models with their versions, aliases and metrics."""
+    from stackml.cli.output import frame_to_records, print_frame, print_json
+    from stackml.tracking import list_models
+
+    df = list_models()
+    print_json(frame_to_records(df)) if as_json else print_frame(df, title="Registered models")
+
+
+# -- demo -------------------------------------------------------------------------------------------------------
+@app.command()
+def demo(
+    home: Annotated[
+        Optional[Path], typer.Option("--home", help="Where the demo writes (default: STACKML_HOME or ./.stackml).")
+    ] = None,
+) -> None:
+    """Run every pipeline on bundled sample data with embedded defaults, then print where the report is."""
+    from stackml.config import get_settings
+    from stackml.demo import run_demo
+
+    settings = get_settings(home=home)
+    result = run_demo(settings, console=_console())
+    typer.echo(f"Report index: {result.index_path}")
+
+
+# -- plumbing ---------------------------------------------------------------------------------------------------
+def _console():  # noqa: ANN202 - a rich Console, imported lazily
+    from stackml.cli.output import console
+
+    return console()
+
+
+class _spinner:
+    """A Rich status spinner for work whose length we cannot measure (a bulk load); silent with --json."""
+
+    def __init__(self, message: str, *, quiet: bool = False) -> None:
+        self.message, self.quiet, self._status = message, quiet, None
+
+    def __enter__(self) -> _spinner:
+        if not self.quiet:
+            self._status = _console().status(self.message)
+            self._status.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._status is not None:
+            self._status.__exit__(*exc)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI; StackmlError becomes one line on stderr and exit code 2."""
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:]) or os.environ.get("STACKML_DEBUG") == "1"
+    try:
+        app(args=argv, standalone_mode=True)
+    except StackmlError as exc:
+        if debug:
+            raise
+        message = _one_line(exc.message)
+        hint = f" {_one_line(exc.hint)}" if exc.hint else ""
+        sys.stderr.write(f"Error: {message}{hint}\n")
+        sys.exit(EXIT_BAD_INPUT)
+    except KeyboardInterrupt:
+        sys.stderr.write("Interrupted.\n")
+        sys.exit(130)
+    except Exception as exc:  # an internal error: say so briefly, point at --debug
+        if debug:
+            raise
+        sys.stderr.write(
+            f"Internal error: {type(exc).__name__}: {_one_line(str(exc))[:500]} "
+            "(rerun with --debug for the traceback and please report it)\n"
+        )
+        sys.exit(EXIT_INTERNAL)

@@ -1,0 +1,182 @@
+"""The warehouse interface every engine implements."""
+
+from __future__ import annotations
+
+import abc
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from stackml.errors import InputError, TableExistsError, TableNotFoundError
+from stackml.warehouse.identifiers import validate_table_name
+from stackml.warehouse.params import Params
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+IfExists = Literal["fail", "replace", "append"]
+IF_EXISTS_CHOICES = ("fail", "replace", "append")
+SOURCE_FORMATS = ("csv", "parquet")
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    """What a load did: the table, the rows it now holds from this load, and how long it took."""
+
+    table: str
+    rows: int
+    seconds: float
+    mode: str
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.rows / self.seconds if self.seconds > 0 else float("inf")
+
+
+def source_format(source: object) -> str:
+    """Classify an ingest source as ``dataframe``, ``csv`` or ``parquet``, checking that files exist."""
+    import pandas as pd
+
+    if isinstance(source, pd.DataFrame):
+        return "dataframe"
+    if not isinstance(source, (str, Path)):
+        raise InputError(
+            f"Cannot ingest an object of type {type(source).__name__}.",
+            hint="Pass a path to a .csv or .parquet file, or a pandas DataFrame.",
+        )
+    path = Path(source)
+    if not path.exists():
+        raise InputError(f"File not found: '{source}'.", hint="Check the path; it is resolved from the current directory.")
+    if path.is_dir():
+        raise InputError(f"'{source}' is a directory, not a file.", hint="Pass a .csv or .parquet file.")
+    if path.stat().st_size == 0:
+        raise InputError(f"'{source}' is empty (0 bytes).", hint="Pass a file with a header row and data.")
+    suffixes = [s.lower() for s in path.suffixes]
+    if ".parquet" in suffixes or ".pq" in suffixes:
+        return "parquet"
+    if ".csv" in suffixes or ".tsv" in suffixes or ".txt" in suffixes:
+        return "csv"
+    raise InputError(
+        f"Cannot tell the format of '{source}' from its extension.",
+        hint="Name the file *.csv (optionally .csv.gz) or *.parquet.",
+    )
+
+
+class Warehouse(abc.ABC):
+    """A small, engine-neutral interface to a SQL warehouse.
+
+    Use :func:`stackml.warehouse.connect` to get one. Placeholders are ``?`` with a list or ``:name`` with a
+    mapping on every engine; values are always bound, never formatted into SQL.
+    """
+
+    dialect: str = ""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    # -- queries -------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def query(self, sql: str, params: Params = None, *, dialect: str | None = None) -> pd.DataFrame:
+        """Run ``sql`` and return the result as a DataFrame.
+
+        ``dialect`` names the SQL dialect the text is written in (e.g. ``"duckdb"``); when it differs from this
+        engine's, sqlglot translates it first, so a pipeline can write its SQL once.
+        """
+
+    @abc.abstractmethod
+    def execute(self, sql: str, params: Params = None, *, dialect: str | None = None) -> None:
+        """Run a statement that returns no rows, in its own transaction."""
+
+    @abc.abstractmethod
+    def tables(self) -> list[str]:
+        """Names of the user tables, sorted; tables outside the default schema are ``schema.table``."""
+
+    @abc.abstractmethod
+    def schema(self, table: str) -> dict[str, str]:
+        """Column name -> engine type of ``table``, in column order."""
+
+    def has_table(self, table: str) -> bool:
+        return validate_table_name(table) in self.tables()
+
+    def row_count(self, table: str) -> int:
+        from stackml.warehouse.identifiers import quote_table
+
+        self._require_table(table)
+        return int(self.query(f"SELECT count(*) AS n FROM {quote_table(table)}").iloc[0, 0])
+
+    # -- loading -------------------------------------------------------------------------------
+    def ingest(self, source: Any, table: str, if_exists: IfExists = "fail") -> IngestResult:
+        """Load a CSV or Parquet file, or a DataFrame, into ``table`` through the engine's bulk path.
+
+        Args:
+            source: path to ``.csv``/``.csv.gz``/``.parquet``, or a pandas DataFrame.
+            table: target table, validated (``name`` or ``schema.name``).
+            if_exists: ``"fail"`` (default) refuses an existing table; ``"replace"`` swaps in the new data
+                atomically (a failed load leaves the old table untouched); ``"append"`` adds rows by column name.
+
+        Example:
+            >>> from stackml.warehouse import connect
+            >>> import pandas as pd
+            >>> wh = connect("duckdb:///:memory:")
+            >>> wh.ingest(pd.DataFrame({"a": [1, 2]}), "t").rows
+            2
+        """
+        validate_table_name(table)
+        if if_exists not in IF_EXISTS_CHOICES:
+            raise InputError(
+                f"if_exists must be one of {list(IF_EXISTS_CHOICES)}, got {if_exists!r}.",
+                hint="Use 'replace' to overwrite the table or 'append' to add rows.",
+            )
+        fmt = source_format(source)
+        exists = self.has_table(table)
+        if exists and if_exists == "fail":
+            raise TableExistsError(
+                f"Table '{table}' already exists in {self.redacted_url()}.",
+                hint="Pass if_exists='replace' (CLI: --if-exists replace) to overwrite it or 'append' to add rows.",
+            )
+        started = time.perf_counter()
+        mode = "append" if exists and if_exists == "append" else ("replace" if exists else "create")
+        rows = self._load(source, fmt, table, mode)
+        return IngestResult(table=table, rows=rows, seconds=time.perf_counter() - started, mode=mode)
+
+    @abc.abstractmethod
+    def _load(self, source: Any, fmt: str, table: str, mode: str) -> int:
+        """Load ``source`` into ``table`` (``mode`` is create, replace or append) in one transaction."""
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    @abc.abstractmethod
+    def close(self) -> None: ...
+
+    def __enter__(self) -> Warehouse:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def redacted_url(self) -> str:
+        """The URL without a password, safe to print."""
+        import re
+
+        return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", self.url)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.redacted_url()!r})"
+
+    def _require_table(self, table: str) -> None:
+        if not self.has_table(table):
+            known = self.tables()
+            raise TableNotFoundError(
+                f"Table '{table}' does not exist in {self.redacted_url()} (tables: {known or 'none'}).",
+                hint="Load it first with `stackml ingest PATH --table NAME`, or check the spelling.",
+            )
+
+    def _translate(self, sql: str, dialect: str | None) -> str:
+        if dialect is None or dialect == self.dialect:
+            return sql
+        import sqlglot
+
+        try:
+            return ";\n".join(sqlglot.transpile(sql, read=dialect, write=self.dialect))
+        except sqlglot.errors.ParseError as exc:
+            raise InputError(f"Cannot parse the {dialect} SQL: {exc}", hint="Check the query syntax.") from exc

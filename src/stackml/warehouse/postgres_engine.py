@@ -1,0 +1,185 @@
+"""PostgreSQL as a warehouse: bulk loads through ``COPY``, reads through psycopg 3."""
+
+from __future__ import annotations
+
+import io
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from stackml._deps import require
+from stackml.errors import ConnectionFailedError, InputError
+from stackml.warehouse.base import Warehouse
+from stackml.warehouse.identifiers import quote_column, quote_table, split_table
+from stackml.warehouse.params import Params, rewrite
+from stackml.warehouse.sources import explain_read_error, select_source
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+# Rows per Arrow batch on the way to COPY: large enough to amortise calls, small enough to keep memory flat.
+_BATCH_ROWS = 200_000
+
+# DuckDB type (as DESCRIBE prints it) -> PostgreSQL type. DECIMAL keeps its precision; anything else is text.
+_PG_TYPES = {
+    "BOOLEAN": "boolean",
+    "TINYINT": "smallint",
+    "SMALLINT": "smallint",
+    "INTEGER": "integer",
+    "BIGINT": "bigint",
+    "UTINYINT": "smallint",
+    "USMALLINT": "integer",
+    "UINTEGER": "bigint",
+    "UBIGINT": "numeric",
+    "HUGEINT": "numeric",
+    "FLOAT": "real",
+    "DOUBLE": "double precision",
+    "VARCHAR": "text",
+    "DATE": "date",
+    "TIME": "time",
+    "TIMESTAMP": "timestamp",
+    "TIMESTAMP_NS": "timestamp",
+    "TIMESTAMP_MS": "timestamp",
+    "TIMESTAMP_S": "timestamp",
+    "TIMESTAMP WITH TIME ZONE": "timestamptz",
+    "INTERVAL": "interval",
+    "UUID": "uuid",
+    "BLOB": "bytea",
+}
+
+
+def pg_type(duckdb_type: str) -> str:
+    """Map a DuckDB column type to the PostgreSQL type we create."""
+    if duckdb_type.startswith("DECIMAL"):
+        return duckdb_type.replace("DECIMAL", "numeric")
+    if duckdb_type in _PG_TYPES:
+        return _PG_TYPES[duckdb_type]
+    raise InputError(
+        f"Column type {duckdb_type} cannot be loaded into PostgreSQL.",
+        hint="Flatten nested columns (lists, structs, maps) to text or numbers before loading.",
+    )
+
+
+class PostgresWarehouse(Warehouse):
+    """A PostgreSQL database addressed by ``postgresql://user[:password]@host[:port]/dbname``."""
+
+    dialect = "postgres"
+
+    def __init__(self, url: str, *, connect_timeout: int = 5) -> None:
+        psycopg = require("psycopg")
+        super().__init__(url)
+        try:
+            self._con = psycopg.connect(url, connect_timeout=connect_timeout, autocommit=True)
+        except psycopg.Error as exc:
+            reason = " ".join(str(exc).split())
+            raise ConnectionFailedError(
+                f"Cannot connect to PostgreSQL at {self.redacted_url()}: {reason[:300]}",
+                hint="Check that the server is running and the URL is right "
+                "(postgresql://user[:password]@host:port/dbname), e.g. via --warehouse or STACKML_WAREHOUSE_URL.",
+            ) from exc
+
+    @property
+    def connection(self) -> Any:
+        """The underlying psycopg connection (autocommit; use ``with conn.transaction():`` for more)."""
+        return self._con
+
+    def query(self, sql: str, params: Params = None, *, dialect: str | None = None) -> pd.DataFrame:
+        import pandas as pd
+
+        with self._cursor(sql, params, dialect) as cur:
+            if cur.description is None:
+                return pd.DataFrame()
+            columns = [d.name for d in cur.description]
+            return pd.DataFrame(cur.fetchall(), columns=columns)
+
+    def execute(self, sql: str, params: Params = None, *, dialect: str | None = None) -> None:
+        with self._con.transaction(), self._cursor(sql, params, dialect):
+            pass
+
+    def _cursor(self, sql: str, params: Params, dialect: str | None) -> Any:
+        psycopg = require("psycopg")
+        sql, bound = rewrite(self._translate(sql, dialect), params, "psycopg")
+        cur = self._con.cursor()
+        try:
+            cur.execute(sql, bound)
+        except psycopg.Error as exc:
+            cur.close()
+            raise InputError(f"The query failed: {str(exc).splitlines()[0]}", hint="Check the SQL.") from exc
+        return cur
+
+    def tables(self) -> list[str]:
+        rows = self._con.execute(
+            "SELECT table_schema, table_name FROM information_schema.tables "
+            "WHERE table_schema NOT IN ('pg_catalog', 'information_schema') "
+            "AND table_schema NOT LIKE 'pg_temp%' AND table_name NOT LIKE '\\_\\_stackml\\_load\\_%'"
+        ).fetchall()
+        return sorted(t if s == "public" else f"{s}.{t}" for s, t in rows)
+
+    def schema(self, table: str) -> dict[str, str]:
+        self._require_table(table)
+        schema, name = split_table(table)
+        rows = self._con.execute(
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_schema = %s AND table_name = %s ORDER BY ordinal_position",
+            [schema or "public", name],
+        ).fetchall()
+        return dict(rows)
+
+    def _load(self, source: Any, fmt: str, table: str, mode: str) -> int:
+        import duckdb
+
+        psycopg = require("psycopg")
+        # DuckDB parses the source (in parallel, with type detection) and hands us Arrow batches that we stream
+        # into COPY as CSV: memory stays flat in the file size and every format takes the same path.
+        reader_db = duckdb.connect()
+        try:
+            if fmt == "dataframe":
+                reader_db.register("__source", source)
+                relation = reader_db.sql("SELECT * FROM __source")
+            else:
+                relation = reader_db.sql(select_source(fmt, source), params=[str(source)])
+            columns = list(zip(relation.columns, map(str, relation.types)))
+            return self._copy_batches(relation, columns, table, mode)
+        except (duckdb.Error, OSError) as exc:
+            # A parse error deep in the file surfaces from the Arrow stream as OSError, mid-COPY.
+            raise explain_read_error(exc, source if fmt != "dataframe" else "the DataFrame") from exc
+        except psycopg.Error as exc:
+            raise InputError(
+                f"Loading into '{table}' failed: {' '.join(str(exc).split())[:400]}",
+                hint="With --if-exists append, the file's columns must exist in the table with compatible types.",
+            ) from exc
+        finally:
+            reader_db.close()
+
+    def _copy_batches(self, relation: Any, columns: list[tuple[str, str]], table: str, mode: str) -> int:
+        import pyarrow.csv as pacsv
+
+        schema, name = split_table(table)
+        target = quote_table(table)
+        staging_name = f"__stackml_load_{uuid.uuid4().hex[:12]}"
+        staging = quote_table(f"{schema + '.' if schema else ''}{staging_name}")
+        column_list = ", ".join(quote_column(c) for c, _ in columns)
+        write_options = pacsv.WriteOptions(include_header=False, quoting_style="needed")
+        rows = 0
+        with self._con.transaction(), self._con.cursor() as cur:
+            if schema:
+                cur.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+            if mode == "append":
+                into = target
+            else:
+                defs = ", ".join(f"{quote_column(c)} {pg_type(t)}" for c, t in columns)
+                cur.execute(f"CREATE TABLE {staging} ({defs})")
+                into = staging
+            with cur.copy(f"COPY {into} ({column_list}) FROM STDIN (FORMAT csv)") as copy:
+                for batch in relation.to_arrow_reader(_BATCH_ROWS):
+                    buffer = io.BytesIO()
+                    pacsv.write_csv(batch, buffer, write_options)
+                    copy.write(buffer.getbuffer())
+                    rows += batch.num_rows
+            if mode != "append":
+                if mode == "replace":
+                    cur.execute(f"DROP TABLE {target}")
+                cur.execute(f'ALTER TABLE {staging} RENAME TO "{name}"')
+        return rows
+
+    def close(self) -> None:
+        self._con.close()

@@ -1,0 +1,42 @@
+"""Reading ingest sources with DuckDB's parallel readers, shared by every engine.
+
+DuckDB's CSV sniffer is generous: left alone it will guess a different delimiter or skip "bad" leading rows,
+which silently loads the wrong data. We fix the dialect (RFC 4180, header row, no skipped rows, strict) and let
+DuckDB detect only the column types, so a malformed file fails loudly with the line that broke it.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from stackml.errors import InputError
+
+
+def csv_options(path: str | Path) -> str:
+    """The read_csv options we use for ``path`` (tab-delimited for .tsv, comma otherwise)."""
+    delim = "\\t" if ".tsv" in [s.lower() for s in Path(path).suffixes] else ","
+    return (
+        f"delim=E'{delim}', header=true, quote='\"', escape='\"', skip=0, "
+        "strict_mode=true, null_padding=false, sample_size=20480"
+    )
+
+
+def select_source(fmt: str, path: str | Path) -> str:
+    """``SELECT * FROM read_csv/read_parquet(?)`` for a file, the path left as a bound parameter."""
+    if fmt == "parquet":
+        return "SELECT * FROM read_parquet(?)"
+    return f"SELECT * FROM read_csv(?, {csv_options(path)})"
+
+
+def explain_read_error(exc: Exception, source: object) -> InputError:
+    """Turn DuckDB's multi-paragraph reader error into one line that says what broke and where."""
+    text = str(exc)
+    head = text.split("Possible fix", 1)[0]
+    head = re.sub(r"\s*\n\s*", " | ", head.strip()).strip(" |")
+    head = re.sub(r"^(Invalid Input|Conversion|IO) Error: ", "", head)
+    return InputError(
+        f"Could not read '{source}': {head[:400]}",
+        hint="Fix the file (a comma-separated UTF-8 file with one header row and the same number of fields on "
+        "every line), or convert it to Parquet.",
+    )

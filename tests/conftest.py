@@ -1,0 +1,82 @@
+"""Shared fixtures: an isolated stackml home per test and a throwaway PostgreSQL database per session.
+
+Service-backed tests skip with a reason when the service is missing, unless the matching STACKML_REQUIRE_* variable
+is set (CI sets them), in which case a missing service fails the run instead of hiding it.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_TEST_POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+@pytest.fixture(autouse=True)
+def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets its own STACKML_HOME and no stray STACKML_* settings from the developer's shell."""
+    for name in list(os.environ):
+        if name.startswith("STACKML_") and not name.startswith(("STACKML_TEST_", "STACKML_REQUIRE_")):
+            monkeypatch.delenv(name)
+    home = tmp_path / "stackml-home"
+    monkeypatch.setenv("STACKML_HOME", str(home))
+    monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
+    return home
+
+
+def require_or_skip(variable: str, reason: str) -> None:
+    """Skip with ``reason``, or fail when ``variable`` says the service is mandatory here."""
+    if os.environ.get(variable) == "1":
+        pytest.fail(f"{reason} ({variable}=1 makes this mandatory)")
+    pytest.skip(reason)
+
+
+def _admin_url() -> str:
+    return os.environ.get("STACKML_TEST_POSTGRES_URL", DEFAULT_TEST_POSTGRES)
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test session (one per xdist worker), dropped afterwards."""
+    try:
+        import psycopg
+    except ImportError:
+        require_or_skip("STACKML_REQUIRE_POSTGRES", "psycopg is not installed (pip install 'stackml[postgres]')")
+    admin = _admin_url()
+    try:
+        conn = psycopg.connect(admin, autocommit=True, connect_timeout=3)
+    except psycopg.OperationalError as exc:
+        require_or_skip("STACKML_REQUIRE_POSTGRES", f"PostgreSQL is not reachable at {admin}: {exc}")
+    name = f"stackml_test_{uuid.uuid4().hex[:10]}"
+    conn.execute(f'CREATE DATABASE "{name}"')
+    base, _, _ = admin.rpartition("/")
+    try:
+        yield f"{base}/{name}"
+    finally:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.close()
+
+
+@pytest.fixture(params=["duckdb", "postgres"])
+def warehouse_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The same test on DuckDB and on PostgreSQL (tables dropped between tests)."""
+    if request.param == "duckdb":
+        yield f"duckdb:///{tmp_path / 'wh.duckdb'}"
+        return
+    url = request.getfixturevalue("postgres_url")
+    yield url
+    from stackml.warehouse import connect
+
+    with connect(url) as wh:
+        for table in wh.tables():
+            wh.execute(f"DROP TABLE IF EXISTS {'.'.join(chr(34) + p + chr(34) for p in table.split('.'))} CASCADE")
+        for schema in wh.query(
+            "SELECT nspname FROM pg_namespace WHERE nspname NOT LIKE 'pg_%' "
+            "AND nspname NOT IN ('public', 'information_schema')"
+        )["nspname"]:
+            wh.execute(f'DROP SCHEMA "{schema}" CASCADE')
