@@ -1,0 +1,15 @@
+"""The pipelines of stackml as Metaflow flows, and the runner the CLI starts them with.
+
+Each built-in pipeline is a thin ``FlowSpec`` in ``<name>_flow.py`` next to this file. Importing this
+package stays cheap: Metaflow itself is imported only when a flow is run.
+
+Example:
+    >>> from stackml.flows import run_flow
+    >>> result = run_flow("hello_flow.py", {"n": 3}, show_progress=False)  # doctest: +SKIP
+    >>> result.run["end"].task.data.total  # doctest: +SKIP
+    5
+"""
+
+from stackml.flows.runner import FlowResult, available_flows, flow_path, load_run, run_flow
+
+__all__ = ["FlowResult", "available_flows", "flow_path", "load_run", "run_flow"]
