@@ -176,7 +176,10 @@ class Warehouse(abc.ABC):
             return sql
         import sqlglot
 
+        from stackml.warehouse.params import protect_placeholders, restore_placeholders
+
         try:
-            return ";\n".join(sqlglot.transpile(sql, read=dialect, write=self.dialect))
+            translated = sqlglot.transpile(protect_placeholders(sql), read=dialect, write=self.dialect)
+            return restore_placeholders(";\n".join(translated))
         except sqlglot.errors.ParseError as exc:
             raise InputError(f"Cannot parse the {dialect} SQL: {exc}", hint="Check the query syntax.") from exc

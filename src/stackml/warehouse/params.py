@@ -68,3 +68,26 @@ def rewrite(sql: str, params: Params, style: str) -> tuple[str, Any]:
             )
         return out, {k: v for k, v in params.items() if k in used} if style == "duckdb" else dict(params)
     return out, list(params)
+
+
+# sqlglot rewrites placeholders into the target's own style (``%s`` for PostgreSQL), which ``rewrite`` would then
+# escape. Before translating we swap each placeholder for a plain identifier sqlglot passes through, and back after.
+_SENTINEL = re.compile(r'"?__stackml_(q|n)_(\w*?)__"?')
+
+
+def protect_placeholders(sql: str) -> str:
+    """Replace ``?`` and ``:name`` (outside literals) by identifiers that survive a sqlglot round trip."""
+
+    def _sub(m: re.Match[str]) -> str:
+        if m.group("qmark"):
+            return "__stackml_q___"
+        if m.group("named"):
+            return f"__stackml_n_{m.group('name')}__"
+        return m.group(0)
+
+    return _TOKEN.sub(_sub, sql)
+
+
+def restore_placeholders(sql: str) -> str:
+    """Undo :func:`protect_placeholders` on translated SQL."""
+    return _SENTINEL.sub(lambda m: "?" if m.group(1) == "q" else f":{m.group(2)}", sql)
