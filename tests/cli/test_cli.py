@@ -179,3 +179,34 @@ def test_version() -> None:
 def _write(path: Path, text: str) -> Path:
     path.write_text(text)
     return path
+
+
+def test_runs_and_models_list_the_registry(isolated_home: Path) -> None:
+    import pandas as pd
+
+    from stackml import tracking
+    from stackml.config import get_settings
+
+    empty = run_cli("models", "--json")
+    assert empty.returncode == 0 and json.loads(empty.stdout) == []
+
+    import mlflow.pyfunc
+
+    class AddOneModel(mlflow.pyfunc.PythonModel):
+        def predict(self, context, model_input, params=None):  # noqa: ANN001, ANN201
+            return model_input[["x"]] + 1
+
+    settings = get_settings()
+    frame = pd.DataFrame({"x": [1.0, 2.0]})
+    with tracking.start_run("cli_test", data=frame, settings=settings):
+        tracking.log_metrics({"rmse": 0.5})
+        version = tracking.register_model(AddOneModel(), "cli_model", input_example=frame)
+    tracking.promote("cli_model", version.version, metric="rmse", higher_is_better=False, settings=settings)
+
+    runs = json.loads(run_cli("runs", "--json").stdout)
+    assert any(r["pipeline"] == "cli_test" and "rmse=0.5" in r["metrics"] for r in runs)
+    models = json.loads(run_cli("models", "--json").stdout)
+    assert [(m["name"], str(m["version"])) for m in models] == [("cli_model", str(version.version))]
+    assert "champion" in str(models[0]["aliases"])
+    table = run_cli("models")
+    assert table.returncode == 0 and "cli_model" in table.stdout

@@ -1,0 +1,57 @@
+"""Tracking and model registry on MLflow: runs with provenance, logged results, champion promotion.
+
+Every pipeline runs inside :func:`start_run`, logs with the ``log_*`` helpers, registers a pyfunc
+model with :func:`register_model` and calls :func:`promote` to move the ``champion`` alias only when
+the new version is better. MLflow itself is imported on first use, so importing this package is cheap.
+
+Example:
+    >>> from stackml import tracking
+    >>> with tracking.start_run("forecast", data=train, params={"horizon": 7}):  # doctest: +SKIP
+    ...     tracking.log_metrics({"rmse": 1.2})
+    ...     mv = tracking.register_model(model, "demand", input_example=train.head(), metrics={"rmse": 1.2})
+    >>> tracking.promote("demand", mv.version, "rmse", higher_is_better=False).promoted  # doctest: +SKIP
+    True
+"""
+
+from __future__ import annotations
+
+from stackml.tracking._setup import configure
+from stackml.tracking.provenance import data_fingerprint, git_commit
+from stackml.tracking.registry import (
+    PromotionResult,
+    list_models,
+    load_model,
+    pinned_requirements,
+    promote,
+    register_model,
+)
+from stackml.tracking.runs import (
+    list_runs,
+    load_reference_data,
+    log_figure,
+    log_metrics,
+    log_params,
+    log_reference_data,
+    log_table,
+    start_run,
+)
+
+__all__ = [
+    "configure",
+    "start_run",
+    "data_fingerprint",
+    "git_commit",
+    "log_params",
+    "log_metrics",
+    "log_figure",
+    "log_table",
+    "log_reference_data",
+    "load_reference_data",
+    "register_model",
+    "pinned_requirements",
+    "promote",
+    "PromotionResult",
+    "list_runs",
+    "list_models",
+    "load_model",
+]
