@@ -36,11 +36,11 @@ class IngestResult:
 
 def source_format(source: object) -> str:
     """Classify an ingest source as ``dataframe``, ``csv`` or ``parquet``, checking that files exist."""
-    import pandas as pd
-
-    if isinstance(source, pd.DataFrame):
-        return "dataframe"
     if not isinstance(source, (str, Path)):
+        import pandas as pd  # only here: a file path is the common case and pandas costs ~0.5 s to import
+
+        if isinstance(source, pd.DataFrame):
+            return "dataframe"
         raise InputError(
             f"Cannot ingest an object of type {type(source).__name__}.",
             hint="Pass a path to a .csv or .parquet file, or a pandas DataFrame.",
