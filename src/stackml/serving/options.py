@@ -1,0 +1,123 @@
+"""Tuning knobs of the prediction service and the ``name@alias`` model specs it serves."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from stackml.errors import InputError
+
+__all__ = ["ServingOptions", "ModelSpec", "parse_model_specs", "DEFAULT_ALIAS"]
+
+DEFAULT_ALIAS = "champion"
+# Registered model names may hold more than our pipeline names do, but they travel in URL paths.
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+@dataclass(frozen=True)
+class ServingOptions:
+    """How the service behaves; the defaults suit one process on a small machine.
+
+    Attributes:
+        max_body_bytes: largest request body accepted; larger ones get 413.
+        max_records: most records one prediction request may carry (documented in the OpenAPI schema).
+        log_table: warehouse table of the prediction log.
+        log_batch_size: requests gathered before the log writer writes early (else every flush interval).
+        log_flush_interval_s: longest a logged row waits before its batch is written.
+        log_retry_interval_s: pause between attempts to reach a warehouse that was down.
+        spill_dir: folder of the spill files used while the warehouse is down; default
+            ``<home>/serving/spill``.
+        log_hold_connection: keep the warehouse connection open between batches. DuckDB admits one
+            process per file, so while serving on a DuckDB warehouse other processes cannot open it; False
+            reopens the file for each batch (about 50 ms each) so they can, between batches.
+        probe_timeout_s: longest ``/health`` waits for each probe.
+        shutdown_timeout_s: longest shutdown waits for the log to drain.
+    """
+
+    max_body_bytes: int = 1 << 20
+    max_records: int = 10_000
+    log_table: str = "prediction_log"
+    log_batch_size: int = 500
+    log_flush_interval_s: float = 1.0
+    log_retry_interval_s: float = 2.0
+    spill_dir: Path | None = None
+    log_hold_connection: bool = True
+    probe_timeout_s: float = 3.0
+    shutdown_timeout_s: float = 30.0
+
+    def __post_init__(self) -> None:
+        problems = []
+        for field in ("max_body_bytes", "max_records", "log_batch_size"):
+            value = getattr(self, field)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                problems.append(f"'{field}' must be a positive integer, got {value!r}")
+        for field in (
+            "log_flush_interval_s",
+            "log_retry_interval_s",
+            "probe_timeout_s",
+            "shutdown_timeout_s",
+        ):
+            value = getattr(self, field)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                problems.append(f"'{field}' must be a number >= 0, got {value!r}")
+        if problems:
+            raise InputError(f"Invalid serving options: {'; '.join(problems)}.")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A registered model to serve, by name and the alias that picks its version."""
+
+    name: str
+    alias: str = DEFAULT_ALIAS
+
+    def __str__(self) -> str:
+        return f"{self.name}@{self.alias}"
+
+
+def parse_model_specs(specs: str | Iterable[str | ModelSpec]) -> list[ModelSpec]:
+    """Parse ``"demand@champion,churn"`` (or a list of such items) into :class:`ModelSpec` objects.
+
+    A name without ``@alias`` means ``@champion``. Every malformed item is reported at once.
+
+    Raises:
+        InputError: an item is not ``name`` or ``name@alias``, or a name appears twice (the URL
+            ``/v1/models/{name}`` can address one version of each model).
+
+    Example:
+        >>> [str(s) for s in parse_model_specs("demand, churn@challenger")]
+        ['demand@champion', 'churn@challenger']
+    """
+    items = specs.split(",") if isinstance(specs, str) else list(specs)
+    parsed, problems = [], []
+    for item in items:
+        if isinstance(item, ModelSpec):
+            parsed.append(item)
+            continue
+        text = str(item).strip()
+        if not text and isinstance(specs, str):
+            continue  # tolerate "a,,b" and a trailing comma
+        name, _, alias = text.partition("@")
+        alias = alias or DEFAULT_ALIAS
+        if not _NAME.match(name) or not _NAME.match(alias):
+            problems.append(repr(text))
+        else:
+            parsed.append(ModelSpec(name, alias))
+    if problems:
+        raise InputError(
+            f"Model specs must be 'name' or 'name@alias' (letters, digits, '_', '.', '-'); "
+            f"got {', '.join(problems)}.",
+            hint="Example: --models demand@champion,churn",
+        )
+    seen: set[str] = set()
+    twice = sorted({s.name for s in parsed if s.name in seen or seen.add(s.name)})
+    if twice:
+        raise InputError(
+            f"Each model can be served under one alias; these names appear more than once: {twice}.",
+            hint="Keep one 'name@alias' per model.",
+        )
+    if not parsed:
+        raise InputError("No model to serve was given.", hint="Example: --models demand@champion")
+    return parsed

@@ -1,0 +1,129 @@
+"""Request and response bodies of the HTTP API; they are what the OpenAPI document shows."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "predict_request_model",
+    "PredictResponse",
+    "ModelRef",
+    "ModelInfo",
+    "ModelList",
+    "ReloadResponse",
+    "HealthResponse",
+    "ProbeResult",
+    "LogState",
+    "ProblemItem",
+    "ErrorResponse",
+]
+
+
+def predict_request_model(max_records: int) -> type[BaseModel]:
+    """The body of ``POST /v1/models/{name}/predict``, with the service's record limit in its schema."""
+
+    class PredictRequest(BaseModel):
+        """Records to predict, each a JSON object of input column -> value (see ``GET /v1/models``)."""
+
+        model_config = ConfigDict(extra="forbid")
+
+        records: list[dict[str, Any]] = Field(
+            min_length=1,
+            max_length=max_records,
+            description="One object per row; keys are the model's input columns.",
+            examples=[[{"x": 1.5, "g": "a"}]],
+        )
+
+    return PredictRequest
+
+
+class ModelRef(BaseModel):
+    """Which model version answered."""
+
+    name: str
+    version: int
+
+
+class PredictResponse(BaseModel):
+    """Predictions, one item per record (an object per row for models that return a table)."""
+
+    predictions: list[Any]
+    model: ModelRef
+    request_id: str = Field(description="Also in the X-Request-ID header and the prediction_log table.")
+
+
+class ModelInfo(BaseModel):
+    """A served model and the version its alias points to."""
+
+    name: str
+    alias: str
+    version: int
+    run_id: str | None
+    input_schema: list[dict[str, Any]] | None = Field(
+        description="MLflow signature inputs: [{name, type, required}]; null for models without one."
+    )
+    output_schema: list[dict[str, Any]] | None
+    example: list[dict[str, Any]] | None = Field(description="A few records from the model's input example.")
+    loaded_at: float = Field(description="When this version was loaded, in seconds since the epoch.")
+    last_refresh_error: str | None = Field(
+        description="Why the last re-resolution of the alias failed (the loaded version keeps serving)."
+    )
+
+
+class ModelList(BaseModel):
+    models: list[ModelInfo]
+
+
+class ReloadResponse(BaseModel):
+    """Outcome of re-resolving the alias."""
+
+    name: str
+    alias: str
+    previous_version: int
+    version: int
+    changed: bool
+
+
+class ProbeResult(BaseModel):
+    ok: bool
+    detail: str
+
+
+class LogState(BaseModel):
+    """The prediction log: rows written, spilled while the warehouse was down, and waiting."""
+
+    queued_requests: int
+    written_rows: int
+    spilled_rows: int
+    replayed_rows: int
+    spill_files: int
+    spill_bytes: int
+
+
+class HealthResponse(BaseModel):
+    """``ok`` when the registry and the warehouse both answered; ``degraded`` when one did not (predictions
+    are still served, and logged to the spill file while the warehouse is down)."""
+
+    status: Literal["ok", "degraded"]
+    registry: ProbeResult
+    warehouse: ProbeResult
+    models: dict[str, int] = Field(description="Served model name -> version.")
+    prediction_log: LogState
+
+
+class ProblemItem(BaseModel):
+    """One problem with a request."""
+
+    record: int | None = Field(description="Index of the record, or null for the body as a whole.")
+    column: str | None
+    kind: str = Field(description="wrong_type, missing_column, null_value, unknown_column or invalid_body.")
+    message: str
+
+
+class ErrorResponse(BaseModel):
+    """Why a request failed; ``problems`` lists every problem found in the input."""
+
+    detail: str
+    problems: list[ProblemItem] = Field(default_factory=list)
