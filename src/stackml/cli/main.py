@@ -175,6 +175,18 @@ def models(as_json: JsonOption = False) -> None:
     print_json(frame_to_records(df)) if as_json else print_frame(df, title="Registered models")
 
 
+# -- serving ----------------------------------------------------------------------------------------------------
+from stackml.cli.serve import serve  # noqa: E402  (imports only typer; FastAPI, uvicorn and MLflow load inside)
+
+app.command()(serve)
+
+
+# -- pipelines --------------------------------------------------------------------------------------------------
+from stackml.cli.forecast import forecast_app  # noqa: E402  (imports only typer)
+
+app.add_typer(forecast_app, name="forecast")
+
+
 # -- demo -------------------------------------------------------------------------------------------------------
 @app.command()
 def demo(

@@ -1,0 +1,154 @@
+"""The contract every forecasting model follows.
+
+A model sees a :class:`Panel`: every series of the long frame packed into one float array with offsets, so
+per-series models loop over NumPy slices and global models (LightGBM, XGBoost, the PyTorch model) see all the
+series at once. The front door (:class:`stackml.forecasting.Forecaster`) owns the DataFrame, the dates and the
+output columns; models only ever see arrays.
+
+Contract (checked for every model by one parametrised test):
+- ``__init__`` only stores keyword arguments (``alias`` included); ``fit(panel)`` validates, learns state in
+  attributes ending in ``_`` and returns ``self``; ``predict(h, X_future=None)`` checks the model is fitted and
+  returns an array of shape ``(panel.n_series, h)`` of finite floats, series in panel order.
+- Seeds are ``random_state``; counts are ``n_*``.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from stackml.errors import InputError, NotFittedError
+
+
+@dataclass(frozen=True)
+class Panel:
+    """Many series packed for fast per-series and global access.
+
+    Attributes:
+        ids: series ids, in the order of the other arrays (shape ``(n_series,)``).
+        y: all target values, series after series (shape ``(n_obs,)``, float64).
+        indptr: offsets, series ``i`` is ``y[indptr[i]:indptr[i+1]]`` (shape ``(n_series + 1,)``).
+        season_length: the main seasonal period (1 = no seasonality).
+        X: exogenous values aligned with ``y`` (shape ``(n_obs, n_exog)``) or ``None``.
+        exog_names: names of the exogenous columns.
+        time_features: optional calendar features aligned with ``y`` that the front door derives from dates
+            (shape ``(n_obs, k)``), with ``time_feature_names``; global models may use them.
+    """
+
+    ids: np.ndarray
+    y: np.ndarray
+    indptr: np.ndarray
+    season_length: int = 1
+    X: np.ndarray | None = None
+    exog_names: tuple[str, ...] = ()
+    time_features: np.ndarray | None = None
+    time_feature_names: tuple[str, ...] = ()
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_series(self) -> int:
+        return len(self.ids)
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.indptr)
+
+    def series(self, i: int) -> np.ndarray:
+        return self.y[self.indptr[i] : self.indptr[i + 1]]
+
+    def exog(self, i: int) -> np.ndarray | None:
+        return None if self.X is None else self.X[self.indptr[i] : self.indptr[i + 1]]
+
+    @classmethod
+    def from_arrays(cls, series: list[np.ndarray], ids: list[Any] | None = None, season_length: int = 1) -> Panel:
+        """Build a panel from a list of 1-D arrays (handy in tests and for per-series callers)."""
+        lengths = np.array([len(s) for s in series], dtype=np.int64)
+        indptr = np.concatenate([[0], np.cumsum(lengths)])
+        y = np.concatenate([np.asarray(s, dtype=np.float64) for s in series]) if series else np.empty(0)
+        return cls(
+            ids=np.asarray(ids if ids is not None else np.arange(len(series))),
+            y=y,
+            indptr=indptr,
+            season_length=int(season_length),
+        )
+
+
+class ForecastModel(abc.ABC):
+    """Base class: subclasses implement ``_fit`` and ``_predict``; this class enforces the contract."""
+
+    #: the default alias, i.e. the output column name; instances may override it with ``alias=``
+    default_alias: str = ""
+    #: True when the model learns across series (needs the whole panel at once)
+    is_global: bool = False
+    #: True when the model uses exogenous columns when the panel has them
+    uses_exogenous: bool = False
+
+    def __init__(self, *, alias: str | None = None) -> None:
+        self.alias = alias
+
+    @property
+    def name(self) -> str:
+        """The output column name of this model."""
+        return self.alias or self.default_alias or type(self).__name__
+
+    def fit(self, panel: Panel) -> ForecastModel:
+        if panel.n_series == 0:
+            raise InputError(f"{self.name}: cannot fit on an empty panel (0 series).", hint="Pass at least one series.")
+        self._fit(panel)
+        self.n_series_ = panel.n_series
+        return self
+
+    def predict(self, h: int, X_future: np.ndarray | None = None) -> np.ndarray:
+        if not hasattr(self, "n_series_"):
+            raise NotFittedError(
+                f"{self.name} is not fitted yet.", hint=f"Call {type(self).__name__}.fit(panel) before predict()."
+            )
+        if not isinstance(h, (int, np.integer)) or h < 1:
+            raise InputError(f"The horizon h must be a positive integer, got {h!r}.", hint="Pass e.g. h=48.")
+        out = np.asarray(self._predict(int(h), X_future), dtype=np.float64)
+        if out.shape != (self.n_series_, h):
+            raise RuntimeError(f"{self.name} returned shape {out.shape}, expected {(self.n_series_, h)}")
+        return out
+
+    @abc.abstractmethod
+    def _fit(self, panel: Panel) -> None: ...
+
+    @abc.abstractmethod
+    def _predict(self, h: int, X_future: np.ndarray | None) -> np.ndarray: ...
+
+    def get_params(self) -> dict[str, Any]:
+        """Constructor arguments, scikit-learn style (used to clone a model per backtest window)."""
+        import inspect
+
+        names = [p for p in inspect.signature(type(self).__init__).parameters if p != "self"]
+        return {n: getattr(self, n) for n in names if hasattr(self, n)}
+
+    def clone(self) -> ForecastModel:
+        """An unfitted copy with the same arguments."""
+        return type(self)(**self.get_params())
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items() if v is not None)
+        return f"{type(self).__name__}({args})"
+
+
+class LocalModel(ForecastModel):
+    """A model fitted to each series on its own; subclasses implement ``fit_one`` and ``predict_one``."""
+
+    def _fit(self, panel: Panel) -> None:
+        self.season_length_ = panel.season_length
+        self.states_ = [self.fit_one(panel.series(i), panel.season_length) for i in range(panel.n_series)]
+
+    def _predict(self, h: int, X_future: np.ndarray | None) -> np.ndarray:
+        return np.vstack([self.predict_one(state, h) for state in self.states_])
+
+    @abc.abstractmethod
+    def fit_one(self, y: np.ndarray, season_length: int) -> Any:
+        """Learn what is needed to forecast ``y``; return it (any object)."""
+
+    @abc.abstractmethod
+    def predict_one(self, state: Any, h: int) -> np.ndarray:
+        """Forecast ``h`` steps from a state returned by ``fit_one``."""

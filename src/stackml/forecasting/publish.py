@@ -1,0 +1,105 @@
+"""Registering the chosen forecaster in MLflow and promoting it only when it wins on the same backtest."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+if TYPE_CHECKING:
+    from stackml.config import Settings
+    from stackml.forecasting.pipeline import PipelineResult
+
+PRIMARY_METRIC = "backtest_owa"
+BACKTEST_TAG = "stackml.backtest_id"
+
+
+def backtest_id(train: pd.DataFrame, result: PipelineResult) -> str:
+    """Identity of a backtest: the same data, horizon, season and windows give the same id."""
+    from stackml.tracking import data_fingerprint
+
+    cfg = result.config
+    key = json.dumps([data_fingerprint(train), cfg.horizon, cfg.season_length, cfg.n_windows], default=str)
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def run_params(result: PipelineResult) -> dict[str, Any]:
+    cfg = asdict(result.config)
+    return {**{k: ",".join(map(str, v)) if isinstance(v, tuple) else v for k, v in cfg.items()}, "chosen": result.choice.alias}
+
+
+def run_metrics(result: PipelineResult) -> dict[str, float]:
+    """Backtest (and holdout) scores of the chosen configuration, plus each candidate's backtest OWA."""
+    chosen = result.scores.set_index("model").loc[result.choice.alias]
+    metrics = {f"backtest_{k}": float(chosen[k]) for k in ("smape", "mase", "owa", "rmse")}
+    for model, owa in zip(result.scores["model"], result.scores["owa"]):
+        metrics[f"backtest_owa_{model}"] = float(owa)
+    if result.holdout is not None:
+        held = result.holdout.set_index("model").loc[result.choice.alias]
+        metrics.update({f"holdout_{k}": float(held[k]) for k in ("smape", "mase", "owa") if k in held})
+        metrics.update({f"holdout_{k}": float(held[k]) for k in held.index if k.startswith("coverage_")})
+    return metrics
+
+
+def register_forecaster(
+    result: PipelineResult, train: pd.DataFrame, model_name: str, *, settings: Settings | None = None
+) -> tuple[Any, Any]:
+    """Register the chosen configuration as a pyfunc (inside the active run) and promote it when it is better.
+
+    Returns ``(model_version, promotion)``; promotion is a :class:`stackml.tracking.PromotionResult`.
+    """
+    from stackml import tracking
+    from stackml.forecasting.registry_model import MODEL_REQUIREMENTS, ForecastPyfunc, signature_for
+
+    members = result.members
+    model = ForecastPyfunc(
+        forecasters={a: result.forecasters[a] for a in members},
+        members=members,
+        widths=result.widths[result.choice.alias],
+        horizon=result.config.horizon,
+    )
+    example = pd.DataFrame({"unique_id": [str(train["unique_id"].iloc[0])], "h": [result.config.horizon]})
+    signature = signature_for(model.predict(None, example))
+    this_backtest = backtest_id(train, result)
+    version = tracking.register_model(
+        model,
+        model_name,
+        input_example=example,
+        signature=signature,
+        pip_requirements=tracking.pinned_requirements(*MODEL_REQUIREMENTS),
+        metrics=run_metrics(result),
+        settings=settings,
+    )
+    client = tracking.configure(settings)
+    client.set_model_version_tag(model_name, version.version, BACKTEST_TAG, this_backtest)
+    champion = _champion(client, model_name)
+    if champion is not None and champion.tags.get(BACKTEST_TAG) != this_backtest:
+        reason = (
+            f"candidate v{version.version} was not compared: champion v{champion.version} was scored on another "
+            f"backtest ({champion.tags.get(BACKTEST_TAG)} vs {this_backtest}: different data, horizon, season or "
+            "windows), so the champion stays. Register under another --model-name for a different dataset."
+        )
+        client.set_model_version_tag(model_name, version.version, "stackml.promotion_decision", reason)
+        return version, tracking.PromotionResult(
+            promoted=False,
+            reason=reason,
+            candidate_value=None,
+            champion_version=champion.version,
+            champion_value=None,
+            name=model_name,
+            candidate_version=version.version,
+            metric=PRIMARY_METRIC,
+            alias="champion",
+        )
+    decision = tracking.promote(model_name, version.version, PRIMARY_METRIC, higher_is_better=False, settings=settings)
+    return version, decision
+
+
+def _champion(client: Any, name: str) -> Any:
+    try:
+        return client.get_model_version_by_alias(name, "champion")
+    except Exception:  # noqa: BLE001 - MLflow raises a generic MlflowException when the alias is unset
+        return None

@@ -1,0 +1,124 @@
+"""The forecasting pipeline's plain functions on a tiny panel (no Metaflow, no MLflow)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from stackml.errors import InputError
+from stackml.forecasting import generate_series
+from stackml.forecasting.pipeline import (
+    ForecastConfig,
+    PipelineResult,
+    check_data,
+    load_data,
+    model_columns,
+    run_pipeline,
+)
+from stackml.warehouse import connect
+
+H = 7
+
+
+@pytest.fixture(scope="module")
+def panel() -> tuple[pd.DataFrame, pd.DataFrame]:
+    df = generate_series(n_series=4, freq="D", min_length=90, max_length=110, season_length=7, with_trend=True, random_state=3)
+    train = df.groupby("unique_id").head(-H).reset_index(drop=True)
+    test = df.groupby("unique_id").tail(H).reset_index(drop=True)
+    return train, test
+
+
+@pytest.fixture(scope="module")
+def result(panel: tuple[pd.DataFrame, pd.DataFrame]) -> PipelineResult:
+    train, test = panel
+    config = ForecastConfig(horizon=H, season_length=7, freq="D", models=("snaive", "theta", "rwd"))
+    with connect("duckdb:///:memory:") as wh:
+        return run_pipeline(train, config, warehouse=wh, run_id="t1", test=test)
+
+
+def test_naive2_is_always_a_candidate_and_owa_is_relative_to_it(result: PipelineResult) -> None:
+    assert result.config.candidates == ("snaive", "theta", "rwd", "naive2")
+    scores = result.scores.set_index("model")
+    assert scores.loc["Naive2", "owa"] == pytest.approx(1.0)
+    assert {"SeasonalNaive", "Theta", "RWD", "Naive2", "Ensemble2", "Ensemble3"} <= set(scores.index)
+
+
+def test_choice_is_the_lowest_backtest_owa(result: PipelineResult) -> None:
+    best = result.scores.sort_values("owa")["model"].iloc[0]
+    assert result.choice.alias == best
+    assert result.members == (list(result.ensembles[best]) if best in result.ensembles else [best])
+
+
+def test_ensembles_are_means_of_the_best_singles_on_the_same_windows(result: PipelineResult) -> None:
+    singles = result.scores[~result.scores["model"].str.startswith("Ensemble") & (result.scores["model"] != "Naive2")]
+    top2 = tuple(singles.sort_values("owa")["model"].head(2))
+    assert result.ensembles["Ensemble2"] == top2
+    np.testing.assert_allclose(result.backtest["Ensemble2"], result.backtest[list(top2)].mean(axis=1))
+
+
+def test_forecasts_have_conformal_intervals_for_every_alias(result: PipelineResult, panel) -> None:
+    train, _ = panel
+    fc = result.forecasts
+    assert len(fc) == train["unique_id"].nunique() * H
+    for alias in model_columns(fc):
+        lo80, hi80 = fc[f"{alias}-lo-80"], fc[f"{alias}-hi-80"]
+        lo95, hi95 = fc[f"{alias}-lo-95"], fc[f"{alias}-hi-95"]
+        assert (lo95 <= lo80).all() and (lo80 <= fc[alias]).all() and (fc[alias] <= hi80).all() and (hi80 <= hi95).all()
+    assert result.widths[result.choice.alias][80.0].shape == (train["unique_id"].nunique(), H)
+
+
+def test_holdout_is_scored_with_coverage(result: PipelineResult) -> None:
+    held = result.holdout.set_index("model")
+    assert held.loc["Naive2", "owa"] == pytest.approx(1.0)
+    assert {"coverage_80", "coverage_95"} <= set(held.columns)
+    assert ((held["coverage_95"] >= 0) & (held["coverage_95"] <= 1)).all()
+
+
+def test_by_step_and_by_series_cover_every_model(result: PipelineResult) -> None:
+    assert set(result.by_step["h"]) == set(range(1, H + 1))
+    assert set(result.by_series["model"]) == set(result.scores["model"])
+
+
+def test_config_collects_every_problem() -> None:
+    with pytest.raises(InputError, match=r"horizon must be a positive integer, got 0; .*n_windows must be.*Unknown model name 'bogus'"):
+        ForecastConfig(horizon=0, n_windows=0, models=("snaive", "bogus"))
+
+
+def test_check_data_names_short_series_and_foreign_holdout_ids(panel) -> None:
+    train, test = panel
+    config = ForecastConfig(horizon=60, season_length=7, n_windows=2)
+    with pytest.raises(InputError, match=r"too short|shorter"):
+        check_data(train, config)
+    ok = ForecastConfig(horizon=H, season_length=7)
+    with pytest.raises(InputError, match=r"not in the training data, e.g. \['zz'\]"):
+        check_data(train, ok, test.assign(unique_id="zz"))
+    check_data(train, ok, test)
+
+
+def test_load_data_long_and_m4_wide(tmp_path: Path, panel) -> None:
+    train, test = panel
+    train.to_csv(tmp_path / "train.csv", index=False)
+    test.to_parquet(tmp_path / "test.parquet")
+    loaded, held = load_data(tmp_path / "train.csv", test=tmp_path / "test.parquet")
+    assert pd.api.types.is_datetime64_any_dtype(loaded["ds"]) and len(held) == len(test)
+    wide = "\n".join(['"V1","V2","V3","V4","V5"', '"H1",1,2,3,4', '"H2",5,6,7,""']) + "\n"
+    (tmp_path / "w.csv").write_text(wide)
+    m4, none = load_data(tmp_path / "w.csv", fmt="m4-wide")
+    assert none is None and m4.groupby("unique_id").size().to_dict() == {"H1": 4, "H2": 3}
+    with pytest.raises(InputError, match="--format must be one of long, m4-wide"):
+        load_data(tmp_path / "w.csv", fmt="wide")
+    with pytest.raises(InputError, match="File not found"):
+        load_data(tmp_path / "missing.csv")
+    with pytest.raises(InputError, match="exactly one of a data file or a warehouse table"):
+        load_data()
+
+
+def test_load_data_from_a_warehouse_table(panel) -> None:
+    train, _ = panel
+    with connect("duckdb:///:memory:") as wh:
+        wh.ingest(train, "sales")
+        loaded, _ = load_data(table="sales", warehouse=wh)
+    assert len(loaded) == len(train) and loaded["unique_id"].dtype == object
