@@ -22,12 +22,20 @@ __all__ = ["run_demo", "DemoContext", "DemoResult", "DEMO_STEPS"]
 
 @dataclass
 class DemoContext:
-    """What a demo step gets: settings, an open warehouse and a console to talk to."""
+    """What a demo step gets: settings and a console to talk to.
+
+    Steps open the warehouse themselves, briefly: DuckDB lets one process write at a time, and flows run their
+    steps in processes of their own.
+    """
 
     settings: Settings
-    warehouse: Warehouse
     console: Console | None = None
     reports: list[Path] = field(default_factory=list)
+
+    def warehouse(self) -> Warehouse:
+        from stackml.warehouse import connect
+
+        return connect(settings=self.settings)
 
     def say(self, text: str) -> None:
         if self.console is not None:
@@ -45,27 +53,47 @@ def sample_step(ctx: DemoContext) -> None:
     from stackml.demo.sample import sample_path
     from stackml.demo.sample_report import sample_report
 
-    loaded = ctx.warehouse.ingest(sample_path(), "demo_store_sales", if_exists="replace")
-    ctx.say(f"Loaded {loaded.rows:,} rows into [bold]demo_store_sales[/bold]")
-    ctx.reports.append(sample_report(ctx.warehouse, "demo_store_sales").write(ctx.settings.reports_dir))
+    with ctx.warehouse() as warehouse:
+        loaded = warehouse.ingest(sample_path(), SAMPLE_TABLE, if_exists="replace")
+        report = sample_report(warehouse, SAMPLE_TABLE)
+    ctx.say(f"Loaded {loaded.rows:,} rows into [bold]{SAMPLE_TABLE}[/bold]")
+    ctx.reports.append(report.write(ctx.settings.reports_dir))
+
+
+def forecast_step(ctx: DemoContext) -> None:
+    """Run ForecastFlow on the sample table: backtest, choose, register, report (two weeks ahead)."""
+    from stackml.flows import flow_path, run_flow
+
+    result = run_flow(
+        flow_path("forecast"),
+        {"table": SAMPLE_TABLE, "horizon": 14, "season": 7, "model_name": "forecast-demo-store-sales"},
+        settings=ctx.settings,
+        console=ctx.console,
+        show_progress=ctx.console is not None,
+    )
+    end = result.run["end"].task.data
+    ctx.say(f"Chose [bold]{end.pipeline.choice.alias}[/bold]; {end.promotion.reason}")
+    ctx.reports.append(Path(end.report_path))
+
+
+SAMPLE_TABLE = "demo_store_sales"
 
 
 # Pipelines add their demo step here, in the order a reader of the report index would expect.
 DEMO_STEPS: list[tuple[str, Callable[[DemoContext], Any]]] = [
     ("Sample data", sample_step),
+    ("Forecasting", forecast_step),
 ]
 
 
 def run_demo(settings: Settings, console: Console | None = None) -> DemoResult:
     """Run every demo step against ``settings`` (created under its home) and return where the reports are."""
     from stackml.reports import build_index
-    from stackml.warehouse import connect
 
     settings.ensure_home()
-    with connect(settings=settings) as warehouse:
-        ctx = DemoContext(settings=settings, warehouse=warehouse, console=console)
-        for number, (title, step) in enumerate(DEMO_STEPS, start=1):
-            ctx.say(f"[bold cyan][{number}/{len(DEMO_STEPS)}] {title}[/bold cyan]")
-            step(ctx)
+    ctx = DemoContext(settings=settings, console=console)
+    for number, (title, step) in enumerate(DEMO_STEPS, start=1):
+        ctx.say(f"[bold cyan][{number}/{len(DEMO_STEPS)}] {title}[/bold cyan]")
+        step(ctx)
     index = build_index(settings.reports_dir)
     return DemoResult(index_path=index, reports=list(ctx.reports))
