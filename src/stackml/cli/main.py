@@ -183,8 +183,10 @@ app.command()(serve)
 
 # -- pipelines --------------------------------------------------------------------------------------------------
 from stackml.cli.forecast import forecast_app  # noqa: E402  (imports only typer)
+from stackml.cli.mmm import mmm_app  # noqa: E402  (imports only typer)
 
 app.add_typer(forecast_app, name="forecast")
+app.add_typer(mmm_app, name="mmm")
 
 
 # -- demo -------------------------------------------------------------------------------------------------------

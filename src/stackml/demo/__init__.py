@@ -78,11 +78,13 @@ def forecast_step(ctx: DemoContext) -> None:
 
 SAMPLE_TABLE = "demo_store_sales"
 
+from stackml.demo.mmm_demo import mmm_step  # noqa: E402  (cheap: the flow and PyMC load inside the step)
 
 # Pipelines add their demo step here, in the order a reader of the report index would expect.
 DEMO_STEPS: list[tuple[str, Callable[[DemoContext], Any]]] = [
     ("Sample data", sample_step),
     ("Forecasting", forecast_step),
+    ("Media-mix model", mmm_step),
 ]
 
 

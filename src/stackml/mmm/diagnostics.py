@@ -1,0 +1,229 @@
+"""Is the fitted model fit to use? Sampler health, in-sample fit and time-slice out-of-sample error, as gates.
+
+A model that fails a gate should not be registered; each failed gate says what it measured, the threshold and what
+to try.
+
+Example:
+    >>> from stackml.mmm.diagnostics import Gate
+    >>> Gate("divergences", 3, 0, False, "raise target_accept").message()
+    'divergences = 3 (limit 0): raise target_accept'
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from stackml._deps import require
+from stackml.errors import InputError, NotFittedError, StackmlError
+
+if TYPE_CHECKING:
+    from stackml.mmm.model import MediaMixModel
+
+__all__ = ["Diagnostics", "Gate", "GateFailedError", "diagnose", "fit_metrics", "time_slice_error"]
+
+ADVICE = {
+    "divergences": "raise target_accept (MediaMixModel(target_accept=0.95)), give channels with little spend "
+    "variation a roas_prior or lift tests, or use a simpler adstock/saturation",
+    "max_rhat": "the chains disagree: sample longer (tune=2000, draws=2000) or with more chains; if it persists "
+    "a channel is not identified (sparse or collinear spend), so add a roas_prior or lift tests",
+    "min_ess": "too few effective draws: increase draws (and tune)",
+    "r2": "the model explains little of the target: add control columns (promotions, holidays, price), raise "
+    "yearly_seasonality, or check that the target column is right",
+    "mape": "large in-sample errors: add control columns for the periods with the largest residuals",
+    "oos_mape": "the model forecasts the held-out periods badly: check for breaks at the end of the data, add "
+    "controls for new events, or calibrate with lift tests",
+}
+
+
+class GateFailedError(StackmlError, RuntimeError):
+    """A fitted model failed a diagnostics gate and must not be registered."""
+
+
+@dataclass(frozen=True)
+class Gate:
+    """One check: the measured value, its limit, whether it passed and what to try if not."""
+
+    name: str
+    value: float
+    threshold: float
+    passed: bool
+    advice: str
+
+    def message(self) -> str:
+        return f"{self.name} = {self.value:.4g} (limit {self.threshold:.4g}): {self.advice}"
+
+
+@dataclass
+class Diagnostics:
+    """The measured diagnostics and the gates derived from them."""
+
+    divergences: int
+    max_rhat: float
+    min_ess: float
+    r2: float
+    mape: float
+    coverage: float  # share of observations inside the 94% posterior-predictive interval
+    oos_mape: float | None = None
+    oos_r2: float | None = None
+    holdout_periods: int | None = None
+    gates: list[Gate] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return all(g.passed for g in self.gates)
+
+    @property
+    def failures(self) -> list[Gate]:
+        return [g for g in self.gates if not g.passed]
+
+    def as_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["gates"] = [asdict(g) for g in self.gates]
+        out["passed"] = self.passed
+        return out
+
+    def raise_if_failed(self) -> None:
+        """Raise :class:`GateFailedError` naming every failed gate and what to try."""
+        if self.failures:
+            listed = "; ".join(g.message() for g in self.failures)
+            raise GateFailedError(
+                f"The media-mix model failed {len(self.failures)} diagnostics gate(s): {listed}.",
+                hint="The model was not registered. Refit with the suggested changes.",
+            )
+
+
+def fit_metrics(observed: np.ndarray, expected_draws: np.ndarray, sigma: np.ndarray, seed: int = 0) -> dict:
+    """R² and MAPE of the posterior-mean prediction, and the 94% predictive interval's coverage."""
+    from stackml.mmm.outputs import hdi
+
+    prediction = expected_draws.mean(axis=0)
+    residual = observed - prediction
+    total = ((observed - observed.mean()) ** 2).sum()
+    nonzero = observed != 0
+    rng = np.random.default_rng(seed)
+    predictive = expected_draws + rng.normal(size=expected_draws.shape) * sigma[:, None]
+    low, high = hdi(predictive, 0.94)
+    return {
+        "r2": float(1.0 - (residual**2).sum() / total) if total > 0 else float("nan"),
+        "mape": float(np.mean(np.abs(residual[nonzero] / observed[nonzero])))
+        if nonzero.any()
+        else float("nan"),
+        "coverage": float(np.mean((observed >= low) & (observed <= high))),
+    }
+
+
+def _sampler_health(idata: Any) -> tuple[int, float, float]:
+    az = require("arviz", extra="mmm")
+    divergences = int(np.asarray(idata.sample_stats["diverging"]).sum())
+    names = [n for n in idata.posterior.data_vars if not n.startswith("lift_")]
+    posterior = idata.posterior[names]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # one-chain fits warn that r_hat is undefined; we report nan then
+        rhat = az.rhat(posterior)
+        ess = az.ess(posterior, method="bulk")
+    max_rhat = float(np.nanmax([np.nanmax(np.asarray(rhat[n])) for n in names]))
+    min_ess = float(np.nanmin([np.nanmin(np.asarray(ess[n])) for n in names]))
+    return divergences, max_rhat, min_ess
+
+
+def time_slice_error(model: MediaMixModel, holdout: float = 0.15, **sample_kwargs: Any) -> dict[str, Any]:
+    """Refit without the last ``holdout`` periods (a count, or a fraction) and score the forecast of them.
+
+    The compiled model is re-sampled with those periods masked out of the likelihood, so no second compile is
+    needed; the held-out spend is known, as it would be for a plan.
+
+    Returns:
+        ``{"holdout_periods", "oos_mape", "oos_r2", "oos_coverage"}``.
+    """
+    from stackml.mmm._posterior import PosteriorDraws
+    from stackml.mmm.sampling import resample
+
+    model._check_fitted()
+    if not hasattr(model, "_sample_result"):
+        raise NotFittedError(
+            "This MediaMixModel was loaded from a pickle, which keeps the posterior but not the compiled sampler.",
+            hint="Run the time-slice check on the model object right after fit().",
+        )
+    d = model.design_
+    n_holdout = round(holdout * d.n_periods) if isinstance(holdout, float) else int(holdout)
+    if not 1 <= n_holdout <= d.n_periods // 2:
+        raise InputError(
+            f"The 'holdout' parameter must leave 1..{d.n_periods // 2} periods out; got {holdout!r} "
+            f"({n_holdout} of {d.n_periods} periods).",
+            hint="Pass a fraction such as 0.15 or a number of periods.",
+        )
+    mask = np.ones(d.n_periods)
+    mask[-n_holdout:] = 0.0
+    stats = model.fit_stats_
+    kwargs = {k: stats[k] for k in ("draws", "tune", "chains", "random_state")}
+    kwargs |= {"target_accept": model.target_accept, "progressbar": False, **sample_kwargs}
+    idata = resample(model._sample_result, {"fit_mask": mask}, **kwargs)
+    draws = PosteriorDraws.from_idata(idata, d, model.adstock_, model.saturation_)
+    expected = draws.expected(d.dates, d.spend, d.control_values)[:, -n_holdout:]
+    metrics = fit_metrics(d.target[-n_holdout:], expected, draws.sigma * d.target_scale)
+    return {
+        "holdout_periods": n_holdout,
+        "oos_mape": metrics["mape"],
+        "oos_r2": metrics["r2"],
+        "oos_coverage": metrics["coverage"],
+    }
+
+
+def diagnose(
+    model: MediaMixModel,
+    *,
+    holdout: float | None = None,
+    max_divergences: int = 0,
+    max_rhat: float = 1.01,
+    min_ess: float = 400.0,
+    min_r2: float = 0.5,
+    max_mape: float | None = None,
+    max_oos_mape: float | None = None,
+) -> Diagnostics:
+    """Measure a fitted model and apply the gates.
+
+    Args:
+        model: a fitted MediaMixModel.
+        holdout: when given, also run :func:`time_slice_error` (costs one more sampling run).
+        max_divergences, max_rhat, min_ess, min_r2: sampler and fit gates.
+        max_mape, max_oos_mape: optional error gates (None: reported, not gated).
+    """
+    model._check_fitted()
+    d = model.design_
+    divergences, rhat, ess = _sampler_health(model.idata_)
+    expected = model.posterior_.expected(d.dates, d.spend, d.control_values)
+    metrics = fit_metrics(d.target, expected, model.posterior_.sigma * d.target_scale)
+    report = Diagnostics(divergences=divergences, max_rhat=rhat, min_ess=ess, **metrics)
+    gates = [
+        Gate(
+            "divergences", divergences, max_divergences, divergences <= max_divergences, ADVICE["divergences"]
+        ),
+        Gate("max_rhat", rhat, max_rhat, bool(rhat <= max_rhat), ADVICE["max_rhat"]),
+        Gate("min_ess", ess, min_ess, bool(ess >= min_ess), ADVICE["min_ess"]),
+        Gate("r2", report.r2, min_r2, bool(report.r2 >= min_r2), ADVICE["r2"]),
+    ]
+    if max_mape is not None:
+        gates.append(Gate("mape", report.mape, max_mape, report.mape <= max_mape, ADVICE["mape"]))
+    if holdout is not None:
+        oos = time_slice_error(model, holdout)
+        report.oos_mape, report.oos_r2, report.holdout_periods = (
+            oos["oos_mape"],
+            oos["oos_r2"],
+            oos["holdout_periods"],
+        )
+        if max_oos_mape is not None:
+            gates.append(
+                Gate(
+                    "oos_mape",
+                    report.oos_mape,
+                    max_oos_mape,
+                    report.oos_mape <= max_oos_mape,
+                    ADVICE["oos_mape"],
+                )
+            )
+    report.gates = gates
+    return report

@@ -1,0 +1,306 @@
+"""The media-mix report: contributions over time, ROAS with intervals, response curves, the budget plan, diagnostics."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+if TYPE_CHECKING:
+    from stackml.mmm.pipeline import MMMResult
+    from stackml.reports import Report
+
+PALETTE = ("#2563eb", "#dc2626", "#16a34a", "#d97706", "#7c3aed", "#0891b2", "#db2777", "#65a30d", "#475569")
+
+
+def mmm_report(
+    result: MMMResult,
+    *,
+    title: str = "Media mix",
+    run_id: str | None = None,
+    registry_note: str | None = None,
+) -> Report:
+    """Build the report of one media-mix run (nothing is written; call ``.write()``)."""
+    from stackml.reports import Report
+
+    pct = f"{result.config.hdi_prob:.0%}"
+    report = Report(
+        title=title, narrative=_narrative(result, pct, registry_note), pipeline="mmm", run_id=run_id
+    )
+    d = result.diagnostics
+    cards: dict[str, Any] = {
+        "periods": result.model.design_.n_periods,
+        "channels": len(result.config.channels),
+        "media share": f"{result.contribution_share['mean'].sum():.1%}",
+        "gates": "passed" if result.passed else f"{len(d.failures)} failed",
+        "in-sample R²": f"{d.r2:.3f}",
+    }
+    if d.oos_mape is not None:
+        cards["holdout MAPE"] = f"{d.oos_mape:.1%}"
+    if result.plan is not None:
+        cards["plan uplift"] = f"{result.plan.uplift_ratio:+.1%}"
+    report.add_metrics(cards)
+
+    report.add_heading("Contributions")
+    report.add_figure(_contributions_figure(result), caption="Expected target by component (posterior means, stacked)"
+                      " and the observed target")  # fmt: skip
+    report.add_table(_channel_table(result), caption=f"Per channel over the fitted period, with {pct} HDIs")
+
+    report.add_heading("Return on ad spend")
+    report.add_figure(_roas_figure(result, pct), caption=f"ROAS (contribution / spend) with {pct} HDIs, and marginal"
+                      " ROAS of 1 % more spend")  # fmt: skip
+    report.add_figure(_response_figure(result, pct), caption=f"Response curves: steady-state contribution per period"
+                      f" for a constant spend per period, with {pct} HDIs; the marker is the average spend")  # fmt: skip
+
+    report.add_heading("Budget plan")
+    if result.plan is None:
+        reason = (
+            "the model failed its diagnostics gates"
+            if not result.passed
+            else "no planning horizon was asked for"
+        )
+        report.add_paragraph(f"No budget plan: {reason}.")
+    else:
+        report.add_paragraph(_plan_text(result, pct))
+        report.add_figure(
+            _plan_figure(result), caption="Spend per period: historical mix vs the optimised plan"
+        )
+        report.add_table(
+            _plan_table(result), caption="The optimised allocation; 'bound' names a bound the plan sits on"
+        )
+
+    report.add_heading("Diagnostics")
+    report.add_table(
+        _gates_table(result), caption="Diagnostics gates: a model failing any of them is not registered"
+    )
+    stats = result.model.fit_stats_
+    timing = {"sampler": stats["sampler"], **{f"{k} (s)": round(v, 1) for k, v in result.seconds.items()}}
+    report.add_table(pd.DataFrame([timing]), caption="How the posterior was sampled, and where the time went")
+    return report
+
+
+# -- text ------------------------------------------------------------------------------------------------------------
+def _period_word(days: float) -> str:
+    return {7.0: "weekly", 1.0: "daily"}.get(float(days), f"{days:g}-day")
+
+
+def _narrative(result: MMMResult, pct: str, registry_note: str | None) -> str:
+    cfg, model, d = result.config, result.model, result.diagnostics
+    design = model.design_
+    lift = model.lift_tests_
+    controls = f", controls {', '.join(cfg.controls)}" if cfg.controls else ""
+    parts = [
+        f"{design.n_periods} {_period_word(design.period_days)} periods from {design.dates[0].date()} to "
+        f"{design.dates[-1].date()}: target {cfg.target}, channels {', '.join(cfg.channels)}{controls}. A Bayesian "
+        f"media-mix model ({cfg.adstock} adstock, {cfg.saturation} saturation, trend and yearly seasonality) was "
+        f"sampled with {model.fit_stats_['sampler']} ({cfg.chains} chains x {cfg.draws} draws)"
+        + (f" and calibrated with {len(lift)} lift test(s)." if lift is not None else ".")
+    ]
+    if result.passed:
+        best = result.roas["mean"].idxmax()
+        row = result.roas.loc[best]
+        share = result.contribution_share["mean"].sum()
+        parts.append(
+            f"It passed every diagnostics gate. Media drove {share:.1%} of the target; the highest return is "
+            f"{best}'s, {row['mean']:.2f} per unit of spend ({pct} HDI {row['hdi_low']:.2f} to {row['hdi_high']:.2f})."
+        )
+        relaxed = _relaxed_gates(cfg)
+        if relaxed:
+            parts.append(
+                f"Note that its gates were relaxed from the defaults ({relaxed}); treat the intervals as rough."
+            )
+        if d.oos_mape is not None:
+            parts.append(
+                f"Refitted without the last {d.holdout_periods} periods it forecast them with a MAPE of {d.oos_mape:.1%}."
+            )
+        if result.plan is not None:
+            parts.append(_plan_text(result, pct))
+    else:
+        failed = "; ".join(result.failed_gates())
+        parts.append(
+            f"The model FAILED {len(d.failures)} diagnostics gate(s) and was not registered, and no budget plan was "
+            f"made: {failed}. The estimates below are shown to help diagnose the fit; do not use them for decisions."
+        )
+    text = " ".join(parts)
+    return f"{text}\n\n{registry_note}" if registry_note else text
+
+
+def _relaxed_gates(config: Any) -> str:
+    """The gates set looser than the defaults, as ``"min_ess ≥ 100 (default 400), ..."``."""
+    from dataclasses import fields
+
+    defaults = {f.name: f.default for f in fields(config)}
+    looser = [
+        (name, sign, getattr(config, name), defaults[name])
+        for name, sign, worse in (
+            ("max_divergences", "≤", 1), ("max_rhat", "≤", 1), ("min_ess", "≥", -1), ("min_r2", "≥", -1),
+        )
+        if (getattr(config, name) - defaults[name]) * worse > 0
+    ]  # fmt: skip
+    return ", ".join(
+        f"{name} {sign} {value:g} (default {default:g})" for name, sign, value, default in looser
+    )
+
+
+def _plan_text(result: MMMResult, pct: str) -> str:
+    plan = result.plan
+    assert plan is not None
+    low, high = plan.uplift_hdi
+    binding = ", ".join(f"{c} ({side})" for c, side in plan.binding.items()) or "none"
+    return (
+        f"Spending {plan.total_budget:,.0f} over the next {plan.horizon_periods} periods as optimised is expected to "
+        f"return {plan.expected_response:,.0f} from media, {plan.uplift:+,.0f} ({plan.uplift_ratio:+.1%}; {pct} HDI "
+        f"{low:+,.0f} to {high:+,.0f}) against the same budget in the historical mix, which it beats in "
+        f"{plan.uplift_probability:.0%} of posterior draws. Bounds that bind: {binding}."
+    )
+
+
+# -- tables ----------------------------------------------------------------------------------------------------------
+def _channel_table(result: MMMResult) -> pd.DataFrame:
+    roas, share, mroas = result.roas, result.contribution_share, result.marginal_roas
+    return pd.DataFrame(
+        {
+            "channel": roas.index,
+            "spend": roas["spend"].to_numpy(),
+            "contribution": roas["contribution"].to_numpy(),
+            "share": share["mean"].to_numpy(),
+            "share low": share["hdi_low"].to_numpy(),
+            "share high": share["hdi_high"].to_numpy(),
+            "ROAS": roas["mean"].to_numpy(),
+            "ROAS low": roas["hdi_low"].to_numpy(),
+            "ROAS high": roas["hdi_high"].to_numpy(),
+            "marginal ROAS": mroas.loc[roas.index, "mean"].to_numpy(),
+        }
+    )
+
+
+def _plan_table(result: MMMResult) -> pd.DataFrame:
+    plan = result.plan
+    assert plan is not None
+    names = {
+        "per_period": "per period",
+        "total": "total",
+        "share": "share",
+        "lower": "min per period",
+        "upper": "max per period",
+        "bound": "bound",
+        "response": "response",
+        "baseline_per_period": "historical mix per period",
+        "baseline_response": "historical mix response",
+    }
+    return plan.allocation.reset_index()[["channel", *names]].rename(columns=names)  # fmt: skip
+
+
+def _gates_table(result: MMMResult) -> pd.DataFrame:
+    d = result.diagnostics
+    rows = [
+        {"measure": g.name, "value": f"{g.value:.4g}", "limit": f"{g.threshold:.4g}",
+         "passed": "yes" if g.passed else "NO", "what to try": "" if g.passed else g.advice}
+        for g in d.gates
+    ]  # fmt: skip
+    extra = {"in-sample MAPE": d.mape, "94% predictive interval coverage": d.coverage}
+    if d.oos_mape is not None and not any(g.name == "oos_mape" for g in d.gates):
+        extra[f"holdout MAPE (last {d.holdout_periods} periods)"] = d.oos_mape
+    for name, value in extra.items():
+        rows.append(
+            {
+                "measure": name,
+                "value": f"{value:.4g}",
+                "limit": "",
+                "passed": "(not gated)",
+                "what to try": "",
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+# -- figures ---------------------------------------------------------------------------------------------------------
+def _colour(k: int) -> str:
+    return PALETTE[k % len(PALETTE)]
+
+
+def _contributions_figure(result: MMMResult):
+    import plotly.graph_objects as go
+
+    parts = result.contributions
+    baseline = parts[parts["kind"] == "baseline"].groupby("date", sort=True)["mean"].sum()
+    figure = go.Figure()
+    figure.add_trace(go.Scatter(x=baseline.index, y=baseline.to_numpy(), name="baseline", stackgroup="one",
+                                line={"width": 0.5, "color": PALETTE[-1]}))  # fmt: skip
+    for k, channel in enumerate(result.config.channels):
+        rows = parts[(parts["kind"] == "channel") & (parts["component"] == channel)].sort_values("date")
+        figure.add_trace(go.Scatter(x=rows["date"], y=rows["mean"], name=channel, stackgroup="one",
+                                    line={"width": 0.5, "color": _colour(k)}))  # fmt: skip
+    design = result.model.design_
+    figure.add_trace(go.Scatter(x=design.dates, y=design.target, name="observed", mode="lines",
+                                line={"color": "#111827", "width": 1.5, "dash": "dot"}))  # fmt: skip
+    figure.update_layout(
+        xaxis_title="period", yaxis_title=result.config.target, height=420, hovermode="x unified"
+    )
+    return figure
+
+
+def _roas_figure(result: MMMResult, pct: str):
+    import plotly.graph_objects as go
+
+    roas, mroas = result.roas, result.marginal_roas.loc[result.roas.index]
+    figure = go.Figure()
+    for name, frame, colour in (
+        (f"ROAS ({pct} HDI)", roas, PALETTE[0]),
+        ("marginal ROAS", mroas, PALETTE[3]),
+    ):
+        figure.add_trace(
+            go.Bar(
+                x=list(frame.index), y=frame["mean"], name=name, marker_color=colour,
+                error_y={"type": "data", "symmetric": False, "array": frame["hdi_high"] - frame["mean"],
+                         "arrayminus": frame["mean"] - frame["hdi_low"]},
+            )
+        )  # fmt: skip
+    figure.add_hline(y=1.0, line_dash="dot", line_color="#6b7280", annotation_text="break-even")
+    figure.update_layout(
+        barmode="group", xaxis_title="channel", yaxis_title="target per unit of spend", height=380
+    )
+    return figure
+
+
+def _response_figure(result: MMMResult, pct: str):
+    import plotly.graph_objects as go
+
+    curves = result.response_curves
+    figure = go.Figure()
+    for k, channel in enumerate(result.config.channels):
+        rows = curves[curves["channel"] == channel].sort_values("spend")
+        colour = _colour(k)
+        figure.add_trace(
+            go.Scatter(
+                x=list(rows["spend"]) + list(rows["spend"])[::-1], y=list(rows["hdi_high"]) + list(rows["hdi_low"])[::-1],
+                fill="toself", fillcolor=_rgba(colour, 0.15), line={"width": 0}, hoverinfo="skip",
+                name=f"{channel} {pct} HDI", showlegend=False,
+            )
+        )  # fmt: skip
+        figure.add_trace(
+            go.Scatter(x=rows["spend"], y=rows["mean"], mode="lines", name=channel, line={"color": colour})
+        )
+        current = rows.iloc[(rows["multiple"] - 1.0).abs().argsort()[:1]]
+        figure.add_trace(go.Scatter(x=current["spend"], y=current["mean"], mode="markers", showlegend=False,
+                                    marker={"color": colour, "size": 9}, name=f"{channel} average spend"))  # fmt: skip
+    figure.update_layout(xaxis_title="spend per period", yaxis_title="contribution per period", height=420)
+    return figure
+
+
+def _plan_figure(result: MMMResult):
+    import plotly.graph_objects as go
+
+    allocation = result.plan.allocation  # type: ignore[union-attr]
+    figure = go.Figure()
+    figure.add_trace(go.Bar(x=list(allocation.index), y=allocation["baseline_per_period"], name="historical mix",
+                            marker_color=PALETTE[-1]))  # fmt: skip
+    figure.add_trace(go.Bar(x=list(allocation.index), y=allocation["per_period"], name="optimised",
+                            marker_color=PALETTE[0]))  # fmt: skip
+    figure.update_layout(barmode="group", xaxis_title="channel", yaxis_title="spend per period", height=360)
+    return figure
+
+
+def _rgba(hex_colour: str, alpha: float) -> str:
+    r, g, b = (int(hex_colour[i : i + 2], 16) for i in (1, 3, 5))
+    return f"rgba({r}, {g}, {b}, {alpha})"

@@ -1,0 +1,172 @@
+"""One small calibrated model, fitted once for the module (nutpie's compile dominates: 20-70 s on 2 cores)."""
+
+from __future__ import annotations
+
+import pickle
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from stackml.errors import NotFittedError
+from stackml.mmm import MediaMixModel, diagnose, outputs, simulate
+from stackml.mmm.calibration import counterfactual_spend, load_lift_tests
+from stackml.mmm.diagnostics import GateFailedError, time_slice_error
+
+pytest.importorskip("pymc")
+pytest.importorskip("nutpie")
+
+DRAWS, CHAINS = 150, 2
+
+
+@pytest.fixture(scope="module")
+def sim():
+    return simulate("2y_3ch", seed=3, n_periods=60)
+
+
+@pytest.fixture(scope="module")
+def model(sim) -> MediaMixModel:
+    mmm = MediaMixModel("date", list(sim.channels), "revenue", control_columns=list(sim.controls))
+    return mmm.fit(sim.frame, draws=DRAWS, tune=200, chains=CHAINS, random_state=7, lift_tests=sim.lift_tests)
+
+
+def future_plan(sim, weeks: int, scale: float = 1.0) -> pd.DataFrame:
+    last = sim.frame["date"].iloc[-1]
+    plan = pd.DataFrame({"date": pd.date_range(last + pd.Timedelta(days=7), periods=weeks, freq="7D")})
+    for c in sim.channels:
+        plan[c] = sim.frame[c].mean() * scale
+    plan["promo"], plan["price_index"] = 0.0, 1.0
+    return plan
+
+
+def test_fit_keeps_the_posterior_and_how_it_was_sampled(model, sim) -> None:
+    assert model.fit_stats_["sampler"] == "nutpie" and model.fit_stats_["fallback_reason"] is None
+    assert model.fit_stats_["compile_seconds"] > 0 and model.fit_stats_["sampling_seconds"] > 0
+    posterior = model.idata_.posterior
+    assert list(posterior["beta"].coords["channel"].values) == list(sim.channels)
+    assert posterior["beta"].shape == (CHAINS, DRAWS, 3)
+    assert {"adstock_alpha", "saturation_lam", "intercept", "trend_slope", "gamma_fourier", "gamma_control",
+            "sigma", "lift_predicted"} <= set(posterior.data_vars)  # fmt: skip
+    assert not [name for name in posterior.data_vars if name.endswith("__")]  # natural scale only
+    assert model.posterior_.n_draws == CHAINS * DRAWS
+    assert model.channels_ == sim.channels
+
+
+def test_lift_counterfactual_in_the_graph_equals_numpy(model, sim) -> None:
+    """The PyMC graph's lift prediction is the NumPy counterfactual on the same draws, carryover included."""
+    d = model.design_
+    in_graph = model.posterior_.design.target_scale * np.asarray(
+        model.idata_.posterior["lift_predicted"]
+    ).reshape(CHAINS * DRAWS, -1)
+    tests = load_lift_tests(sim.lift_tests)
+    actual = model.posterior_.contributions(d.spend)
+    for r, test in enumerate(tests.itertuples()):
+        k = d.channels.index(test.channel)
+        window = np.asarray((d.dates >= test.start_date) & (d.dates <= test.end_date))
+        spend = d.spend.copy()
+        spend[:, k] = counterfactual_spend(d.spend[:, k], window, test.spend_change)
+        assert spend[window, k].sum() == pytest.approx(0.0, abs=1e-6)  # go-dark
+        changed = model.posterior_.contributions(spend)
+        first = np.flatnonzero(window)[0]
+        expected = (changed - actual)[:, first:, k].sum(axis=1)  # the window and everything after it
+        np.testing.assert_allclose(in_graph[:, r], expected, rtol=1e-6)
+
+
+def test_fit_is_good_on_data_from_the_model_family(model, sim) -> None:
+    report = diagnose(model, min_ess=50)
+    assert report.divergences == 0
+    assert report.r2 > 0.85 and report.mape < 0.05
+    assert 0.7 <= report.coverage <= 1.0
+    roas = outputs.roas(model)
+    truth = sim.truth["roas"]
+    assert ((roas["mean"] - truth).abs() / truth).max() < 0.35  # few draws, 60 weeks, calibrated with 3 tests
+
+
+def test_predict_on_the_training_frame_matches_the_components(model, sim) -> None:
+    predicted = model.predict(sim.frame)
+    assert list(predicted.columns) == ["date", "prediction", "hdi_low", "hdi_high"]
+    assert len(predicted) == len(sim.frame)
+    assert (predicted["hdi_low"] <= predicted["prediction"]).all()
+    assert (predicted["prediction"] <= predicted["hdi_high"]).all()
+    parts = outputs.contributions(model).groupby("date")["mean"].sum()
+    np.testing.assert_allclose(parts.to_numpy(), predicted["prediction"].to_numpy(), rtol=1e-9)
+
+
+def test_predict_counts_carryover_from_the_training_spend(model, sim) -> None:
+    plan = future_plan(sim, 10)
+    with_history = model.predict(plan)["prediction"].to_numpy()
+    without = model.predict(plan, history=False)["prediction"].to_numpy()
+    assert with_history[0] > without[0]  # last weeks' spend still works in the first planned week
+    np.testing.assert_allclose(with_history[8:], without[8:], rtol=1e-9)  # gone after l_max weeks
+
+
+def test_expected_response_for_spend_plans(model, sim) -> None:
+    plan = future_plan(sim, 6)
+    response = model.expected_response(plan)
+    assert response.shape == (CHAINS * DRAWS, 3)
+    zero = model.expected_response(plan.assign(**{c: 0.0 for c in sim.channels}))
+    assert (zero > 0).all()  # only the carryover of past spend
+    assert np.allclose(
+        model.expected_response(plan.assign(**{c: 0.0 for c in sim.channels}), history=False), 0
+    )
+    bigger = model.expected_response(future_plan(sim, 6, scale=2.0))
+    assert (bigger.mean(axis=0) > response.mean(axis=0)).all()
+    assert (model.expected_response(plan, include_tail=True) > response).all()
+    as_array = model.expected_response(plan[list(sim.channels)].to_numpy())  # periods right after the data
+    np.testing.assert_allclose(as_array, response)
+
+
+def test_outputs_have_intervals_and_sensible_shapes(model, sim) -> None:
+    roas = outputs.roas(model)
+    assert list(roas.index) == list(sim.channels)
+    assert (roas["hdi_low"] <= roas["mean"]).all() and (roas["mean"] <= roas["hdi_high"]).all()
+    np.testing.assert_allclose(roas["spend"], sim.frame[list(sim.channels)].sum())
+    share = outputs.contribution_share(model)
+    np.testing.assert_allclose(share["mean"], roas["contribution"] / sim.frame["revenue"].sum())
+    marginal = outputs.marginal_roas(model)
+    assert (marginal["mean"] < roas["mean"]).all()  # diminishing returns
+    curves = outputs.response_curves(model, n_points=11)
+    assert len(curves) == 33
+    for _, curve in curves.groupby("channel"):
+        assert curve["mean"].iloc[0] == 0 and (np.diff(curve["mean"]) > 0).all()
+        assert (np.diff(np.diff(curve["mean"])) < 1e-9).all()  # concave: logistic saturation
+    summary = outputs.summary(model, diagnostics=diagnose(model, min_ess=50))
+    assert set(summary) == {"roas", "contribution_share", "diagnostics"}
+    assert set(summary["roas"]["tv"]) == {"mean", "hdi_low", "hdi_high"}
+    assert {"divergences", "max_rhat", "min_ess"} <= set(summary["diagnostics"])
+
+
+def test_gates_name_the_failure_and_what_to_try(model) -> None:
+    report = diagnose(model, min_ess=1e9, min_r2=0.0, max_rhat=2.0)
+    assert not report.passed and [g.name for g in report.failures] == ["min_ess"]
+    with pytest.raises(GateFailedError, match=r"failed 1 diagnostics gate\(s\): min_ess = .* increase draws"):
+        report.raise_if_failed()
+
+
+def test_time_slice_error_reuses_the_compiled_model(model) -> None:
+    before = np.asarray(model.idata_.posterior["beta"]).copy()
+    oos = time_slice_error(model, holdout=8, draws=100, tune=150)
+    assert oos["holdout_periods"] == 8
+    assert 0 <= oos["oos_mape"] < 0.15
+    np.testing.assert_array_equal(np.asarray(model.idata_.posterior["beta"]), before)  # the fit is untouched
+
+
+@pytest.mark.slow
+def test_pymc_is_the_fallback_when_nutpie_is_missing(sim, monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "nutpie", None)  # as if nutpie were not installed
+    small = MediaMixModel("date", ["search", "social"], "revenue", yearly_seasonality=0)
+    with pytest.warns(UserWarning, match="nutpie could not sample this model .*using PyMC's NUTS"):
+        small.fit(sim.frame, draws=50, tune=50, chains=1, random_state=1)
+    assert small.fit_stats_["sampler"] == "pymc" and "nutpie" in small.fit_stats_["fallback_reason"]
+    assert small.posterior_.n_draws == 50
+
+
+def test_pickled_model_predicts_the_same(model, sim) -> None:
+    """What a registry stores: the posterior and the design, without the compiled sampler."""
+    restored = pickle.loads(pickle.dumps(model))
+    plan = future_plan(sim, 4)
+    pd.testing.assert_frame_equal(restored.predict(plan), model.predict(plan))
+    np.testing.assert_array_equal(restored.expected_response(plan), model.expected_response(plan))
+    with pytest.raises(NotFittedError, match="loaded from a pickle"):
+        time_slice_error(restored, holdout=8)

@@ -1,0 +1,245 @@
+"""The media-mix pipeline functions on one small fitted model (nutpie's compile dominates: fit once per module).
+
+Oracles: the simulator's own weekly frame for the SQL aggregation, and identities between the outputs (ROAS x spend
+is the contribution, which is the share x the total target) for the summary.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from stackml.errors import InputError, TableNotFoundError
+from stackml.mmm import simulate
+from stackml.mmm.diagnostics import GateFailedError
+from stackml.mmm.pipeline import (
+    MMMConfig,
+    check_frame,
+    check_model,
+    check_source,
+    default_budget,
+    load_frame,
+    parse_bounds,
+    run_pipeline,
+    summarise,
+)
+
+CHANNELS, CONTROLS = ("search", "social", "tv"), ("promo", "price_index")
+# Few draws keep the module fast; the sampler gates are relaxed to what such short chains reach.
+SHORT = {"draws": 100, "tune": 200, "chains": 2, "random_state": 7, "min_ess": 10.0, "max_rhat": 1.2,
+         "max_divergences": 10, "horizon": 6}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def sim():
+    return simulate("2y_3ch", seed=3, n_periods=60)
+
+
+@pytest.fixture(scope="module")
+def warehouse(sim):
+    from stackml.warehouse import connect
+
+    with connect("duckdb:///:memory:") as wh:
+        wh.ingest(sim.touchpoints, "touchpoints")
+        wh.ingest(sim.controls_frame, "controls")
+        wh.ingest(sim.frame, "model_frame")
+        yield wh
+
+
+@pytest.fixture(scope="module")
+def config() -> MMMConfig:
+    return MMMConfig(channels=CHANNELS, controls=CONTROLS, **SHORT)
+
+
+@pytest.fixture(scope="module")
+def frame(config, warehouse) -> pd.DataFrame:
+    return load_frame(config, table="touchpoints", controls_table="controls", warehouse=warehouse)
+
+
+@pytest.fixture(scope="module")
+def result(frame, config):
+    pytest.importorskip("pymc")
+    pytest.importorskip("nutpie")
+    return run_pipeline(frame, config)
+
+
+# -- configuration and data ---------------------------------------------------------------------------------------
+def test_config_reports_every_problem_at_once() -> None:
+    with pytest.raises(InputError) as caught:
+        MMMConfig(channels=(), draws=0, freq="M", holdout=0.9, horizon=-1, budget=-5.0, adstock="nope")
+    message = str(caught.value)
+    for part in ("'channel_columns' must be a non-empty list", "'draws' must be an int >= 1", "'freq' must be one of",
+                 "'holdout' must be a share", "'horizon' must be an int >= 0", "'budget' must be a number > 0",
+                 "unknown adstock 'nope'"):  # fmt: skip
+        assert part in message
+    with pytest.raises(InputError, match=r"bounds name channels \['radio'\]"):
+        MMMConfig(channels=CHANNELS, bounds={"radio": (0.0, 1.0)})
+    with pytest.raises(InputError, match=r"columns named in more than one role: \['search'\]"):
+        MMMConfig(channels=CHANNELS, controls=("search",))
+
+
+def test_parse_bounds() -> None:
+    assert parse_bounds("search=0:5000, tv=:20000") == {"search": (0.0, 5000.0), "tv": (None, 20000.0)}
+    assert parse_bounds(None) is None and parse_bounds(" ") is None
+    with pytest.raises(InputError, match=r"'search=5' is not CHANNEL=MIN:MAX[\s\S]*'tv=a:b' is not"):
+        parse_bounds("search=5,tv=a:b")
+
+
+def test_touchpoints_aggregate_in_sql_to_the_simulated_weekly_frame(frame, sim) -> None:
+    assert list(frame.columns) == ["date", *CHANNELS, *CONTROLS, "revenue"]
+    expected = sim.frame[["date", *CHANNELS, *CONTROLS, "revenue"]]
+    pd.testing.assert_frame_equal(
+        frame.reset_index(drop=True), expected, check_dtype=False, check_exact=False, rtol=1e-9
+    )
+
+
+def test_a_model_frame_loads_from_a_table_a_csv_and_a_parquet_file(
+    config, warehouse, sim, tmp_path: Path
+) -> None:
+    from_table = load_frame(config, table="model_frame", warehouse=warehouse)
+    csv, parquet = tmp_path / "mmm.csv", tmp_path / "mmm.parquet"
+    sim.frame.to_csv(csv, index=False)
+    sim.frame.to_parquet(parquet)
+    for loaded in (from_table, load_frame(config, data=csv), load_frame(config, data=parquet)):
+        assert list(loaded.columns) == ["date", *CHANNELS, *CONTROLS, "revenue"]
+        np.testing.assert_allclose(loaded[list(CHANNELS)].to_numpy(), sim.frame[list(CHANNELS)].to_numpy())
+        check_frame(loaded, config)
+
+
+def test_check_source_names_every_problem(config, warehouse, sim, tmp_path: Path) -> None:
+    wrong = MMMConfig(channels=("search", "radio"), target="sales", controls=("promo",))
+    with pytest.raises(InputError, match=r"missing columns \['sales'\]"):
+        check_source(wrong, table="touchpoints", warehouse=warehouse)
+    unknown = MMMConfig(channels=("search", "radio"), controls=("promo",))
+    with pytest.raises(InputError) as caught:
+        check_source(unknown, table="touchpoints", warehouse=warehouse)
+    assert "unknown channels ['radio']" in str(caught.value) and "controls ['promo'] are not in" in str(
+        caught.value
+    )
+    with pytest.raises(InputError, match=r"missing columns \['radio'\]"):
+        check_source(unknown, table="model_frame", warehouse=warehouse)
+    with pytest.raises(TableNotFoundError, match="Table 'nope' does not exist"):
+        check_source(config, table="nope", warehouse=warehouse)
+    with pytest.raises(InputError, match="File not found"):
+        check_source(config, data=tmp_path / "missing.csv")
+    with pytest.raises(InputError, match="exactly one of a data file or a warehouse table"):
+        check_source(config, data=tmp_path / "x.csv", table="touchpoints", warehouse=warehouse)
+    lift = tmp_path / "lift.csv"
+    sim.lift_tests.to_csv(lift, index=False)
+    only_search = MMMConfig(channels=("search",), lift_tests=str(lift))
+    with pytest.raises(InputError, match=r"channels \['social', 'tv'\] that are not among"):
+        check_source(only_search, table="touchpoints", warehouse=warehouse)
+    lift.write_text("channel,start_date\nsearch,2022-01-03\n")
+    with pytest.raises(InputError, match=r"missing columns \['end_date'"):
+        check_source(
+            MMMConfig(channels=CHANNELS, lift_tests=str(lift)), table="touchpoints", warehouse=warehouse
+        )
+    assert (
+        check_source(config, table="touchpoints", controls_table="controls", warehouse=warehouse)
+        == "touchpoints"
+    )
+    assert check_source(config, table="model_frame", warehouse=warehouse) == "frame"
+
+
+def test_check_frame_lists_bad_values(config, frame) -> None:
+    bad = frame.copy()
+    bad.loc[3, "search"] = -1.0
+    bad.loc[5, "revenue"] = np.nan
+    with pytest.raises(InputError) as caught:
+        check_frame(bad, config)
+    assert "channel 'search' has 1 negative spend values" in str(caught.value)
+    assert "column 'revenue' has 1 missing or infinite values" in str(caught.value)
+    with pytest.raises(InputError, match="too few rows: 10"):
+        check_frame(frame.head(10), config)
+
+
+# -- fitted: gates, outputs, plan, report, registry ------------------------------------------------------------------
+def test_the_model_passes_the_configured_gates_and_fails_strict_ones(result, config) -> None:
+    d = result.diagnostics
+    assert result.passed and d.r2 > 0.85 and d.holdout_periods == 9 and 0 < d.oos_mape < 0.1
+    strict = MMMConfig(
+        channels=CHANNELS, controls=CONTROLS, **{**SHORT, "min_ess": 1e6, "max_holdout_mape": 1e-6}
+    )
+    failed = check_model(result.model, strict, result.holdout)
+    assert [g.name for g in failed.failures] == ["min_ess", "oos_mape"]
+    assert "increase draws" in failed.failures[0].message()
+
+
+def test_summary_is_json_with_consistent_intervals(result, frame) -> None:
+    summary = json.loads(json.dumps(result.summary(), allow_nan=False))
+    assert set(summary["roas"]) == set(CHANNELS) == set(summary["contribution_share"])
+    assert {"divergences", "max_rhat", "min_ess"} <= set(summary["diagnostics"])
+    for ch in CHANNELS:
+        roas, share = summary["roas"][ch], summary["contribution_share"][ch]
+        assert roas["hdi_low"] <= roas["mean"] <= roas["hdi_high"]
+        assert share["hdi_low"] <= share["mean"] <= share["hdi_high"]
+        spend = frame[ch].sum()
+        # ROAS x spend and share x total target are both the channel's mean contribution.
+        assert roas["mean"] * spend == pytest.approx(share["mean"] * frame["revenue"].sum(), rel=1e-9)
+    assert 0 < sum(s["mean"] for s in summary["contribution_share"].values()) < 1
+
+
+def test_the_plan_spends_the_historical_rate_by_default(result, config) -> None:
+    plan = result.plan
+    assert plan is not None and plan.horizon_periods == config.horizon
+    assert plan.total_budget == pytest.approx(default_budget(result.model, config.horizon))
+    assert plan.allocation["total"].sum() == pytest.approx(plan.total_budget, rel=1e-6)
+    assert plan.uplift_hdi[0] <= plan.uplift <= plan.uplift_hdi[1]
+
+
+def test_the_report_shows_every_section_and_says_when_gates_failed(result, config) -> None:
+    from stackml.mmm.report import mmm_report
+
+    html = mmm_report(result, title="MMM test", registry_note="Registered as x v1.").to_html()
+    for text in ("Contributions", "Return on ad spend", "Response curves", "Budget plan", "Diagnostics",
+                 "It passed every diagnostics gate", "Registered as x v1.",
+                 "gates were relaxed from the defaults (max_divergences ≤ 10 (default 0)"):  # fmt: skip
+        assert text in html
+    strict = MMMConfig(channels=CHANNELS, controls=CONTROLS, **{**SHORT, "min_ess": 1e6})
+    failed = summarise(
+        result.model, check_model(result.model, strict, result.holdout), strict, holdout=result.holdout
+    )
+    html = mmm_report(failed).to_html()
+    assert "FAILED 1 diagnostics gate(s)" in html and "min_ess" in html and "No budget plan" in html
+
+
+def test_register_promote_and_serve_a_spend_plan(result, frame, sim, tmp_path_factory) -> None:
+    from stackml import tracking
+    from stackml.config import get_settings
+    from stackml.mmm.publish import register_mmm, run_metrics, run_params
+
+    settings = get_settings(home=tmp_path_factory.mktemp("mmm_registry"))
+    with tracking.start_run("mmm", data=frame, params=run_params(result), settings=settings):
+        tracking.log_metrics(run_metrics(result))
+        version, promotion = register_mmm(result, frame, "mmm-unit", settings=settings)
+    assert int(version.version) == 1 and promotion.promoted and promotion.metric == "holdout_mape"
+    with tracking.start_run("mmm", settings=settings):  # the same model on other data is not compared
+        second, kept = register_mmm(result, frame.iloc[1:], "mmm-unit", settings=settings)
+    assert int(second.version) == 2 and not kept.promoted and "was not compared" in kept.reason
+
+    model = tracking.load_model("mmm-unit", settings=settings)
+    last = sim.frame["date"].iloc[-1]
+    plan = pd.DataFrame({"date": pd.date_range(last + pd.Timedelta(days=7), periods=3, freq="7D")})
+    plan[list(CHANNELS)] = sim.frame[list(CHANNELS)].mean().to_numpy()
+    out = model.predict(plan)  # controls left out: held at their training averages
+    assert list(out.columns) == ["date", "prediction", "hdi_low", "hdi_high"] and len(out) == 3
+    assert (out["hdi_low"] <= out["prediction"]).all() and (out["prediction"] <= out["hdi_high"]).all()
+    dark = model.predict(plan.assign(**{c: 0.0 for c in CHANNELS}))
+    assert (dark["prediction"] < out["prediction"]).all()  # spend adds to the expected target
+    with pytest.raises(InputError, match=r"misses columns \['tv'\]"):
+        model.unwrap_python_model().predict(None, plan.drop(columns="tv"))
+
+
+def test_a_failed_model_is_not_registered(result, frame, tmp_path_factory) -> None:
+    from stackml.mmm.publish import register_mmm
+
+    strict = MMMConfig(channels=CHANNELS, controls=CONTROLS, **{**SHORT, "min_ess": 1e6})
+    failed = summarise(
+        result.model, check_model(result.model, strict, result.holdout), strict, holdout=result.holdout
+    )
+    with pytest.raises(GateFailedError, match=r"failed 1 diagnostics gate\(s\): min_ess"):
+        register_mmm(failed, frame, "mmm-never")
