@@ -1,7 +1,8 @@
-"""The demo on embedded defaults: the sample lands in the warehouse and the report index is written."""
+"""The demo on embedded defaults: the sample lands in the warehouse, every pipeline runs, the index is written."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -10,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from stackml.config import get_settings
-from stackml.demo import run_demo
+from stackml.demo import DemoContext, sample_step
 from stackml.demo.sample import sample_path, store_sales
 from stackml.reports import list_reports
 from stackml.warehouse import connect
@@ -21,25 +22,32 @@ def test_bundled_sample_is_the_seeded_generator_output() -> None:
     pd.testing.assert_frame_equal(bundled, store_sales(), check_dtype=False)
 
 
-def test_run_demo_writes_warehouse_and_reports(tmp_path: Path) -> None:
-    settings = get_settings(home=tmp_path / "home")
-    result = run_demo(settings)
-    assert result.index_path == settings.reports_dir / "index.html" and result.index_path.is_file()
-    assert all(p.is_file() for p in result.reports)
-    with connect(settings=settings) as wh:
+def test_sample_step_can_run_again(tmp_path: Path) -> None:
+    ctx = DemoContext(settings=get_settings(home=tmp_path / "home"))
+    sample_step(ctx)
+    sample_step(ctx)  # replaces the demo table instead of failing on it
+    with ctx.warehouse() as wh:
         assert wh.row_count("demo_store_sales") == 3650
-    titles = [entry.title for entry in list_reports(settings.reports_dir)]
-    assert "Sample data: daily store sales" in titles
-    # Running it again replaces the demo tables instead of failing on them.
-    run_demo(settings)
+    assert len(ctx.reports) == 2 and all(p.is_file() for p in ctx.reports)
 
 
-def test_cli_demo_prints_the_report_path(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STACKML_")}
+def test_cli_demo_runs_every_pipeline_and_prints_the_report_path(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("STACKML_", "METAFLOW_"))}
     proc = subprocess.run(
-        [sys.executable, "-m", "stackml", "demo"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900
+        [sys.executable, "-m", "stackml", "demo"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=1800
     )
-    assert proc.returncode == 0, proc.stderr
-    index = tmp_path / ".stackml" / "reports" / "index.html"
-    assert f"Report index: {index}" in proc.stdout
-    assert index.is_file()
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    home = tmp_path / ".stackml"
+    index = home / "reports" / "index.html"
+    assert f"Report index: {index}" in proc.stdout and index.is_file()
+    pipelines = {entry.pipeline for entry in list_reports(home / "reports")}
+    assert {"demo", "forecasting", "mmm"} <= pipelines, pipelines
+    with connect(settings=get_settings(home=home)) as wh:
+        assert wh.row_count("demo_store_sales") == 3650
+        assert "demo_touchpoints" in wh.tables()
+    models = json.loads(
+        subprocess.run(
+            [sys.executable, "-m", "stackml", "models", "--json"], cwd=tmp_path, env=env, capture_output=True, text=True
+        ).stdout
+    )
+    assert {"forecast-demo-store-sales", "mmm-demo-touchpoints"} <= {m["name"] for m in models}

@@ -27,7 +27,9 @@ def run(
     season: Annotated[int, typer.Option("--season", help="Season length (24 for hourly with a daily cycle, 7 for daily, 12 for monthly).")] = 1,
     freq: Annotated[Optional[str], typer.Option("--freq", help="Pandas frequency of timestamp ds (inferred by default).")] = None,
     models: Annotated[Optional[str], typer.Option("--models", help="Comma-separated model names (default: the default set).")] = None,
-    n_windows: Annotated[int, typer.Option("--n-windows", help="Backtest windows of --horizon values.")] = 2,
+    n_windows: Annotated[
+        Optional[int], typer.Option("--n-windows", help="Backtest windows of --horizon values (default: 1-3, from the data).")
+    ] = None,
     model_name: Annotated[Optional[str], typer.Option("--model-name", help="Registered model name (default forecast-<dataset>).")] = None,
     register: Annotated[bool, typer.Option("--register/--no-register", help="Register the chosen model and promote it if it wins.")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print the scores as JSON.")] = False,
@@ -61,7 +63,7 @@ def run(
         "season": season,
         "freq": freq or "",
         "models": ",".join(names),
-        "n_windows": n_windows,
+        "n_windows": n_windows or 0,
         "model_name": model_name or default_model_name(data, table),
         "register": register,
     }

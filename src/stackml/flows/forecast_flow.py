@@ -27,20 +27,20 @@ class ForecastFlow(FlowSpec):
     season = Parameter("season", type=int, default=1, help="season length")
     freq = Parameter("freq", default="", help="pandas frequency of timestamp ds (inferred when empty)")
     models = Parameter("models", default="", help="comma-separated model names (default: the default set)")
-    n_windows = Parameter("n_windows", type=int, default=2, help="backtest windows")
+    n_windows = Parameter("n_windows", type=int, default=0, help="backtest windows (0: chosen from the data)")
     model_name = Parameter("model_name", default="forecast", help="registered model name")
     register_model = Parameter("register", type=bool, default=True, help="register and promote the model")
 
     @step
     def start(self):
         """Load and validate the data; one candidate task per model."""
-        from stackml.forecasting.pipeline import DEFAULT_MODELS, ForecastConfig, check_data, load_data
+        from stackml.forecasting.pipeline import DEFAULT_MODELS, ForecastConfig, check_data, load_data, resolve_windows
         from stackml.warehouse import connect
 
         names = tuple(m.strip() for m in self.models.split(",") if m.strip()) or DEFAULT_MODELS
         self.config = ForecastConfig(
             horizon=self.horizon, season_length=self.season, freq=self.freq or None, models=names,
-            n_windows=self.n_windows,
+            n_windows=self.n_windows or None,
         )
         if self.table:
             with connect() as wh:
@@ -48,6 +48,7 @@ class ForecastFlow(FlowSpec):
         else:
             self.train, self.holdout_data = load_data(self.data, fmt=self.fmt, test=self.test or None)
         check_data(self.train, self.config, self.holdout_data)
+        self.config = resolve_windows(self.config, self.train)
         self.candidate_names = list(self.config.candidates)
         self.next(self.candidate, foreach="candidate_names")
 

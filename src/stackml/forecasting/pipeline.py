@@ -62,7 +62,8 @@ class ForecastConfig:
         season_length: main seasonal period (``m``; 1 for none).
         freq: pandas frequency of timestamp ``ds`` (inferred when ``None``); ``None`` for integer steps.
         models: candidate model names (see :func:`stackml.forecasting.available_models`).
-        n_windows: backtest windows of ``horizon`` values at the end of each series.
+        n_windows: backtest windows of ``horizon`` values at the end of each series; ``None`` (the default) picks
+            them from the data with :func:`auto_windows`.
         level: prediction interval coverages in percent.
         ensemble_sizes: mean ensembles of the best ``k`` single models (by backtest OWA) to score as candidates.
         n_jobs: processes for per-series models.
@@ -72,7 +73,7 @@ class ForecastConfig:
     season_length: int = 1
     freq: str | None = None
     models: tuple[str, ...] = DEFAULT_MODELS
-    n_windows: int = 2
+    n_windows: int | None = None
     level: tuple[float, ...] = (80.0, 95.0)
     ensemble_sizes: tuple[int, ...] = (2, 3)
     n_jobs: int = 1
@@ -85,7 +86,7 @@ class ForecastConfig:
             problems.append(f"horizon must be a positive integer, got {self.horizon!r}")
         if not isinstance(self.season_length, (int, np.integer)) or self.season_length < 1:
             problems.append(f"season must be a positive integer, got {self.season_length!r}")
-        if not isinstance(self.n_windows, (int, np.integer)) or self.n_windows < 1:
+        if self.n_windows is not None and (not isinstance(self.n_windows, (int, np.integer)) or self.n_windows < 1):
             problems.append(f"n_windows must be a positive integer, got {self.n_windows!r}")
         if not self.models:
             problems.append("models is empty")
@@ -198,11 +199,39 @@ def _typed(frame: pd.DataFrame, label: str) -> pd.DataFrame:
     return frame
 
 
+#: series x windows a backtest should score, so the choice between models rests on enough forecasts
+TARGET_BACKTEST_FORECASTS = 200
+MAX_AUTO_WINDOWS = 3
+
+
+def auto_windows(train: pd.DataFrame, horizon: int) -> int:
+    """Backtest windows for a panel: enough that about 200 series-windows are scored, 1 to 3, and never more than
+    the shortest series can hold.
+
+    Many series need one window (each already gives a forecast to score, and more windows only cost refits); a
+    handful of series needs more windows for a stable choice and for per-step interval quantiles.
+    """
+    lengths = train.groupby("unique_id", sort=False).size()
+    wanted = int(np.clip(np.ceil(TARGET_BACKTEST_FORECASTS / max(len(lengths), 1)), 1, MAX_AUTO_WINDOWS))
+    fits = int((lengths.min() - 1) // horizon) if len(lengths) else 1
+    return max(1, min(wanted, fits))
+
+
+def resolve_windows(config: ForecastConfig, train: pd.DataFrame) -> ForecastConfig:
+    """``config`` with ``n_windows`` fixed (chosen by :func:`auto_windows` when it was ``None``)."""
+    from dataclasses import replace
+
+    if config.n_windows is not None:
+        return config
+    return replace(config, n_windows=auto_windows(train, config.horizon))
+
+
 def check_data(train: pd.DataFrame, config: ForecastConfig, test: pd.DataFrame | None = None) -> None:
     """Fail early, naming every problem: the frame itself, series too short for the backtest, a bad holdout."""
     from stackml.forecasting.validation import check_lengths, validate_frame, windows_needed
 
     clean, _ = validate_frame(train, freq=config.freq)
+    config = resolve_windows(config, clean)
     lengths = clean.groupby("unique_id", sort=True).size()
     needed = windows_needed(config.horizon, config.n_windows, config.horizon)
     check_lengths(
@@ -497,6 +526,7 @@ def run_pipeline(
     Args:
         on_model: optional callback ``on_model(name, result)`` after each candidate, e.g. to advance a progress bar.
     """
+    config = resolve_windows(config, train)
     results = []
     for name in config.candidates:
         result = run_candidate(train, name, config)

@@ -34,7 +34,7 @@ def panel() -> tuple[pd.DataFrame, pd.DataFrame]:
 @pytest.fixture(scope="module")
 def result(panel: tuple[pd.DataFrame, pd.DataFrame]) -> PipelineResult:
     train, test = panel
-    config = ForecastConfig(horizon=H, season_length=7, freq="D", models=("snaive", "theta", "rwd"))
+    config = ForecastConfig(horizon=H, season_length=7, freq="D", models=("snaive", "theta", "rwd"), n_windows=2)
     with connect("duckdb:///:memory:") as wh:
         return run_pipeline(train, config, warehouse=wh, run_id="t1", test=test)
 
@@ -122,3 +122,19 @@ def test_load_data_from_a_warehouse_table(panel) -> None:
         wh.ingest(train, "sales")
         loaded, _ = load_data(table="sales", warehouse=wh)
     assert len(loaded) == len(train) and loaded["unique_id"].dtype == object
+
+
+def test_auto_windows_targets_about_200_series_windows_within_the_shortest_series() -> None:
+    from stackml.forecasting.pipeline import auto_windows, resolve_windows
+
+    def panel(n_series: int, length: int) -> pd.DataFrame:
+        return pd.DataFrame({"unique_id": np.repeat(np.arange(n_series), length), "ds": np.tile(np.arange(length), n_series), "y": 1.0})
+
+    assert auto_windows(panel(414, 700), 48) == 1  # many series: one window already scores 414 forecasts
+    assert auto_windows(panel(80, 700), 48) == 3  # ceil(200 / 80) = 3
+    assert auto_windows(panel(5, 700), 48) == 3  # capped at 3
+    assert auto_windows(panel(5, 100), 48) == 2  # the shortest series holds only 2 windows (+1 training value)
+    assert auto_windows(panel(5, 40), 48) == 1  # too short for any: check_data then names the series
+    fixed = ForecastConfig(horizon=48, n_windows=2)
+    assert resolve_windows(fixed, panel(414, 700)) is fixed
+    assert resolve_windows(ForecastConfig(horizon=48), panel(414, 700)).n_windows == 1
