@@ -108,7 +108,7 @@ def test_bad_input_fails_before_or_in_the_first_step(home: Path, files: dict[str
     assert proc.returncode == 2 and "file not found" in proc.stderr and "Traceback" not in proc.stderr
     proc = cli(home, "forecast", "run", "--data", str(files["train"]), "--horizon", "7", "--models", "prophet")
     assert proc.returncode == 2 and "Unknown model name 'prophet'" in proc.stderr
-    proc = cli(home, "forecast", "run", "--data", str(files["train"]), "--horizon", "60", "--no-register")
+    proc = cli(home, "forecast", "run", "--data", str(files["train"]), "--horizon", "100", "--no-register")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "step 'start'" in proc.stderr or "start" in proc.stderr
     assert "resume" in proc.stderr

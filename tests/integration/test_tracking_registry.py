@@ -295,3 +295,21 @@ def test_empty_store_lists_nothing(stores):
     assert runs.empty and "run_id" in runs.columns
     assert models.empty and list(models.columns) == ["name", "version", "aliases", "run_id", "metrics",
                                                      "created"]
+
+
+def test_promote_never_compares_metrics_measured_on_other_data(settings):
+    name = "comparable_model"
+    registered = []
+    for k, rmse, evaluation in [(1.0, 1.0, "backtest-a"), (2.0, 0.5, "backtest-b"), (3.0, 0.8, "backtest-a")]:
+        with start_run("demo", data=TRAIN, settings=settings):
+            mv = register_model(AddConstant(k), name, input_example=TRAIN.head(2), metrics={"rmse": rmse},
+                                settings=settings)
+        registered.append((mv, evaluation))
+    first = promote(name, registered[0][0].version, "rmse", False, comparable_on="backtest-a", settings=settings)
+    assert first.promoted
+    other = promote(name, registered[1][0].version, "rmse", False, comparable_on="backtest-b", settings=settings)
+    assert not other.promoted and "was not compared" in other.reason and "backtest-a vs backtest-b" in other.reason
+    same = promote(name, registered[2][0].version, "rmse", False, comparable_on="backtest-a", settings=settings)
+    assert same.promoted and same.champion_version == int(registered[0][0].version)
+    tags = _client(settings).get_model_version(name, str(registered[1][0].version)).tags
+    assert tags["stackml.evaluation_id"] == "backtest-b" and tags["stackml.promotion_decision"] == "kept"

@@ -14,7 +14,6 @@ if TYPE_CHECKING:
     from stackml.forecasting.pipeline import PipelineResult
 
 PRIMARY_METRIC = "backtest_owa"
-BACKTEST_TAG = "stackml.backtest_id"
 
 
 def backtest_id(train: pd.DataFrame, result: PipelineResult) -> str:
@@ -73,33 +72,8 @@ def register_forecaster(
         metrics=run_metrics(result),
         settings=settings,
     )
-    client = tracking.configure(settings)
-    client.set_model_version_tag(model_name, version.version, BACKTEST_TAG, this_backtest)
-    champion = _champion(client, model_name)
-    if champion is not None and champion.tags.get(BACKTEST_TAG) != this_backtest:
-        reason = (
-            f"candidate v{version.version} was not compared: champion v{champion.version} was scored on another "
-            f"backtest ({champion.tags.get(BACKTEST_TAG)} vs {this_backtest}: different data, horizon, season or "
-            "windows), so the champion stays. Register under another --model-name for a different dataset."
-        )
-        client.set_model_version_tag(model_name, version.version, "stackml.promotion_decision", reason)
-        return version, tracking.PromotionResult(
-            promoted=False,
-            reason=reason,
-            candidate_value=None,
-            champion_version=champion.version,
-            champion_value=None,
-            name=model_name,
-            candidate_version=version.version,
-            metric=PRIMARY_METRIC,
-            alias="champion",
-        )
-    decision = tracking.promote(model_name, version.version, PRIMARY_METRIC, higher_is_better=False, settings=settings)
+    decision = tracking.promote(
+        model_name, version.version, PRIMARY_METRIC, higher_is_better=False, comparable_on=this_backtest,
+        settings=settings,
+    )
     return version, decision
-
-
-def _champion(client: Any, name: str) -> Any:
-    try:
-        return client.get_model_version_by_alias(name, "champion")
-    except Exception:  # noqa: BLE001 - MLflow raises a generic MlflowException when the alias is unset
-        return None

@@ -21,8 +21,6 @@ if TYPE_CHECKING:
     from stackml.config import Settings
     from stackml.mmm.pipeline import MMMResult
 
-COMPARISON_TAG = "stackml.mmm_comparison_id"
-CHAMPION = "champion"
 
 
 def comparison_id(frame: pd.DataFrame, result: MMMResult) -> str:
@@ -115,29 +113,7 @@ def register_mmm(
         metrics=metrics,
         settings=settings,
     )
-    client = tracking.configure(settings)
-    client.set_model_version_tag(model_name, version.version, COMPARISON_TAG, this)
-    champion = _champion(client, model_name)
-    if champion is not None and champion.tags.get(COMPARISON_TAG) != this:
-        reason = (
-            f"candidate v{version.version} was not compared: champion v{champion.version} was measured on other "
-            f"data ({champion.tags.get(COMPARISON_TAG)} vs {this}: a different model frame, lift tests, columns or "
-            "holdout), so the champion stays. Register under another --model-name for a different dataset."
-        )
-        client.set_model_version_tag(model_name, version.version, "stackml.promotion_decision", reason)
-        return version, tracking.PromotionResult(
-            promoted=False, reason=reason, candidate_value=metrics[metric], champion_version=int(champion.version),
-            champion_value=None, name=model_name, candidate_version=int(version.version), metric=metric,
-            alias=CHAMPION,
-        )  # fmt: skip
     decision = tracking.promote(
-        model_name, version.version, metric, higher_is_better=False, settings=settings
+        model_name, version.version, metric, higher_is_better=False, comparable_on=this, settings=settings
     )
     return version, decision
-
-
-def _champion(client: Any, name: str) -> Any:
-    try:
-        return client.get_model_version_by_alias(name, CHAMPION)
-    except Exception:  # noqa: BLE001 - MLflow raises a generic MlflowException when the alias is unset
-        return None

@@ -34,6 +34,7 @@ MODEL_COLUMNS = ["name", "version", "aliases", "run_id", "metrics", "created"]
 REGISTER_PIPELINE = "models"  # experiment of registrations made outside any run
 TAG_DECISION = "stackml.promotion_decision"
 TAG_COMPARED = "stackml.compared_with"
+TAG_EVALUATION = "stackml.evaluation_id"  # what the promotion metric was measured on (see promote)
 TAG_PROMOTION = "stackml.promotion.v"  # + candidate version -> JSON record of that comparison
 _BASE_PACKAGES = ("mlflow", "pandas", "numpy", "cloudpickle", "stackml")
 
@@ -201,9 +202,13 @@ def promote(
     higher_is_better: bool,
     *,
     alias: str = "champion",
+    comparable_on: str | None = None,
     settings: Settings | None = None,
 ) -> PromotionResult:
     """Move ``alias`` to ``version`` only if it beats the current holder of the alias on ``metric``.
+
+    With ``comparable_on`` (an id of the data the metric was measured on, e.g. a backtest), the id is tagged on the
+    candidate and a champion measured on another id is not compared at all: the alias stays and the reason says so.
 
     The metric is read from each version's training run. With no current champion the candidate is
     promoted; a tie keeps the champion. The comparison is recorded as tags on both versions:
@@ -216,6 +221,7 @@ def promote(
         metric: metric both runs logged, e.g. ``"rmse"``.
         higher_is_better: direction of the metric.
         alias: alias to move.
+        comparable_on: id of what the metric was measured on; metrics of different ids are never compared.
         settings: where the registry is; default the settings last configured.
 
     Returns:
@@ -245,9 +251,18 @@ def promote(
             promoted, reason, cand_value, champ_v, champ_value, name, cand_v, metric, alias
         )
 
+    if comparable_on is not None:
+        client.set_model_version_tag(name, str(cand_v), TAG_EVALUATION, comparable_on)
     if champ_v == cand_v:
         return result(False, f"v{cand_v} already holds the alias '{alias}'; nothing to do.", cand_value)
-    if champ_v is None:
+    champ_eval = _get_version(client, mlflow, name, champ_v).tags.get(TAG_EVALUATION) if champ_v else None
+    if comparable_on is not None and champ_v is not None and champ_eval != comparable_on:
+        reason = (
+            f"candidate v{cand_v} was not compared: {alias} v{champ_v} was measured on other data "
+            f"({champ_eval} vs {comparable_on}), so {alias} stays. Register under another name for other data."
+        )
+        outcome = result(False, reason, None)
+    elif champ_v is None:
         outcome = result(True, f"candidate v{cand_v} {metric}={cand_value:.4g} is the first '{alias}'.", None)
     else:
         champion = _get_version(client, mlflow, name, champ_v)
