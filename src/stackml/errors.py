@@ -21,6 +21,8 @@ __all__ = [
     "RegistryError",
     "FlowFailedError",
     "NotFittedError",
+    "problems_error",
+    "raise_if_problems",
 ]
 
 
@@ -79,3 +81,24 @@ class FlowFailedError(StackmlError, RuntimeError):
 
 class NotFittedError(StackmlError, AttributeError):
     """A model was used before ``fit`` was called."""
+
+
+def problems_error(
+    problems: list[str], *, what: str, hint: str | None = None, error: type[StackmlError] = InputError
+) -> StackmlError:
+    """One error listing every problem found in ``what``, in the one format stackml uses everywhere.
+
+    Example:
+        >>> str(problems_error(["'draws' must be >= 1, got 0"], what="the media-mix configuration"))
+        "1 problem(s) with the media-mix configuration:\\n  - 'draws' must be >= 1, got 0"
+    """
+    listed = "\n".join(f"  - {p}" for p in problems)
+    return error(f"{len(problems)} problem(s) with {what}:\n{listed}", hint=hint)
+
+
+def raise_if_problems(
+    problems: list[str], *, what: str, hint: str | None = None, error: type[StackmlError] = InputError
+) -> None:
+    """Raise :func:`problems_error` when ``problems`` is not empty; a no-op otherwise."""
+    if problems:
+        raise problems_error(problems, what=what, hint=hint, error=error)
