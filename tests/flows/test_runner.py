@@ -20,7 +20,9 @@ import pytest
 from stackml.config import Settings, get_settings
 from stackml.errors import FlowFailedError, InputError
 from stackml.flows import available_flows, flow_path, load_run, run_flow
-from stackml.flows.runner import DATASTORE_ROOT_ENV, _flow_env, _ProgressTracker
+from stackml.flows import _environment
+from stackml.flows._environment import DATASTORE_ROOT_ENV
+from stackml.flows._progress import ProgressTracker
 
 # --------------------------------------------------------------------------- no Metaflow run
 
@@ -86,7 +88,7 @@ def test_flow_env_supplies_user_datastore_settings_and_lets_the_caller_win(
         monkeypatch.setenv(key, "root")
     settings = get_settings(home=tmp_path, warehouse_url="duckdb:///elsewhere.duckdb")
 
-    env = _flow_env(settings, {"EXTRA": "1", "MLFLOW_DISABLE_TELEMETRY": "false"})
+    env = _environment.flow_env(settings, {"EXTRA": "1", "MLFLOW_DISABLE_TELEMETRY": "false"})
 
     assert env["USERNAME"] == env["METAFLOW_USER"] == "stackml"
     assert env[DATASTORE_ROOT_ENV] == str(tmp_path)
@@ -95,8 +97,8 @@ def test_flow_env_supplies_user_datastore_settings_and_lets_the_caller_win(
     assert env["EXTRA"] == "1" and env["MLFLOW_DISABLE_TELEMETRY"] == "false"
 
     monkeypatch.setenv("USERNAME", "ada")
-    assert "USERNAME" not in _flow_env(settings, None)  # an explicit user is kept as it is
-    assert _flow_env(settings, None)["MLFLOW_DISABLE_TELEMETRY"] == "true"
+    assert "USERNAME" not in _environment.flow_env(settings, None)  # an explicit user is kept as it is
+    assert _environment.flow_env(settings, None)["MLFLOW_DISABLE_TELEMETRY"] == "true"
 
 
 # Lines as Metaflow 2.19 prints them, from a foreach run and from a failed run.
@@ -128,7 +130,7 @@ _FAILED_LOG = """\
 
 
 def test_progress_tracker_follows_steps_tasks_and_failures() -> None:
-    hello = _ProgressTracker(
+    hello = ProgressTracker(
         ["start", "square", "join", "end"], {"start": ["square"], "square": ["join"], "join": ["end"]}
     )
     for line in _FOREACH_LOG.splitlines():
@@ -141,7 +143,7 @@ def test_progress_tracker_follows_steps_tasks_and_failures() -> None:
     assert hello.finished_steps == ["start", "square", "join", "end"] and hello.current_steps == []
     assert hello.tasks_done == 5 and not hello.failed
 
-    failing = _ProgressTracker(["start", "middle", "end"], {"start": ["middle"], "middle": ["end"]})
+    failing = ProgressTracker(["start", "middle", "end"], {"start": ["middle"], "middle": ["end"]})
     for line in _FAILED_LOG.splitlines():
         failing.feed(line)
     assert list(failing.failed) == [("middle", "2")]
