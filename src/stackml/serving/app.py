@@ -1,50 +1,28 @@
 """The FastAPI application: one service for every served model.
 
 Endpoints: ``GET /health``, ``GET /v1/models``, ``GET /v1/models/{name}``,
-``POST /v1/models/{name}/predict``, ``POST /v1/models/{name}/reload`` and ``GET /metrics``.
+``POST /v1/models/{name}/predict``, ``POST /v1/models/{name}/reload`` and ``GET /metrics``; their routes are
+in :mod:`stackml.serving.routes`. This module builds the app's state and puts the routes together.
 """
 
-# No `from __future__ import annotations`: FastAPI must see the locally built request model as a class.
+from __future__ import annotations
 
 import gc
-import itertools
 import json
-import logging
-import re
-import uuid
 from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import asynccontextmanager
 from typing import Any
 
 from stackml._deps import require
 from stackml.config import Settings, get_settings
-from stackml.errors import RegistryError
-from stackml.serving.jsonable import to_jsonable
-from stackml.serving.metrics import CONTENT_TYPE, Gauge, Metrics
+from stackml.serving.metrics import Gauge, Metrics
 from stackml.serving.options import ModelSpec, ServingOptions, parse_model_specs
 from stackml.serving.prediction_log import PredictionLog
-from stackml.serving.registry import ModelCache, ServedModel, champion_models
-from stackml.serving.schemas import (
-    ErrorResponse,
-    HealthResponse,
-    LogState,
-    ModelInfo,
-    ModelList,
-    PredictResponse,
-    ProbeResult,
-    ReloadResponse,
-    predict_request_model,
-)
-from stackml.serving.validation import Problem, validate_records
+from stackml.serving.registry import ModelCache, champion_models
+from stackml.serving.validation import Problem
 
 __all__ = ["create_app"]
-
-log = logging.getLogger(__name__)
-
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
-_ERROR = {"model": ErrorResponse}
 
 
 def create_app(
@@ -80,18 +58,62 @@ def create_app(
         {'predictions': [...], 'model': {'name': 'demand', 'version': 3}, 'request_id': '...'}
     """
     fastapi = require("fastapi")
-    from fastapi import Depends, Header, Path
+    from fastapi import Depends
     from fastapi.exceptions import RequestValidationError
-    from fastapi.responses import PlainTextResponse, Response
-    from starlette.concurrency import run_in_threadpool
     from starlette.exceptions import HTTPException as StarletteHTTPException
 
     from stackml import __version__
     from stackml.serving.auth import bearer_guard
     from stackml.serving.middleware import BodySizeLimit, MetricsMiddleware
+    from stackml.serving.routes import models as model_routes
+    from stackml.serving.routes import predict, service
+    from stackml.serving.routes.common import ERROR
+    from stackml.serving.schemas import predict_request_model
 
     settings = settings or get_settings()
     options = options or ServingOptions()
+    _check_reload_interval(reload_interval_s)
+    specs = parse_model_specs(models) if models is not None else champion_models(settings)
+    cache = ModelCache(specs, settings)
+    cache.load()
+    plog = _prediction_log(settings, options)
+    metrics = Metrics()
+    metrics.add_collector(lambda: _model_gauges(cache))
+    metrics.add_collector(lambda: _log_gauges(plog))
+
+    app = fastapi.FastAPI(
+        title="stackml prediction service",
+        version=__version__,
+        description="Predictions from registered MLflow models, validated against their signatures and "
+        "logged to the warehouse's prediction_log table.",
+        lifespan=_lifespan,
+    )
+    # What the lifespan and the route handlers read (see stackml.serving.routes).
+    app.state.cache, app.state.prediction_log, app.state.metrics = cache, plog, metrics
+    app.state.options, app.state.reload_interval_s = options, reload_interval_s
+    app.state.probes = ThreadPoolExecutor(max_workers=2, thread_name_prefix="stackml-probe")
+    app.state.request_ids = predict.request_ids()
+    # Added last = outermost: metrics see the 413s the size limit answers.
+    app.add_middleware(BodySizeLimit, max_bytes=options.max_body_bytes)
+    app.add_middleware(MetricsMiddleware, metrics=metrics, served=frozenset(cache.names))
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _invalid_request)
+
+    token = settings.api_token.get_secret_value() if settings.api_token else None
+    guard = bearer_guard(token)
+    secured = [Depends(guard)] if guard else []
+    auth_responses: dict[int | str, dict[str, Any]] = {401: ERROR} if guard else {}
+    # /health stays open (a load balancer has no token); the API and /metrics ask for it when one is set.
+    app.include_router(service.public)
+    predict_router = predict.router(predict_request_model(options.max_records))
+    for router in (model_routes.router, predict_router, service.router):
+        app.include_router(router, dependencies=secured, responses=auth_responses)
+
+    app.openapi = lambda: _openapi(app, cache)  # type: ignore[method-assign]
+    return app
+
+
+def _check_reload_interval(reload_interval_s: Any) -> None:
     if (
         isinstance(reload_interval_s, bool)
         or not isinstance(reload_interval_s, (int, float))
@@ -100,10 +122,10 @@ def create_app(
         from stackml.errors import InputError
 
         raise InputError(f"'reload_interval_s' must be a number >= 0, got {reload_interval_s!r}.")
-    specs = parse_model_specs(models) if models is not None else champion_models(settings)
-    cache = ModelCache(specs, settings)
-    cache.load()
-    plog = PredictionLog(
+
+
+def _prediction_log(settings: Settings, options: ServingOptions) -> PredictionLog:
+    return PredictionLog(
         settings.warehouse_url or "",
         options.spill_dir or settings.home / "serving" / "spill",
         table=options.log_table,
@@ -112,218 +134,37 @@ def create_app(
         retry_interval_s=options.log_retry_interval_s,
         hold_connection=options.log_hold_connection,
     )
-    metrics = Metrics()
-    metrics.add_collector(lambda: _model_gauges(cache))
-    metrics.add_collector(lambda: _log_gauges(plog))
-    probes = ThreadPoolExecutor(max_workers=2, thread_name_prefix="stackml-probe")
-
-    @asynccontextmanager
-    async def lifespan(_app: Any) -> AsyncIterator[None]:
-        # MLflow, pandas and the models leave millions of long-lived objects; frozen, they stay out of
-        # the collector's full passes, which otherwise stall requests for tens of milliseconds.
-        gc.collect()
-        gc.freeze()
-        plog.start()
-        cache.start(reload_interval_s)
-        try:
-            yield
-        finally:
-            # Uvicorn has finished the requests in flight by now: stop reloading, then drain the log.
-            cache.stop()
-            plog.close(options.shutdown_timeout_s)
-            gc.unfreeze()  # an app started again (tests do) must not pile frozen garbage up
-
-    app = fastapi.FastAPI(
-        title="stackml prediction service",
-        version=__version__,
-        description="Predictions from registered MLflow models, validated against their signatures and "
-        "logged to the warehouse's prediction_log table.",
-        lifespan=lifespan,
-    )
-    app.state.cache, app.state.prediction_log, app.state.metrics = cache, plog, metrics
-    # Added last = outermost: metrics see the 413s the size limit answers.
-    app.add_middleware(BodySizeLimit, max_bytes=options.max_body_bytes)
-    app.add_middleware(MetricsMiddleware, metrics=metrics, served=frozenset(cache.names))
-
-    token = settings.api_token.get_secret_value() if settings.api_token else None
-    guard = bearer_guard(token)
-    secured = [Depends(guard)] if guard else []
-    auth_responses: dict[int | str, dict[str, Any]] = {401: _ERROR} if guard else {}
-
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(_request: Any, exc: StarletteHTTPException) -> Response:
-        return _error(exc.status_code, str(exc.detail), headers=getattr(exc, "headers", None))
-
-    @app.exception_handler(RequestValidationError)
-    async def invalid_request(_request: Any, exc: RequestValidationError) -> Response:
-        problems = [_body_problem(e) for e in exc.errors()]
-        return _error(422, f"The request is invalid ({len(problems)} problem(s)).", problems)
-
-    async def served_model(  # async: a plain def would cost a thread hop per request
-        name: str = Path(description="A served model (see GET /v1/models)."),
-    ) -> ServedModel:
-        served = cache.get(name)
-        if served is None:
-            raise StarletteHTTPException(
-                404, f"Model '{name}' is not served here; served models: {', '.join(cache.names)}."
-            )
-        return served
-
-    PredictRequest = predict_request_model(options.max_records)  # noqa: N806 - a class
-    # Request ids: a random per-app prefix and a counter, unique like uuid4 without a syscall per request.
-    id_prefix, id_counter = uuid.uuid4().hex[:20], itertools.count()
-
-    @app.get("/health", response_model=HealthResponse, tags=["service"])
-    def health() -> Response:
-        """Probe the registry and the warehouse for real; ``degraded`` when either does not answer."""
-        registry = _probe(probes, cache.probe, options.probe_timeout_s)
-        warehouse = _probe(probes, lambda: plog.probe(options.probe_timeout_s), options.probe_timeout_s)
-        stats = plog.stats()
-        body = HealthResponse(
-            status="ok" if registry.ok and warehouse.ok else "degraded",
-            registry=registry,
-            warehouse=warehouse,
-            models={m.name: m.version for m in cache.models()},
-            prediction_log=LogState(
-                queued_requests=stats.queued,
-                written_rows=stats.written_rows,
-                spilled_rows=stats.spilled_rows,
-                replayed_rows=stats.replayed_rows,
-                spill_files=stats.spill_files,
-                spill_bytes=stats.spill_bytes,
-            ),
-        )
-        return Response(body.model_dump_json(), media_type="application/json")
-
-    @app.get(
-        "/v1/models",
-        response_model=ModelList,
-        responses=auth_responses,
-        dependencies=secured,
-        tags=["models"],
-    )
-    def list_served() -> ModelList:
-        """The served models: version, alias, input and output schema, an example."""
-        return ModelList(models=[_info(m, cache) for m in cache.models()])
-
-    @app.get(
-        "/v1/models/{name}",
-        response_model=ModelInfo,
-        responses={**auth_responses, 404: _ERROR},
-        dependencies=secured,
-        tags=["models"],
-    )
-    def describe(served: ServedModel = Depends(served_model)) -> ModelInfo:
-        """One served model."""
-        return _info(served, cache)
-
-    @app.post(
-        "/v1/models/{name}/predict",
-        response_model=PredictResponse,
-        # 400: a body FastAPI cannot even decode (not UTF-8); 422: JSON that is not a valid request.
-        responses={**auth_responses, 400: _ERROR, 404: _ERROR, 413: _ERROR, 422: _ERROR, 500: _ERROR},
-        dependencies=secured,
-        tags=["models"],
-    )
-    async def predict(
-        body: PredictRequest,  # type: ignore[valid-type]
-        served: ServedModel = Depends(served_model),
-        x_request_id: str | None = Header(
-            None,
-            description="Your id for the request (letters, digits, '._:-', at most 128); else one is made.",
-        ),
-    ) -> Response:
-        """Predict records with the model's current version; every problem in the input gives one 422."""
-        records = body.records
-        frame, problems, exact = validate_records(records, served.columns)
-        if problems:
-            return _error(
-                422,
-                f"{len(problems)} problem(s) in the records for model '{served.name}' v{served.version}.",
-                problems,
-            )
-        model_predict = served.direct if exact and served.direct is not None else served.model.predict
-        try:
-            if served.inline:
-                output = model_predict(frame)
-            else:
-                output = await run_in_threadpool(model_predict, frame)
-            predictions = to_jsonable(output)
-        except (
-            Exception
-        ) as exc:  # the model's own code may raise anything; the client gets a 4xx/5xx, not a hang
-            return _prediction_failure(served, exc)
-        if not isinstance(predictions, list):
-            predictions = [predictions]
-        if x_request_id and _REQUEST_ID.match(x_request_id):
-            request_id = x_request_id
-        else:
-            request_id = f"{id_prefix}{next(id_counter):012x}"
-        plog.submit(request_id, served.name, served.version, served.alias, records, predictions)
-        metrics.count_records(served.name, str(served.version), len(records))
-        content = json.dumps(
-            {
-                "predictions": predictions,
-                "model": {"name": served.name, "version": served.version},
-                "request_id": request_id,
-            }
-        )
-        return Response(content, media_type="application/json", headers={"X-Request-ID": request_id})
-
-    @app.post(
-        "/v1/models/{name}/reload",
-        response_model=ReloadResponse,
-        responses={**auth_responses, 404: _ERROR, 409: _ERROR, 503: _ERROR},
-        dependencies=secured,
-        tags=["models"],
-    )
-    def reload(served: ServedModel = Depends(served_model)) -> ReloadResponse:
-        """Re-resolve the model's alias now; serve the version it points to (loaded fully, then swapped)."""
-        try:
-            result = cache.reload(served.name)
-        except RegistryError as exc:
-            raise StarletteHTTPException(409, f"{exc.message} Still serving v{served.version}.") from exc
-        except Exception as exc:  # the registry is down or answered garbage: the old version keeps serving
-            log.warning("Reloading %s failed: %s", served.name, exc)
-            raise StarletteHTTPException(
-                503,
-                f"The registry could not be asked ({type(exc).__name__}: {exc}). "
-                f"Still serving v{served.version}.",
-            ) from exc
-        return ReloadResponse(
-            name=result.name,
-            alias=result.alias,
-            previous_version=result.previous_version,
-            version=result.version,
-            changed=result.changed,
-        )
-
-    @app.get(
-        "/metrics",
-        response_class=PlainTextResponse,
-        responses={
-            **auth_responses,
-            200: {
-                "content": {CONTENT_TYPE.split(";")[0]: {"schema": {"type": "string"}}},
-                "description": "Prometheus text format 0.0.4.",
-            },
-        },
-        dependencies=secured,
-        tags=["service"],
-    )
-    def prometheus() -> Response:
-        """Requests, latency histogram and errors per model, plus model versions and prediction-log state."""
-        return Response(metrics.render(), media_type=CONTENT_TYPE)
-
-    app.openapi = lambda: _openapi(app, cache)  # type: ignore[method-assign]
-    return app
 
 
-def _error(status: int, detail: str, problems: Sequence[Problem] = (), headers: Any = None) -> Any:
-    from fastapi.responses import Response
+@asynccontextmanager
+async def _lifespan(app: Any) -> AsyncIterator[None]:
+    state = app.state
+    # MLflow, pandas and the models leave millions of long-lived objects; frozen, they stay out of
+    # the collector's full passes, which otherwise stall requests for tens of milliseconds.
+    gc.collect()
+    gc.freeze()
+    state.prediction_log.start()
+    state.cache.start(state.reload_interval_s)
+    try:
+        yield
+    finally:
+        # Uvicorn has finished the requests in flight by now: stop reloading, then drain the log.
+        state.cache.stop()
+        state.prediction_log.close(state.options.shutdown_timeout_s)
+        gc.unfreeze()  # an app started again (tests do) must not pile frozen garbage up
 
-    body = {"detail": detail, "problems": [p.__dict__ for p in problems]}
-    return Response(json.dumps(body), status_code=status, media_type="application/json", headers=headers)
+
+async def _http_error(_request: Any, exc: Any) -> Any:
+    from stackml.serving.routes.common import error_response
+
+    return error_response(exc.status_code, str(exc.detail), headers=getattr(exc, "headers", None))
+
+
+async def _invalid_request(_request: Any, exc: Any) -> Any:
+    from stackml.serving.routes.common import error_response
+
+    problems = [_body_problem(e) for e in exc.errors()]
+    return error_response(422, f"The request is invalid ({len(problems)} problem(s)).", problems)
 
 
 def _body_problem(error: dict[str, Any]) -> Problem:
@@ -333,43 +174,6 @@ def _body_problem(error: dict[str, Any]) -> Problem:
     column = str(loc[2]) if record is not None and len(loc) > 2 else None
     where = ".".join(str(p) for p in loc) or "body"
     return Problem(record, column, "invalid_body", f"{where}: {error.get('msg', 'invalid')}.")
-
-
-def _prediction_failure(served: ServedModel, exc: Exception) -> Any:
-    """MLflow's schema enforcement rejecting the input is the client's fault (422); anything else is ours."""
-    code = getattr(exc, "error_code", "")
-    where = f"model '{served.name}' v{served.version}"
-    if code == "INVALID_PARAMETER_VALUE":
-        message = " ".join(str(getattr(exc, "message", exc)).split())[:500]
-        return _error(
-            422, f"The input does not fit {where}: {message}", [Problem(None, None, "invalid_body", message)]
-        )
-    log.exception("Prediction failed for %s", where)
-    return _error(500, f"The {where} failed to predict: {type(exc).__name__}: {str(exc)[:500]}")
-
-
-def _probe(pool: ThreadPoolExecutor, check: Any, timeout: float) -> ProbeResult:
-    try:
-        ok, detail = pool.submit(check).result(timeout=timeout)
-    except FutureTimeout:
-        return ProbeResult(ok=False, detail=f"no answer within {timeout:g} s")
-    except Exception as exc:  # the probe exists to turn any failure into a report
-        return ProbeResult(ok=False, detail=f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}")
-    return ProbeResult(ok=ok, detail=detail)
-
-
-def _info(served: ServedModel, cache: ModelCache) -> ModelInfo:
-    return ModelInfo(
-        name=served.name,
-        alias=served.alias,
-        version=served.version,
-        run_id=served.run_id,
-        input_schema=served.input_schema,
-        output_schema=served.output_schema,
-        example=served.example,
-        loaded_at=served.loaded_at,
-        last_refresh_error=cache.last_errors.get(served.name),
-    )
 
 
 def _model_gauges(cache: ModelCache) -> list[Gauge]:
