@@ -12,18 +12,19 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from stackml.checks import is_int
 from stackml.errors import InputError, NotFittedError
-from stackml.forecasting.conformal import conformal_half_widths, panel_scales, scaled_errors
+from stackml.forecasting.conformal import panel_scales, scaled_errors
 from stackml.forecasting.frame import FrameSpec, build_panel, future_ds, split_panel, take_panel
 from stackml.forecasting.models import make_model
 from stackml.forecasting.models.base import ForecastModel, Panel
 from stackml.forecasting.models.ensemble import BestOnBacktest, _Ensemble
+from stackml.forecasting.selection import Widths, conformal_widths, with_intervals
 from stackml.forecasting.validation import (
     check_horizon,
     check_lengths,
     check_level,
     check_windows,
-    level_suffix,
     validate_frame,
     windows_needed,
 )
@@ -144,12 +145,12 @@ class Forecaster:
             if h not in self._backtests:
                 self._backtests[h] = self._conformal_backtest(self._models, panel, h)
             backtest = self._backtests[h]
-        preds, intervals = self._forecast(self._models, self._fitted, panel, h, X_future, levels, backtest)
+        preds, widths = self._forecast(self._models, self._fitted, panel, h, X_future, levels, backtest)
         last = panel.extra["ds"][panel.indptr[1:] - 1]
         index = pd.DataFrame(
             {spec.id_col: np.repeat(panel.ids, h), spec.time_col: future_ds(last, h, spec.freq)}
         )
-        return self._assemble(index, preds, intervals, levels)
+        return self._assemble(index, preds, widths)
 
     def cross_validation(
         self,
@@ -219,7 +220,7 @@ class Forecaster:
             shared = levels or self._can_share(models, train, h)
             backtest = self._conformal_backtest(models, train, h) if shared else None
             fitted = self._fit_models(models, train)
-            preds, intervals = self._forecast(models, fitted, train, h, X_future, levels, backtest)
+            preds, widths = self._forecast(models, fitted, train, h, X_future, levels, backtest)
             rows = (panel.indptr[:-1] + end - h)[:, None] + np.arange(h)[None, :]
             index = pd.DataFrame(
                 {
@@ -229,7 +230,7 @@ class Forecaster:
                     spec.target_col: actual.ravel(),
                 }
             )
-            frames.append(self._assemble(index, preds, intervals, levels))
+            frames.append(self._assemble(index, preds, widths))
         out = pd.concat(frames, ignore_index=True)
         return out.sort_values([spec.id_col, "cutoff", spec.time_col], kind="stable").reset_index(drop=True)
 
@@ -280,13 +281,9 @@ class Forecaster:
             ("season_length", self.season_length, 1),
             ("conformal_windows", self.conformal_windows, 1),
         ):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+            if not is_int(value) or value < low:
                 problems.append(f"{arg} must be a positive integer, got {value!r}")
-        if (
-            isinstance(self.n_jobs, bool)
-            or not isinstance(self.n_jobs, (int, np.integer))
-            or self.n_jobs == 0
-        ):
+        if not is_int(self.n_jobs) or self.n_jobs == 0:
             problems.append(f"n_jobs must be a non-zero integer (-1 = all cores), got {self.n_jobs!r}")
         if problems:
             raise InputError(
@@ -391,19 +388,17 @@ class Forecaster:
         X_future: np.ndarray | None,
         levels: list[float],
         backtest: dict[str, tuple[np.ndarray, np.ndarray]] | None,
-    ) -> tuple[dict[str, np.ndarray], dict[tuple[str, float], tuple[np.ndarray, np.ndarray]]]:
-        """Point forecasts per alias and, with ``levels``, conformal intervals from ``backtest``."""
+    ) -> tuple[dict[str, np.ndarray], Widths]:
+        """Point forecasts per alias and, with ``levels``, conformal half-widths per alias from ``backtest``."""
         scales = panel_scales(panel) if backtest is not None else None
         if backtest is not None:
             self._share_backtest(models, fitted, backtest, scales, h)
         preds = {m.name: fitted[m.name].predict(h, X_future if m.uses_exogenous else None) for m in models}
-        intervals = {}
-        for alias, mean in preds.items():
-            for lv in levels:
-                fc, actual = backtest[alias]
-                width = conformal_half_widths(actual - fc, scales, lv)
-                intervals[(alias, lv)] = (mean - width, mean + width)
-        return preds, intervals
+        widths: Widths = {}
+        if levels:
+            residuals = {alias: backtest[alias][1] - backtest[alias][0] for alias in preds}
+            widths = conformal_widths(residuals, scales, levels)
+        return preds, widths
 
     def _can_share(self, models: list[ForecastModel], panel: Panel, h: int) -> bool:
         """Whether a combination can take its errors from the front door's backtest (see ``_share_backtest``).
@@ -495,18 +490,7 @@ class Forecaster:
         return values
 
     @staticmethod
-    def _assemble(
-        index: pd.DataFrame,
-        preds: dict[str, np.ndarray],
-        intervals: dict[tuple[str, float], tuple[np.ndarray, np.ndarray]],
-        levels: list[float],
-    ) -> pd.DataFrame:
+    def _assemble(index: pd.DataFrame, preds: dict[str, np.ndarray], widths: Widths) -> pd.DataFrame:
         """Columns per model: ``alias``, then ``-lo-`` from the widest level in, then ``-hi-`` outwards."""
-        columns: dict[str, np.ndarray] = {}
-        for alias, mean in preds.items():
-            columns[alias] = mean.ravel()
-            for lv in sorted(levels, reverse=True):
-                columns[f"{alias}-lo-{level_suffix(lv)}"] = intervals[(alias, lv)][0].ravel()
-            for lv in levels:
-                columns[f"{alias}-hi-{level_suffix(lv)}"] = intervals[(alias, lv)][1].ravel()
-        return pd.concat([index.reset_index(drop=True), pd.DataFrame(columns)], axis=1)
+        points = pd.DataFrame({alias: mean.ravel() for alias, mean in preds.items()})
+        return with_intervals(pd.concat([index.reset_index(drop=True), points], axis=1), widths)

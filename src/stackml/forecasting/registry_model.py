@@ -1,11 +1,13 @@
 """The forecaster as a registered MLflow pyfunc: given ``unique_id`` values (and optionally ``h``), forecasts.
 
 Input rows: ``unique_id`` (required) and ``h`` (optional, at most the trained horizon; the largest ``h`` in the
-request applies to all its rows). Output rows: ``unique_id, ds, yhat`` and ``yhat_lo_<level>`` /
-``yhat_hi_<level>`` for every interval level, ``h`` rows per requested series.
+request applies to all its rows). Output rows: ``unique_id, ds, yhat`` and ``yhat-lo-<level>`` /
+``yhat-hi-<level>`` for every interval level (e.g. ``yhat-lo-80``; see
+:func:`stackml.forecasting.selection.interval_column`), ``h`` rows per requested series.
 
 The fitted forecasters and the conformal half-widths travel inside the pickled model; forecasts from the end of
-training are computed once per ``h`` and cached, so serving a request is a lookup.
+training are computed once per ``h`` and cached, so serving a request is a lookup. The ensemble mean and the
+intervals are those of :mod:`stackml.forecasting.selection`, as in the pipeline that chose the model.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import pandas as pd
 
 from stackml._deps import require
 from stackml.errors import InputError
+from stackml.forecasting.selection import join_forecasts, mean_ensemble, with_intervals
 
 if TYPE_CHECKING:
     from stackml.forecasting.forecaster import Forecaster
@@ -25,10 +28,6 @@ mlflow_pyfunc = require("mlflow.pyfunc", extra="tracking")
 
 #: the extra distributions a forecasting pyfunc needs at load time
 MODEL_REQUIREMENTS = ("scikit-learn", "statsforecast", "lightgbm", "xgboost", "torch", "joblib")
-
-
-def level_suffix(level: float) -> str:
-    return f"{level:g}".replace(".", "_")
 
 
 class ForecastPyfunc(mlflow_pyfunc.PythonModel):
@@ -58,16 +57,12 @@ class ForecastPyfunc(mlflow_pyfunc.PythonModel):
     def forecast(self, h: int) -> pd.DataFrame:
         """Forecasts of every series for ``h`` steps (cached)."""
         if h not in self._cache:
-            frames = [self.forecasters[a].predict(h)[["unique_id", "ds", a]] for a in self.members]
-            out = frames[0].rename(columns={self.members[0]: "yhat"})
-            if len(frames) > 1:
-                out["yhat"] = np.mean([f[a].to_numpy() for f, a in zip(frames, self.members)], axis=0)
-            out["unique_id"] = out["unique_id"].astype(str)
-            for level in sorted(self.widths):
-                width = self.widths[level][:, :h].ravel()
-                out[f"yhat_lo_{level_suffix(level)}"] = out["yhat"] - width
-                out[f"yhat_hi_{level_suffix(level)}"] = out["yhat"] + width
-            self._cache[h] = out.reset_index(drop=True)
+            points = join_forecasts([self.forecasters[a].predict(h)[["unique_id", "ds", a]] for a in self.members])
+            out = points[["unique_id", "ds"]].assign(
+                unique_id=points["unique_id"].astype(str), yhat=mean_ensemble([points[a] for a in self.members])
+            )
+            widths = {"yhat": {level: width[:, :h] for level, width in self.widths.items()}}
+            self._cache[h] = with_intervals(out, widths).reset_index(drop=True)
         return self._cache[h]
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:

@@ -88,13 +88,15 @@ def _by_step_figure(by_step: pd.DataFrame):  # noqa: ANN202 - a plotly Figure
 def _series_figure(result: PipelineResult, train: pd.DataFrame, test: pd.DataFrame | None, uid: str):  # noqa: ANN202
     import plotly.graph_objects as go
 
+    from stackml.forecasting.selection import interval_column
+
     alias, cfg = result.choice.alias, result.config
     history = train[train["unique_id"].astype(str) == uid].tail(max(4 * cfg.horizon, 3 * cfg.season_length))
     fc = result.forecasts[result.forecasts["unique_id"].astype(str) == uid]
     figure = go.Figure()
     figure.add_trace(go.Scatter(x=history["ds"], y=history["y"], mode="lines", name="history", line={"color": "#334155"}))
     for level, opacity in sorted(((lv, 0.18 if lv == max(cfg.level) else 0.3) for lv in cfg.level), reverse=True):
-        lo, hi = fc[f"{alias}-lo-{level:g}"], fc[f"{alias}-hi-{level:g}"]
+        lo, hi = fc[interval_column(alias, "lo", level)], fc[interval_column(alias, "hi", level)]
         figure.add_trace(
             go.Scatter(
                 x=list(fc["ds"]) + list(fc["ds"])[::-1],

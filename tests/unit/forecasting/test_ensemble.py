@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from stackml.errors import InputError, NotFittedError
-from stackml.forecasting.models.base import LocalModel, Panel
+from stackml.forecasting.models.base import LocalModel
 from stackml.forecasting.models.ensemble import BestOnBacktest, MeanEnsemble, MedianEnsemble
+from stackml.forecasting.panel import Panel
 
 
 class Constant(LocalModel):

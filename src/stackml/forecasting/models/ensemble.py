@@ -20,10 +20,12 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from stackml.checks import is_int
 from stackml.errors import InputError, NotFittedError
 from stackml.forecasting.conformal import panel_scales, scaled_errors
 from stackml.forecasting.frame import split_panel, take_panel
 from stackml.forecasting.models.base import ForecastModel, Panel
+from stackml.forecasting.selection import mean_ensemble
 
 __all__ = ["BestOnBacktest", "MeanEnsemble", "MedianEnsemble"]
 
@@ -115,7 +117,7 @@ class MeanEnsemble(_Ensemble):
     default_alias = "MeanEnsemble"
 
     def _predict(self, h: int, X_future: np.ndarray | None) -> np.ndarray:
-        return self.member_forecasts(h, X_future).mean(axis=0)
+        return mean_ensemble(self.member_forecasts(h, X_future))
 
 
 class MedianEnsemble(_Ensemble):
@@ -187,15 +189,11 @@ class BestOnBacktest(_Ensemble):
         problems = []
         if self.combination not in _COMBINATIONS:
             problems.append(f"combination must be one of {list(_COMBINATIONS)}, got {self.combination!r}")
-        if isinstance(self.top_k, bool) or not isinstance(self.top_k, (int, np.integer)) or self.top_k < 1:
+        if not is_int(self.top_k) or self.top_k < 1:
             problems.append(f"top_k must be a positive integer, got {self.top_k!r}")
         if self.metric not in ("mase", "smape"):
             problems.append(f"metric must be 'mase' or 'smape', got {self.metric!r}")
-        if (
-            isinstance(self.n_windows, bool)
-            or not isinstance(self.n_windows, (int, np.integer))
-            or self.n_windows < 1
-        ):
+        if not is_int(self.n_windows) or self.n_windows < 1:
             problems.append(f"n_windows must be a positive integer, got {self.n_windows!r}")
         if problems:
             raise InputError(f"{self.name}: " + "; ".join(problems) + ".")
