@@ -21,8 +21,8 @@ import pytest
 from stackml.errors import ConnectionFailedError
 from stackml.forecasting.evaluation import backtest_tables, evaluate, store_backtest
 from stackml.forecasting.m4 import M4_SPECS, load_m4_wide
-from stackml.forecasting.models.base import Panel
 from stackml.forecasting.models.baselines import Naive, Naive2, SeasonalNaive
+from stackml.forecasting.panel import Panel
 from stackml.warehouse import connect
 
 REPO = Path(__file__).resolve().parents[2]

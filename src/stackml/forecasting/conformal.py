@@ -23,7 +23,7 @@ import math
 
 import numpy as np
 
-from stackml.forecasting.models.base import Panel
+from stackml.forecasting.panel import Panel
 
 __all__ = ["conformal_half_widths", "insample_scale", "panel_scales", "scaled_errors"]
 

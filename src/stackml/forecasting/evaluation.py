@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from stackml.checks import is_int
 from stackml.errors import InputError, TableNotFoundError
 from stackml.warehouse.identifiers import quote_table, validate_table_name
 
@@ -311,11 +312,7 @@ class _Context:
         models: Sequence[str] | None,
         baseline: str | None,
     ) -> None:
-        if (
-            isinstance(season_length, bool)
-            or not isinstance(season_length, (int, np.integer))
-            or season_length < 1
-        ):
+        if not is_int(season_length) or season_length < 1:
             raise InputError(
                 f"season_length must be a positive integer, got {season_length!r}.",
                 hint="Pass e.g. season_length=24 for hourly data, 1 for a lag-1 MASE scale.",

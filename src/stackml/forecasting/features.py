@@ -1,6 +1,6 @@
 """Vectorised features and invertible target transforms for global forecasting models.
 
-Everything here works on the packed layout of :class:`~stackml.forecasting.models.base.Panel`: one flat float array
+Everything here works on the packed layout of :class:`~stackml.forecasting.panel.Panel`: one flat float array
 ``y`` with offsets ``indptr``. Training features are computed for every observation at once with NumPy index
 arithmetic (no Python loop over rows), and :meth:`FeatureSpec.next_row` computes the same features for the step after
 the end of every series from a small 2-D tail buffer, which is what recursive multi-step prediction needs. A value
@@ -25,7 +25,7 @@ import numpy as np
 from stackml.errors import InputError, NotFittedError
 
 if TYPE_CHECKING:
-    from stackml.forecasting.models.base import Panel
+    from stackml.forecasting.panel import Panel
 
 __all__ = [
     "Differences",

@@ -20,8 +20,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from stackml.checks import is_int
 from stackml.errors import InputError
-from stackml.forecasting.models.base import Panel
+from stackml.forecasting.panel import Panel
 
 __all__ = [
     "FrameSpec",
@@ -32,6 +33,7 @@ __all__ = [
     "future_ds",
     "future_time_features",
     "parse_freq",
+    "resolve_freq",
     "series_rows",
     "split_panel",
     "take_panel",
@@ -77,12 +79,44 @@ def parse_freq(freq: Any, is_timestamp: bool) -> Any:
             raise InputError(
                 f"freq={freq!r} is not a pandas frequency.", hint="Use e.g. 'h', 'D', 'W', 'MS', '15min'."
             ) from exc
-    if isinstance(freq, bool) or not isinstance(freq, (int, np.integer)) or freq < 1:
+    if not is_int(freq) or freq < 1:
         raise InputError(
             f"freq={freq!r} does not fit an integer time column: it needs a positive integer step.",
             hint="Pass freq=None (step inferred, usually 1) or an integer such as freq=1.",
         )
     return int(freq)
+
+
+def resolve_freq(df: pd.DataFrame, id_col: str, time_col: str, freq: Any, is_timestamp: bool) -> Any:
+    """The frequency to use: ``freq`` parsed, or inferred from the data when ``None``.
+
+    Timestamps: pandas infers it from the longest series (the most common answer among up to ten). Integers: the
+    most common step between consecutive values, 1 when no series has two values.
+
+    Raises:
+        InputError: if ``freq`` is invalid or cannot be inferred.
+    """
+    if freq is not None:
+        return parse_freq(freq, is_timestamp)
+    if not is_timestamp:
+        diffs = df[time_col].diff()[df[id_col].eq(df[id_col].shift())]
+        diffs = diffs[diffs > 0]
+        return int(diffs.mode().iloc[0]) if len(diffs) else 1
+    sizes = df.groupby(id_col, sort=False).size().sort_values(ascending=False)
+    found = []
+    for uid in sizes.index[:10]:
+        times = pd.DatetimeIndex(df.loc[df[id_col] == uid, time_col])
+        if len(times) >= 3:
+            inferred = pd.infer_freq(times)
+            if inferred:
+                found.append(inferred)
+    if not found:
+        raise InputError(
+            f"Could not infer the frequency of '{time_col}': no series has three or more regularly spaced "
+            "timestamps.",
+            hint="Pass the frequency explicitly, e.g. Forecaster(freq='h'), or fill gaps with fill_gaps(df, freq=...).",
+        )
+    return parse_freq(max(set(found), key=found.count), True)
 
 
 def step_timedelta(offset: pd.DateOffset) -> pd.Timedelta:
@@ -291,9 +325,6 @@ def fill_gaps(
         >>> fill_gaps(df, fill="interpolate")["y"].tolist()
         [1.0, 2.0, 3.0, 4.0]
     """
-    # imported here: validation imports this module
-    from stackml.forecasting.validation import resolve_freq
-
     missing = [c for c in (id_col, time_col) if c not in df.columns]
     if missing:
         raise InputError(

@@ -13,8 +13,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from stackml.errors import InputError
-from stackml.forecasting.frame import FrameSpec, parse_freq
+from stackml.checks import is_int, is_number
+from stackml.errors import InputError, raise_if_problems
+from stackml.forecasting.frame import FrameSpec, resolve_freq
 
 __all__ = [
     "check_horizon",
@@ -22,7 +23,6 @@ __all__ = [
     "check_level",
     "check_windows",
     "level_suffix",
-    "resolve_freq",
     "validate_frame",
     "windows_needed",
 ]
@@ -51,7 +51,7 @@ def _fmt_time(value: Any) -> str:
 
 def check_horizon(h: Any) -> int:
     """Return ``h`` as an int or raise: the horizon must be a positive integer."""
-    if isinstance(h, bool) or not isinstance(h, (int, np.integer)) or h < 1:
+    if not is_int(h) or h < 1:
         raise InputError(f"The horizon h must be a positive integer, got {h!r}.", hint="Pass e.g. h=24.")
     return int(h)
 
@@ -63,10 +63,7 @@ def check_level(level: Any) -> list[float]:
     bad = isinstance(level, (str, bytes)) or not isinstance(level, (list, tuple, np.ndarray))
     if not bad:
         items = list(level)
-        bad = not items or any(
-            isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or not 0 < v < 100
-            for v in items
-        )
+        bad = not items or any(not is_number(v) or not 0 < v < 100 for v in items)
     if bad:
         raise InputError(
             f"level must be a list of numbers strictly between 0 and 100, got {level!r}.",
@@ -83,11 +80,9 @@ def level_suffix(level: float) -> str:
 def check_windows(h: int, n_windows: Any, step_size: Any) -> tuple[int, int]:
     """Validate backtest windows; return ``(n_windows, step_size)`` with ``step_size`` defaulting to ``h``."""
     problems = []
-    if isinstance(n_windows, bool) or not isinstance(n_windows, (int, np.integer)) or n_windows < 1:
+    if not is_int(n_windows) or n_windows < 1:
         problems.append(f"n_windows must be a positive integer, got {n_windows!r}")
-    if step_size is not None and (
-        isinstance(step_size, bool) or not isinstance(step_size, (int, np.integer)) or step_size < 1
-    ):
+    if step_size is not None and (not is_int(step_size) or step_size < 1):
         problems.append(f"step_size must be a positive integer or None (= h), got {step_size!r}")
     if problems:
         raise InputError("; ".join(problems) + ".", hint="Pass e.g. n_windows=3, step_size=h.")
@@ -119,38 +114,6 @@ def check_lengths(ids: np.ndarray, lengths: np.ndarray, needed: int, what: str, 
             f"least {needed} values = {why}.",
             hint=hint,
         )
-
-
-def resolve_freq(df: pd.DataFrame, id_col: str, time_col: str, freq: Any, is_timestamp: bool) -> Any:
-    """The frequency to use: ``freq`` parsed, or inferred from the data when ``None``.
-
-    Timestamps: pandas infers it from the longest series (the most common answer among up to ten). Integers: the
-    most common step between consecutive values, 1 when no series has two values.
-
-    Raises:
-        InputError: if ``freq`` is invalid or cannot be inferred.
-    """
-    if freq is not None:
-        return parse_freq(freq, is_timestamp)
-    if not is_timestamp:
-        diffs = df[time_col].diff()[df[id_col].eq(df[id_col].shift())]
-        diffs = diffs[diffs > 0]
-        return int(diffs.mode().iloc[0]) if len(diffs) else 1
-    sizes = df.groupby(id_col, sort=False).size().sort_values(ascending=False)
-    found = []
-    for uid in sizes.index[:10]:
-        times = pd.DatetimeIndex(df.loc[df[id_col] == uid, time_col])
-        if len(times) >= 3:
-            inferred = pd.infer_freq(times)
-            if inferred:
-                found.append(inferred)
-    if not found:
-        raise InputError(
-            f"Could not infer the frequency of '{time_col}': no series has three or more regularly spaced "
-            "timestamps.",
-            hint="Pass the frequency explicitly, e.g. Forecaster(freq='h'), or fill gaps with fill_gaps(df, freq=...).",
-        )
-    return parse_freq(max(set(found), key=found.count), True)
 
 
 def validate_frame(
@@ -211,11 +174,11 @@ def validate_frame(
             problems.append(str(exc))
         if freq_value is not None and not dup.any():
             problems.extend(_gap_problems(df, id_col, time_col, freq_value, is_ts, freq))
-    if problems:
-        raise InputError(
-            f"The input frame has {len(problems)} problem(s):\n- " + "\n- ".join(problems),
-            hint="Fix them all and call again; fill_gaps(df, freq=...) inserts missing rows.",
-        )
+    raise_if_problems(
+        problems,
+        what="the input frame",
+        hint="Fix them all and call again; fill_gaps(df, freq=...) inserts missing rows.",
+    )
     return df, FrameSpec(id_col, time_col, target_col, exog, freq_value, bool(is_ts))
 
 

@@ -1,7 +1,8 @@
 """The fitted posterior as flat NumPy draws, and the model's equations evaluated on them for any spend.
 
 Everything downstream (predictions, contributions, ROAS, response curves, the budget optimiser) goes through
-:class:`PosteriorDraws`, so the NumPy twins of the transforms are the only second implementation of the model.
+:class:`PosteriorDraws`, so the NumPy twins of the transforms are the only second implementation of the model;
+:func:`hdi` summarises any array of draws.
 """
 
 from __future__ import annotations
@@ -20,6 +21,26 @@ def flatten_draws(idata: Any, name: str) -> np.ndarray:
     """``posterior[name]`` as ``(n_draws, ...)``, chains concatenated."""
     values = np.asarray(idata.posterior[name].values, dtype=float)
     return values.reshape(-1, *values.shape[2:])
+
+
+def hdi(draws: np.ndarray, prob: float = 0.94) -> tuple[np.ndarray, np.ndarray]:
+    """Highest-density interval along the first axis (draws) of ``draws``.
+
+    Example:
+        >>> low, high = hdi(np.arange(100.0), 0.9)
+        >>> float(high - low)
+        90.0
+    """
+    draws = np.sort(np.asarray(draws, dtype=float), axis=0)
+    n = draws.shape[0]
+    width = max(int(np.floor(prob * n)), 1) if n > 1 else 0
+    if width == 0:
+        return draws[0], draws[0]
+    spans = draws[width:] - draws[: n - width]
+    start = np.expand_dims(np.argmin(spans, axis=0), 0)
+    low = np.take_along_axis(draws, start, axis=0)[0]
+    high = np.take_along_axis(draws, start + width, axis=0)[0]
+    return low, high
 
 
 @dataclass

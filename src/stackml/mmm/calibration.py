@@ -23,9 +23,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from stackml.errors import InputError
+from stackml.errors import InputError, raise_if_problems
 from stackml.mmm.transforms import lag_matrix
-from stackml.mmm.validation import raise_if_problems
 
 if TYPE_CHECKING:
     from stackml.mmm._design import Design

@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from stackml.errors import InputError
-from stackml.mmm.validation import raise_if_problems
+from stackml.checks import missing_columns_problem
+from stackml.errors import InputError, raise_if_problems
 from stackml.warehouse.identifiers import quote_column, quote_table
 
 if TYPE_CHECKING:
@@ -132,9 +132,9 @@ def aggregate_touchpoints(
 
 def _check_columns(warehouse: Warehouse, table: str, columns: list[str], what: str) -> None:
     schema = warehouse.schema(table)  # raises TableNotFoundError with the known tables
-    missing = [c for c in dict.fromkeys(columns) if c not in schema]
+    problem = missing_columns_problem(schema, columns)
     raise_if_problems(
-        [f"missing columns {missing} (it has {list(schema)})"] if missing else [],
+        [problem] if problem else [],
         what=f"the {what} '{table}'",
         hint="Name the columns with date_column=, channel_column=, spend_column= and target=.",
     )

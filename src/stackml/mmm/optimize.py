@@ -33,11 +33,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from stackml.errors import InputError
+from stackml.checks import int_problem, is_number
+from stackml.errors import InputError, raise_if_problems
+from stackml.mmm._posterior import PosteriorDraws, hdi
 from stackml.mmm.transforms import lag_matrix
 
 if TYPE_CHECKING:
-    from stackml.mmm._posterior import PosteriorDraws
     from stackml.mmm.model import MediaMixModel
 
 __all__ = ["DEFAULT_UPPER_MULTIPLE", "BudgetPlan", "optimize_budget"]
@@ -305,17 +306,18 @@ def _check_inputs(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per-period ``(lower, upper)`` arrays, or one InputError listing every problem."""
     problems: list[str] = []
-    budget_ok = _is_number(total_budget) and math.isfinite(total_budget) and total_budget > 0
+    budget_ok = is_number(total_budget) and math.isfinite(total_budget) and total_budget > 0
     if not budget_ok:
         problems.append(f"'total_budget' must be a finite number > 0, got {total_budget!r}")
-    horizon_ok = isinstance(horizon, (int, np.integer)) and not isinstance(horizon, bool) and horizon >= 1
-    if not horizon_ok:
-        problems.append(f"'horizon_periods' must be an int >= 1, got {horizon!r}")
+    horizon_problem = int_problem("horizon_periods", horizon, low=1)
+    horizon_ok = horizon_problem is None
+    if horizon_problem:
+        problems.append(horizon_problem)
     if not (isinstance(max_draws, (int, np.integer)) and max_draws >= 1):
         problems.append(f"'max_draws' must be an int >= 1, got {max_draws!r}")
     if not (isinstance(n_starts, (int, np.integer)) and n_starts >= 1):
         problems.append(f"'n_starts' must be an int >= 1, got {n_starts!r}")
-    if not (_is_number(hdi_prob) and 0 < hdi_prob < 1):
+    if not (is_number(hdi_prob) and 0 < hdi_prob < 1):
         problems.append(f"'hdi_prob' must be in (0, 1), got {hdi_prob!r}")
     lower, upper = np.zeros(len(channels)), historical * DEFAULT_UPPER_MULTIPLE
     if bounds is not None and not isinstance(bounds, dict):
@@ -336,7 +338,7 @@ def _check_inputs(
         for side, value, target in (("min", pair[0], lower), ("max", pair[1], upper)):
             if value is None:
                 continue
-            if not (_is_number(value) and math.isfinite(value) and value >= 0):
+            if not (is_number(value) and math.isfinite(value) and value >= 0):
                 problems.append(
                     f"bounds[{channel!r}] {side} must be a finite number >= 0 or None, got {value!r}"
                 )
@@ -352,18 +354,13 @@ def _check_inputs(
                 f"the bounds allow a total budget from {low_total:,.2f} to {high_total:,.2f} over "
                 f"{horizon} period(s), got total_budget={total_budget:,.2f}"
             )
-    if problems:
-        listed = "\n".join(f"  - {p}" for p in problems)
-        raise InputError(
-            f"{len(problems)} problem(s) with the budget optimisation:\n{listed}",
-            hint="Bounds are per-period spend {channel: (min, max)}; defaults are (0, "
-            f"{DEFAULT_UPPER_MULTIPLE:g} x the channel's mean spend per period). Widen them or change the budget.",
-        )
+    raise_if_problems(
+        problems,
+        what="the budget optimisation",
+        hint="Bounds are per-period spend {channel: (min, max)}; defaults are (0, "
+        f"{DEFAULT_UPPER_MULTIPLE:g} x the channel's mean spend per period). Widen them or change the budget.",
+    )
     return lower, upper
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
 
 
 def _plan_dates(model: MediaMixModel, horizon: int, start_date: Any) -> pd.DatetimeIndex:
@@ -391,8 +388,6 @@ def _result(
     model, dates, budget, horizon, spend, baseline_spend, lower, upper, response, baseline, *,
     hdi_prob, binding_tolerance, converged, settings,
 ) -> BudgetPlan:  # fmt: skip
-    from stackml.mmm.outputs import hdi
-
     tol = binding_tolerance * budget / horizon
     bound = np.where(spend <= lower + tol, "lower", np.where(spend >= upper - tol, "upper", ""))
     bound = np.where((bound == "lower") & (upper - lower <= tol), "fixed", bound)  # min == max: both bind

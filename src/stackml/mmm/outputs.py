@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from stackml.mmm._posterior import hdi
+
 if TYPE_CHECKING:
     from stackml.mmm.model import MediaMixModel
 
@@ -24,26 +26,6 @@ __all__ = [
     "roas",
     "summary",
 ]
-
-
-def hdi(draws: np.ndarray, prob: float = 0.94) -> tuple[np.ndarray, np.ndarray]:
-    """Highest-density interval along the first axis (draws) of ``draws``.
-
-    Example:
-        >>> low, high = hdi(np.arange(100.0), 0.9)
-        >>> float(high - low)
-        90.0
-    """
-    draws = np.sort(np.asarray(draws, dtype=float), axis=0)
-    n = draws.shape[0]
-    width = max(int(np.floor(prob * n)), 1) if n > 1 else 0
-    if width == 0:
-        return draws[0], draws[0]
-    spans = draws[width:] - draws[: n - width]
-    start = np.expand_dims(np.argmin(spans, axis=0), 0)
-    low = np.take_along_axis(draws, start, axis=0)[0]
-    high = np.take_along_axis(draws, start + width, axis=0)[0]
-    return low, high
 
 
 def _summarise(draws: np.ndarray, index: Any, hdi_prob: float) -> pd.DataFrame:

@@ -9,32 +9,26 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from stackml.errors import InputError
+from stackml.checks import int_problem, is_number
+from stackml.errors import raise_if_problems  # noqa: F401 - re-exported for mmm/pipeline.py
+from stackml.mmm._graph import DEFAULT_PRIORS
+from stackml.mmm.transforms import ADSTOCKS, SATURATIONS, Adstock, Saturation
 
 SAMPLERS = ("nutpie", "pymc")
 
 
-def raise_if_problems(problems: list[str], *, what: str, hint: str) -> None:
-    """Raise one :class:`InputError` listing all ``problems`` (no-op when there are none)."""
-    if problems:
-        listed = "\n".join(f"  - {p}" for p in problems)
-        raise InputError(f"{len(problems)} problem(s) with {what}:\n{listed}", hint=hint)
-
-
 def check_settings(model: Any) -> list[str]:
     """Problems with the constructor arguments of a ``MediaMixModel`` (checked at fit time, scikit-learn style)."""
-    from stackml.mmm.transforms import ADSTOCKS, SATURATIONS, Adstock, Saturation
-
     problems = []
     if not isinstance(model.adstock, Adstock) and model.adstock not in ADSTOCKS:
         problems.append(f"unknown adstock {model.adstock!r}; choose one of {sorted(ADSTOCKS)}")
     if not isinstance(model.saturation, Saturation) and model.saturation not in SATURATIONS:
         problems.append(f"unknown saturation {model.saturation!r}; choose one of {sorted(SATURATIONS)}")
-    if not isinstance(model.l_max, (int, np.integer)) or isinstance(model.l_max, bool) or model.l_max < 1:
-        problems.append(f"'l_max' must be an int >= 1, got {model.l_max!r}")
-    order = model.yearly_seasonality
-    if not isinstance(order, (int, np.integer)) or isinstance(order, bool) or order < 0:
-        problems.append(f"'yearly_seasonality' must be an int >= 0 (the Fourier order), got {order!r}")
+    ints = (
+        int_problem("l_max", model.l_max, low=1),
+        int_problem("yearly_seasonality", model.yearly_seasonality, low=0, extra=" (the Fourier order)"),
+    )
+    problems.extend(p for p in ints if p)
     channels = list(model.channel_columns) if is_names(model.channel_columns) else None
     if not channels:
         problems.append(
@@ -53,9 +47,6 @@ def check_settings(model: Any) -> list[str]:
 
 def check_priors(model: Any) -> list[str]:
     """``priors`` maps known variable names to ``(pymc distribution name, kwargs)``."""
-    from stackml.mmm._graph import DEFAULT_PRIORS
-    from stackml.mmm.transforms import ADSTOCKS, SATURATIONS
-
     if model.priors is None:
         return []
     if not isinstance(model.priors, dict):
@@ -89,7 +80,11 @@ def check_roas_prior(roas_prior: Any, channels: list[str]) -> list[str]:
             problems.append(
                 f"roas_prior names channel {channel!r}, which is not in channel_columns {channels}"
             )
-        ok = isinstance(value, (tuple, list)) and len(value) == 2 and all(_positive(v) for v in value)
+        ok = (
+            isinstance(value, (tuple, list))
+            and len(value) == 2
+            and all(is_number(v) and v > 0 for v in value)
+        )
         if not ok:
             problems.append(f"roas_prior for {channel!r} must be (mean, sd) with both > 0, got {value!r}")
     if isinstance(roas_prior, dict):
@@ -102,8 +97,8 @@ def check_roas_prior(roas_prior: Any, channels: list[str]) -> list[str]:
 def check_fit_args(draws: Any, tune: Any, chains: Any, sampler: Any) -> list[str]:
     problems = []
     for name, value, low in (("draws", draws, 1), ("tune", tune, 0), ("chains", chains, 1)):
-        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < low:
-            problems.append(f"'{name}' must be an int >= {low}, got {value!r}")
+        if problem := int_problem(name, value, low=low):
+            problems.append(problem)
     if sampler not in SAMPLERS:
         problems.append(f"'sampler' must be one of {list(SAMPLERS)}, got {sampler!r}")
     return problems
@@ -173,7 +168,3 @@ def min_rows_for(n_channels: int, n_controls: int, fourier_order: int, l_max: in
 
 def is_names(value: Any) -> bool:
     return isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value)
-
-
-def _positive(value: Any) -> bool:
-    return isinstance(value, (int, float, np.number)) and not isinstance(value, bool) and float(value) > 0

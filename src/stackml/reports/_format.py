@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Callable
-from datetime import datetime, time
+from datetime import UTC, datetime, time
 from typing import Any
 
 from stackml.errors import InputError
@@ -16,6 +16,7 @@ __all__ = [
     "float_formatter",
     "format_number",
     "format_value",
+    "human_time",
     "is_missing",
 ]
 
@@ -91,6 +92,11 @@ def float_formatter(float_format: FloatFormat | None) -> Callable[[float], str]:
         f"'float_format' must be a format string or a callable, got {type(float_format).__name__}.",
         hint="Use e.g. '{:,.2f}' or a function such as lambda x: f'{x:.3f}'.",
     )
+
+
+def human_time(moment: datetime) -> str:
+    """``2025-03-01 14:05 UTC``: unambiguous for readers in any time zone."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def is_missing(value: Any) -> bool:

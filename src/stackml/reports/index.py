@@ -11,8 +11,8 @@ from pathlib import Path
 from urllib.parse import quote
 
 from stackml.reports._files import SIDECAR_SUFFIX, atomic_write_text
+from stackml.reports._format import human_time
 from stackml.reports._templates import asset, template
-from stackml.reports.report import human_time
 
 __all__ = ["INDEX_NAME", "ReportEntry", "build_index", "list_reports"]
 

@@ -9,11 +9,13 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from stackml.checks import int_problem
 from stackml.errors import ConfigError, InputError
 from stackml.reports import _blocks
 from stackml.reports._files import SIDECAR_SUFFIX, atomic_write_text, check_slug, report_stem, slugify
-from stackml.reports._format import FloatFormat, float_formatter
+from stackml.reports._format import FloatFormat, float_formatter, human_time
 from stackml.reports._templates import asset, plotly_js, template
+from stackml.reports.index import build_index
 
 __all__ = ["Report", "human_time"]
 
@@ -31,11 +33,6 @@ def _text(name: str, value: Any, *, optional: bool = False, allow_empty: bool = 
             hint=f"Pass {name}='...' as text.",
         )
     return value
-
-
-def human_time(moment: datetime) -> str:
-    """``2025-03-01 14:05 UTC``: unambiguous for readers in any time zone."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 class Report:
@@ -133,10 +130,8 @@ class Report:
                 f"add_table expects a pandas DataFrame, got {type(df).__name__}.",
                 hint="Convert it first, e.g. pandas.DataFrame(rows) or series.to_frame().",
             )
-        if isinstance(max_rows, bool) or not isinstance(max_rows, int) or max_rows < 1:
-            raise InputError(
-                f"'max_rows' must be an int >= 1, got {max_rows!r}.", hint="Pass e.g. max_rows=100."
-            )
+        if problem := int_problem("max_rows", max_rows, low=1):
+            raise InputError(f"{problem}.", hint="Pass e.g. max_rows=100.")
         fmt = None if float_format is None else float_formatter(float_format)
         self._n_tables += 1
         self._blocks.append(
@@ -205,8 +200,6 @@ class Report:
         Returns:
             The path of the new ``<UTC timestamp>-<slug>.html`` file.
         """
-        from stackml.reports.index import build_index
-
         if reports_dir is None:
             from stackml.config import get_settings
 

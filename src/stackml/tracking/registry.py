@@ -5,13 +5,13 @@ from __future__ import annotations
 import contextlib
 import inspect
 import json
-import numbers
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
+from stackml.checks import is_number
 from stackml.config import Settings
 from stackml.errors import InputError, RegistryError
 from stackml.tracking._setup import configure, mlflow_module, translate_mlflow_error
@@ -110,7 +110,7 @@ def register_model(
         problems.append(f"'name' must be a non-empty string, got {name!r}")
     if not isinstance(input_example, pd.DataFrame) or input_example.empty:
         problems.append("'input_example' must be a non-empty pandas DataFrame")
-    not_numbers = {k: v for k, v in (metrics or {}).items() if not _is_number(v)}
+    not_numbers = {k: v for k, v in (metrics or {}).items() if not is_number(v)}
     if not_numbers:
         problems.append(f"'metrics' must map names to numbers; these are not: {not_numbers!r}")
     if problems:
@@ -142,10 +142,6 @@ def register_model(
             # Linked to the run (which promote reads) and to the logged model (which the MLflow UI shows).
             mlflow.log_metrics({k: float(v) for k, v in metrics.items()}, model_id=info.model_id)
     return client.get_model_version(name, str(info.registered_model_version))
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 def _infer_signature(mlflow: Any, python_model: Any, example: pd.DataFrame, artifacts: Any) -> Any:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numbers
 import re
 import tempfile
 from collections.abc import Iterator, Mapping
@@ -10,6 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from stackml.checks import is_int, is_number
 from stackml.config import Settings
 from stackml.errors import InputError, RegistryError
 from stackml.tracking._setup import (
@@ -150,8 +150,8 @@ def log_metrics(metrics: Mapping[str, float], step: int | None = None) -> None:
         InputError: when no run is active or a value is not a number (all bad keys are named).
     """
     _active_run_id("log_metrics")
-    # numbers.Real covers NumPy scalars too; bools are ints to Python but never a metric.
-    bad = {k: v for k, v in metrics.items() if isinstance(v, bool) or not isinstance(v, numbers.Real)}
+    # NumPy scalars count as numbers; bools are ints to Python but never a metric.
+    bad = {k: v for k, v in metrics.items() if not is_number(v)}
     if bad:
         raise InputError(
             f"log_metrics needs numbers; these metrics are not: {bad!r}.",
@@ -270,7 +270,7 @@ def list_runs(
     """
     import pandas as pd
 
-    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+    if not is_int(limit) or limit < 1:
         raise InputError(f"The 'limit' of list_runs must be a positive integer; got {limit!r}.")
     client = configure(settings)
     if pipeline is not None:
@@ -282,7 +282,7 @@ def list_runs(
     if not experiments:
         return pd.DataFrame(columns=RUN_COLUMNS)
     names = {e.experiment_id: e.name for e in experiments}
-    runs = client.search_runs(list(names), max_results=limit, order_by=["attributes.start_time DESC"])
+    runs = client.search_runs(list(names), max_results=int(limit), order_by=["attributes.start_time DESC"])
     rows = []
     for run in runs:
         info = run.info

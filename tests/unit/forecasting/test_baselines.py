@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 from stackml.errors import InputError, NotFittedError
-from stackml.forecasting.models.base import Panel
 from stackml.forecasting.models.baselines import (
     Naive,
     Naive2,
@@ -17,6 +16,7 @@ from stackml.forecasting.models.baselines import (
     seasonal_indices,
     seasonality_test,
 )
+from stackml.forecasting.panel import Panel
 
 ALL_BASELINES = [Naive, SeasonalNaive, Naive2, RandomWalkWithDrift]
 

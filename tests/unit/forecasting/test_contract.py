@@ -17,7 +17,8 @@ from stackml.errors import InputError, NotFittedError
 from stackml.forecasting import Forecaster, generate_series
 from stackml.forecasting.frame import build_panel
 from stackml.forecasting.models import MODELS, available_models, make_model, model_class
-from stackml.forecasting.models.base import ForecastModel, Panel
+from stackml.forecasting.models.base import ForecastModel
+from stackml.forecasting.panel import Panel
 from stackml.forecasting.validation import validate_frame
 
 SEASON = 6

@@ -104,7 +104,7 @@ def test_gaps_name_series_and_first_missing_time(call: Any, df: pd.DataFrame) ->
 def test_all_problems_are_reported_together(call: Any, df: pd.DataFrame) -> None:
     bad = pd.concat([df, df.iloc[[0]]]).assign(note="x")
     bad.loc[bad["unique_id"] == "s1", "y"] = np.nan
-    with pytest.raises(InputError, match=r"The input frame has 3 problem\(s\)") as info:
+    with pytest.raises(InputError, match=r"3 problem\(s\) with the input frame") as info:
         call(bad)
     message = str(info.value)
     assert "non-numeric ['note']" in message and "entirely missing in series 's1'" in message

@@ -10,8 +10,8 @@ import pytest
 
 from stackml.errors import InputError, NotFittedError
 from stackml.forecasting.features import RollingSpec
-from stackml.forecasting.models.base import Panel
 from stackml.forecasting.models.ml import LightGBMForecaster, XGBoostForecaster
+from stackml.forecasting.panel import Panel
 
 M, H = 12, 12
 CLASSES = [LightGBMForecaster, XGBoostForecaster]

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from stackml.errors import InputError, NotFittedError
-from stackml.forecasting.models.base import Panel
 from stackml.forecasting.models.neural import NHITSForecaster, _append, _windows
+from stackml.forecasting.panel import Panel
 
 pytest.importorskip("torch")
 

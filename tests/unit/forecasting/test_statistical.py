@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from stackml.errors import InputError
-from stackml.forecasting.models.base import Panel
 from stackml.forecasting.models.statistical import ARIMA, ETS, Theta
+from stackml.forecasting.panel import Panel
 
 STATISTICAL = [ETS, Theta, ARIMA]
 M = 12

@@ -13,11 +13,12 @@ from stackml.forecasting.frame import (
     calendar_features,
     future_ds,
     future_time_features,
+    resolve_freq,
     series_rows,
     split_panel,
     take_panel,
 )
-from stackml.forecasting.validation import check_level, level_suffix, resolve_freq, validate_frame
+from stackml.forecasting.validation import check_level, level_suffix, validate_frame
 
 
 def _frame(ids: list[str], times: list, values: list[float] | None = None) -> pd.DataFrame:

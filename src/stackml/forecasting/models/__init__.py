@@ -15,7 +15,8 @@ import importlib
 from typing import Any
 
 from stackml.errors import InputError, MissingDependencyError
-from stackml.forecasting.models.base import ForecastModel, LocalModel, Panel
+from stackml.forecasting.models.base import ForecastModel, LocalModel
+from stackml.forecasting.panel import Panel
 
 __all__ = [
     "MODELS",

@@ -5,7 +5,7 @@ step for step, so that the official benchmark scores reproduce to three decimals
 
 Example:
     >>> import numpy as np
-    >>> from stackml.forecasting.models.base import Panel
+    >>> from stackml.forecasting.panel import Panel
     >>> panel = Panel.from_arrays([np.array([1.0, 2.0, 3.0, 4.0])], season_length=2)
     >>> SeasonalNaive().fit(panel).predict(3).tolist()
     [[3.0, 4.0, 3.0]]

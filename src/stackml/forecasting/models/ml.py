@@ -13,7 +13,7 @@ series' own seasonal-naive error, and nothing refers to a particular calendar.
 
 Example:
     >>> import numpy as np
-    >>> from stackml.forecasting.models.base import Panel
+    >>> from stackml.forecasting.panel import Panel
     >>> t = np.arange(120)
     >>> panel = Panel.from_arrays([10 + np.sin(2 * np.pi * t / 12) * k for k in (1, 2, 3)], season_length=12)
     >>> LightGBMForecaster(n_estimators=20).fit(panel).predict(6).shape  # doctest: +SKIP
@@ -42,7 +42,8 @@ from stackml.forecasting.features import (
     start_steps,
     tails,
 )
-from stackml.forecasting.models.base import ForecastModel, Panel
+from stackml.forecasting.models.base import ForecastModel
+from stackml.forecasting.panel import Panel
 
 __all__ = ["LightGBMForecaster", "XGBoostForecaster"]
 

@@ -14,7 +14,7 @@ stopping), and the model forecasts from the full series.
 
 Example:
     >>> import numpy as np
-    >>> from stackml.forecasting.models.base import Panel
+    >>> from stackml.forecasting.panel import Panel
     >>> t = np.arange(200)
     >>> panel = Panel.from_arrays([10 + np.sin(2 * np.pi * t / 12) * k for k in (1, 2, 3)], season_length=12)
     >>> NHITSForecaster(max_steps=50).fit(panel).predict(12).shape  # doctest: +SKIP
@@ -34,7 +34,8 @@ import numpy as np
 from stackml._deps import require
 from stackml.errors import InputError
 from stackml.forecasting.features import LocalScaler, start_steps
-from stackml.forecasting.models.base import ForecastModel, Panel
+from stackml.forecasting.models.base import ForecastModel
+from stackml.forecasting.panel import Panel
 
 __all__ = ["NHITSForecaster"]
 

@@ -10,7 +10,7 @@ Two rules keep the output finite whatever the series looks like:
 
 Example:
     >>> import numpy as np
-    >>> from stackml.forecasting.models.base import Panel
+    >>> from stackml.forecasting.panel import Panel
     >>> panel = Panel.from_arrays([np.arange(1.0, 41.0)], season_length=1)
     >>> ETS().fit(panel).predict(2).shape
     (1, 2)
@@ -25,8 +25,10 @@ from typing import Any
 import numpy as np
 
 from stackml._deps import require
+from stackml.checks import is_int
 from stackml.errors import InputError
-from stackml.forecasting.models.base import LocalModel, Panel
+from stackml.forecasting.models.base import LocalModel
+from stackml.forecasting.panel import Panel
 
 __all__ = ["ARIMA", "ETS", "Theta"]
 
@@ -62,7 +64,7 @@ class _StatsForecastModel(LocalModel):
 
     def _season(self, panel_season: int) -> int:
         m = self.season_length if self.season_length is not None else panel_season
-        if isinstance(m, bool) or not isinstance(m, (int, np.integer)) or m < 1:
+        if not is_int(m) or m < 1:
             raise InputError(
                 f"{self.name}: season_length must be a positive integer or None (= the panel's), got {m!r}."
             )
