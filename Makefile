@@ -1,6 +1,7 @@
 # The whole set-up on a fresh machine with Python 3.11 and git:
 #   make demo   create .venv, install what the demo needs, run `stackml demo`, print where the report is
-#   make test   create or update .venv with every extra and the test tools, run the whole test suite
+#   make test   create or update .venv with every extra and the test tools, lint, run the whole test suite
+#   make lint   ruff (lint and format) and the import-linter layer contracts only
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
@@ -9,7 +10,7 @@ PIP := $(BIN)/python -m pip
 CONSTRAINTS := constraints.txt
 export MLFLOW_DISABLE_TELEMETRY := true
 
-.PHONY: demo test clean
+.PHONY: demo lint test clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,7 +28,13 @@ $(VENV)/.installed-all: pyproject.toml $(CONSTRAINTS) | $(BIN)/python
 demo: $(VENV)/.installed-demo
 	$(BIN)/stackml demo
 
-test: $(VENV)/.installed-all
+# Lint first: a broken layer (import-linter contracts in pyproject.toml) or an unformatted file fails the run.
+lint: $(VENV)/.installed-all
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/lint-imports
+
+test: lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 clean:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import os
 import subprocess
 import sys
@@ -62,6 +63,29 @@ def test_help_is_fast_and_lists_commands() -> None:
         text=True,
     )
     assert probe.stdout.strip() == "[]", probe.stdout
+
+
+@pytest.mark.parametrize(
+    "command", [["ingest"], ["sql"], ["tables"], ["schema"], ["serve"], ["forecast", "run"], ["mmm", "fit"]]
+)
+def test_every_command_that_touches_the_warehouse_takes_the_warehouse_option(command: list[str]) -> None:
+    proc = run_cli(*command, "--help")
+    assert proc.returncode == 0 and "--warehouse" in proc.stdout and "-w" in proc.stdout
+
+
+def test_pipeline_options_default_to_the_config_classes() -> None:
+    """A default is typed once, in the configuration class; the CLI shows that value."""
+    from stackml.forecasting.config import ForecastConfig
+    from stackml.mmm.config import MMMConfig
+    from stackml.pipelines import default_of
+
+    mmm = run_cli("mmm", "fit", "--help").stdout
+    for option, field in (("--draws", "draws"), ("--max-rhat", "max_rhat"), ("--min-ess", "min_ess")):
+        shown = mmm.split(option, 1)[1].split("[default: ", 1)[1].split("]", 1)[0]
+        assert float(shown) == default_of(MMMConfig, field)
+    forecast = run_cli("forecast", "run", "--help").stdout
+    shown = forecast.split("--models", 1)[1].split("[default: ", 1)[1].split("]", 1)[0]
+    assert re.sub(r"[^a-z0-9,]", "", shown) == ",".join(default_of(ForecastConfig, "models"))  # rich wraps it
 
 
 def test_ingest_sql_tables_schema_roundtrip(csv_file: Path, wh_url: str) -> None:

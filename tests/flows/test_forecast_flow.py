@@ -77,8 +77,8 @@ def test_registered_pyfunc_forecasts_requested_series(first_run: dict, home: Pat
     model = tracking.load_model("forecast-shop")
     out = model.predict(pd.DataFrame({"unique_id": ["s1", "s0"], "h": [3, 3]}))
     assert sorted(out["unique_id"].unique()) == ["s0", "s1"] and len(out) == 6
-    assert {"ds", "yhat", "yhat_lo_80", "yhat_hi_95"} <= set(out.columns)
-    assert (out["yhat_lo_95"] <= out["yhat"]).all() and (out["yhat"] <= out["yhat_hi_95"]).all()
+    assert {"ds", "yhat", "yhat-lo-80", "yhat-hi-95"} <= set(out.columns)
+    assert (out["yhat-lo-95"] <= out["yhat"]).all() and (out["yhat"] <= out["yhat-hi-95"]).all()
     full = model.predict(pd.DataFrame({"unique_id": ["s2"]}))
     assert len(full) == H
     with pytest.raises(InputError, match=r"Unknown series \['nope'\]"):
@@ -112,3 +112,26 @@ def test_bad_input_fails_before_or_in_the_first_step(home: Path, files: dict[str
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "step 'start'" in proc.stderr or "start" in proc.stderr
     assert "resume" in proc.stderr
+
+
+@pytest.mark.postgres
+def test_a_table_in_postgresql_runs_with_the_warehouse_option(
+    home: Path, files: dict[str, Path], postgres_url: str
+) -> None:
+    """``--warehouse`` reaches the flow's steps: the table is read, and the backtest scored, in PostgreSQL."""
+    from stackml.warehouse import connect
+
+    with connect(postgres_url) as wh:
+        wh.ingest(files["train"], "shop_sales", if_exists="replace")
+    proc = cli(
+        home, "forecast", "run", "--table", "shop_sales", "--warehouse", postgres_url, "--horizon", str(H),
+        "--season", "7", "--models", "snaive", "--no-register", "--json",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["registered"] is False and out["registry_note"] == "Not registered (registration was switched off)."
+    assert out["models"]["Naive2"]["owa"] == pytest.approx(1.0)
+    with connect(postgres_url) as wh:
+        assert any(t.startswith("forecast_") for t in wh.tables())  # the backtest was stored and scored there
+    missing = cli(home, "forecast", "run", "--table", "nope", "--warehouse", postgres_url, "--horizon", "7")
+    assert missing.returncode == 2 and "Table 'nope' does not exist" in missing.stderr

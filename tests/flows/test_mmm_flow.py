@@ -94,6 +94,18 @@ def test_fit_registers_promotes_plans_and_reports(fitted: dict, home: Path) -> N
     assert [(m["name"], m["aliases"]) for m in models] == [(MODEL, "champion")]
 
 
+def test_the_budget_plan_reaches_the_registered_run(fitted: dict, home: Path) -> None:
+    """The flow plans before it publishes, so the plan's metrics are on the run behind the registered version."""
+    from stackml import tracking
+    from stackml.config import get_settings
+
+    client = tracking.configure(get_settings(home=home))
+    version = client.get_model_version_by_alias(MODEL, "champion")
+    metrics = client.get_run(version.run_id).data.metrics
+    assert metrics["plan_uplift"] == pytest.approx(fitted["budget_plan"]["uplift"]["mean"], rel=1e-9)
+    assert "plan_uplift_ratio" in metrics and "seconds_plan" in metrics and "holdout_mape" in metrics
+
+
 def test_optimize_plans_with_the_registered_model(fitted: dict, home: Path) -> None:
     proc = cli(home, "mmm", "optimize", "--model", f"{MODEL}@champion", "--budget", "150000",
                "--horizon", str(HORIZON), "--bounds", "search=500:500", "--json")  # fmt: skip
@@ -137,14 +149,14 @@ def test_the_registered_pyfunc_predicts_a_spend_plan(fitted: dict, home: Path, s
             "controls ['promo'] are not in",
         ),
         (["--table", "nope", "--channels", "search"], "Table 'nope' does not exist"),
-        (["--table", "touchpoints", "--channels", "search", "--data", "x.csv"], "Give exactly one of --data"),
+        (["--table", "touchpoints", "--channels", "search", "--data", "x.csv"], "Give exactly one of a data file or a warehouse table"),
         (
             ["--table", "touchpoints", "--channels", "search", "--lift-tests", "BAD"],
             "missing columns ['end_date'",
         ),
         (
             ["--table", "touchpoints", "--channels", "search", "--draws", "0", "--freq", "M"],
-            "'draws' must be an int",
+            "'draws': Input should be greater than or equal to 1, got 0",
         ),
         (["--table", "touchpoints", "--channels", "search", "--bounds", "search=5"], "'search=5' is not"),
     ],

@@ -2,100 +2,102 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
 
+from stackml.cli._pipeline import (
+    DataOption,
+    JsonOption,
+    ModelNameOption,
+    RegisterOption,
+    TableOption,
+    WarehouseOption,
+    default,
+)
+from stackml.forecasting.config import ForecastConfig
+
 forecast_app = typer.Typer(help="Forecasting: backtest, choose, register and report.", no_args_is_help=True)
 
 
-def default_model_name(data: Optional[Path], table: Optional[str]) -> str:
-    """``forecast-<dataset>``: one registered model per dataset, so champions compare like with like."""
-    stem = table or (data.name.split(".")[0] if data else "data")
-    return "forecast-" + (re.sub(r"[^a-z0-9]+", "-", stem.lower()).strip("-") or "data")
+def _default(field: str) -> Any:
+    return default(ForecastConfig, field)
 
 
 @forecast_app.command("run")
 def run(
     horizon: Annotated[int, typer.Option("--horizon", "-h", help="Steps to forecast.")],
-    data: Annotated[Optional[Path], typer.Option("--data", help="Long CSV/Parquet (unique_id, ds, y) or M4 wide CSV.")] = None,
-    table: Annotated[Optional[str], typer.Option("--table", help="Read the training data from a warehouse table.")] = None,
-    fmt: Annotated[str, typer.Option("--format", help="long or m4-wide.")] = "long",
-    test: Annotated[Optional[Path], typer.Option("--test", help="Holdout in the same format, scored with the M4 metrics.")] = None,
-    season: Annotated[int, typer.Option("--season", help="Season length (24 for hourly with a daily cycle, 7 for daily, 12 for monthly).")] = 1,
-    freq: Annotated[Optional[str], typer.Option("--freq", help="Pandas frequency of timestamp ds (inferred by default).")] = None,
-    models: Annotated[Optional[str], typer.Option("--models", help="Comma-separated model names (default: the default set).")] = None,
-    n_windows: Annotated[
-        Optional[int], typer.Option("--n-windows", help="Backtest windows of --horizon values (default: 1-3, from the data).")
+    data: DataOption = None,
+    table: TableOption = None,
+    fmt: Annotated[
+        str, typer.Option("--format", help="long (unique_id, ds, y) or m4-wide (the M4 competition's CSV).")
+    ] = _default("data_format"),
+    test: Annotated[
+        Optional[Path], typer.Option("--test", help="Holdout in the same format, scored with the M4 metrics.")
     ] = None,
-    model_name: Annotated[Optional[str], typer.Option("--model-name", help="Registered model name (default forecast-<dataset>).")] = None,
-    register: Annotated[bool, typer.Option("--register/--no-register", help="Register the chosen model and promote it if it wins.")] = True,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the scores as JSON.")] = False,
+    season: Annotated[
+        int,
+        typer.Option(
+            "--season", help="Season length (24 for hourly with a daily cycle, 7 for daily, 12 for monthly)."
+        ),
+    ] = _default("season_length"),
+    freq: Annotated[
+        Optional[str], typer.Option("--freq", help="Pandas frequency of timestamp ds (inferred by default).")
+    ] = _default("freq"),
+    models: Annotated[
+        str, typer.Option("--models", help="Comma-separated candidate models.")
+    ] = ",".join(_default("models")),
+    n_windows: Annotated[
+        Optional[int],
+        typer.Option("--n-windows", help="Backtest windows of --horizon values (default: 1-3, from the data)."),
+    ] = _default("n_windows"),
+    warehouse: WarehouseOption = None,
+    model_name: ModelNameOption = None,
+    register: RegisterOption = True,
+    as_json: JsonOption = False,
 ) -> None:
     """Backtest every model, choose the best (or an ensemble), register it and write a report."""
-    from stackml.errors import InputError
-    from stackml.flows import flow_path, run_flow
-    from stackml.forecasting.pipeline import DEFAULT_MODELS, FORMATS, ForecastConfig
+    from stackml.cli._pipeline import open_source, registry_summary, run_pipeline
 
     # Everything checkable without data is checked here, so a typo never starts a flow.
-    if fmt not in FORMATS:
-        raise InputError(f"--format must be one of {', '.join(FORMATS)}; got {fmt!r}.", hint="Use long or m4-wide.")
-    if (data is None) == (table is None):
-        raise InputError("Give exactly one of --data PATH or --table NAME.", hint="e.g. --data sales.csv")
-    for label, path in (("--data", data), ("--test", test)):
-        if path is not None and not path.is_file():
-            raise InputError(f"{label}: file not found: '{path}'.", hint="Check the path.")
-    names = tuple(m.strip() for m in (models or "").split(",") if m.strip()) or DEFAULT_MODELS
-    ForecastConfig(horizon=horizon, season_length=season, freq=freq, models=names, n_windows=n_windows)
-    if table is not None:
-        from stackml.warehouse import connect
-
-        with connect() as wh:
-            wh._require_table(table)
-    parameters = {
-        "data": str(data.resolve()) if data else "",
-        "table": table or "",
-        "format": fmt,
-        "test": str(test.resolve()) if test else "",
-        "horizon": horizon,
-        "season": season,
-        "freq": freq or "",
-        "models": ",".join(names),
-        "n_windows": n_windows or 0,
-        "model_name": model_name or default_model_name(data, table),
-        "register": register,
-    }
-    result = run_flow(flow_path("forecast"), parameters, show_progress=not as_json)
+    config = ForecastConfig(
+        horizon=horizon,
+        season_length=season,
+        freq=freq,
+        models=models,
+        n_windows=n_windows,
+        data_format=fmt,
+        test=str(test) if test else None,
+    )
+    source = open_source(data, table, warehouse)
+    name = model_name or source.default_model_name("forecast")
+    result = run_pipeline(
+        "forecast", config, source, model_name=name, register=register, warehouse=warehouse, show_progress=not as_json
+    )
     end = result.run["end"].task.data
-    summary = summarise_run(end)
+    summary = summarise_run(end.pipeline) | registry_summary(end.published, end.report_path)
     if as_json:
         from stackml.cli.output import print_json
 
         print_json(summary | {"run_id": result.run_id})
         return
-    _print_summary(summary, end)
+    _print_summary(summary)
 
 
-def summarise_run(end: Any) -> dict[str, Any]:
-    """The JSON the CLI prints: scores per model (holdout when given, else backtest) and the chosen alias."""
-    pipeline = end.pipeline
+def summarise_run(pipeline: Any) -> dict[str, Any]:
+    """Scores per model (holdout when given, else backtest) and the chosen alias."""
     scores = pipeline.holdout if pipeline.holdout is not None else pipeline.scores
     metrics = {
         str(row["model"]): {k: _num(row[k]) for k in ("smape", "mase", "owa") if k in row}
         | {k: _num(row[k]) for k in row.index if k.startswith("coverage_")}
         for _, row in scores.iterrows()
     }
-    promotion = end.promotion
     return {
         "models": metrics,
         "best": pipeline.choice.alias,
         "scored_on": "holdout" if pipeline.holdout is not None else "backtest",
         "members": pipeline.members,
-        "report": end.report_path,
-        "model_version": end.model_version,
-        "promoted": None if promotion is None else promotion.promoted,
     }
 
 
@@ -104,7 +106,7 @@ def _num(value: Any) -> float | None:
     return None if value != value else round(value, 6)
 
 
-def _print_summary(summary: dict[str, Any], end: Any) -> None:
+def _print_summary(summary: dict[str, Any]) -> None:
     import pandas as pd
 
     from stackml.cli.output import console, print_frame
@@ -113,6 +115,5 @@ def _print_summary(summary: dict[str, Any], end: Any) -> None:
     print_frame(pd.DataFrame(rows), title=f"Accuracy on the {summary['scored_on']} (best first by backtest OWA)")
     out = console()
     out.print(f"Chosen: [bold]{summary['best']}[/bold]" + (f" (mean of {', '.join(summary['members'])})" if len(summary["members"]) > 1 else ""))
-    if end.promotion is not None:
-        out.print(f"Registered version {summary['model_version']}: {end.promotion.reason}")
+    out.print(summary["registry_note"])
     out.print(f"Report: {summary['report']}")

@@ -13,6 +13,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from stackml.cli._pipeline import JsonOption, WarehouseOption
 from stackml.errors import StackmlError
 
 app = typer.Typer(
@@ -26,13 +27,6 @@ app = typer.Typer(
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERNAL = 1
-
-WarehouseOption = Annotated[
-    Optional[str],
-    typer.Option("--warehouse", "-w", help="Warehouse URL (default: STACKML_WAREHOUSE_URL or the DuckDB file in the home)."),
-]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of a table.")]
-
 
 def _version(value: bool) -> None:
     if value:

@@ -6,11 +6,21 @@ model fails a diagnostics gate (it is then not registered; the summary and the r
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Optional
 
 import typer
+
+from stackml.cli._pipeline import (
+    DataOption,
+    JsonOption,
+    ModelNameOption,
+    RegisterOption,
+    TableOption,
+    WarehouseOption,
+    default,
+)
+from stackml.mmm.config import MMMConfig
 
 mmm_app = typer.Typer(
     help="Media-mix modelling: fit a Bayesian MMM, gate, register, plan budgets and report.",
@@ -18,14 +28,8 @@ mmm_app = typer.Typer(
 )
 
 
-def default_model_name(data: Path | None, table: str | None) -> str:
-    """``mmm-<dataset>``: one registered model per dataset, so champions compare like with like."""
-    stem = table or (data.name.split(".")[0] if data else "data")
-    return "mmm-" + (re.sub(r"[^a-z0-9]+", "-", stem.lower()).strip("-") or "data")
-
-
-def _names(text: str | None) -> tuple[str, ...]:
-    return tuple(c.strip() for c in (text or "").split(",") if c.strip())
+def _default(field: str) -> Any:
+    return default(MMMConfig, field)
 
 
 @mmm_app.command("fit")
@@ -37,33 +41,27 @@ def fit(
             help="Comma-separated channels: spend columns, or the channel values of a touchpoint table.",
         ),
     ],
-    target: Annotated[str, typer.Option("--target", help="The target column (revenue, conversions, ...).")],
-    data: Annotated[
-        Path | None, typer.Option("--data", help="Model frame CSV/Parquet: one row per period.")
-    ] = None,
-    table: Annotated[
-        str | None,
-        typer.Option(
-            "--table", help="Warehouse table: raw touchpoints (it has a 'channel' column) or a model frame."
-        ),
-    ] = None,
-    date_column: Annotated[str, typer.Option("--date-column", help="The date column.")] = "date",
+    target: Annotated[str, typer.Option("--target", help="The target column (revenue, conversions, ...).")] = _default(
+        "target"
+    ),
+    data: DataOption = None,
+    table: TableOption = None,
+    date_column: Annotated[str, typer.Option("--date-column", help="The date column.")] = _default("date_column"),
     controls: Annotated[
-        str | None,
-        typer.Option("--controls", help="Comma-separated control columns (promotions, price, ...)."),
+        Optional[str], typer.Option("--controls", help="Comma-separated control columns (promotions, price, ...).")
     ] = None,
     controls_table: Annotated[
-        str | None,
+        Optional[str],
         typer.Option(
             "--controls-table",
             help="Table holding the controls of a touchpoint table (default: the touchpoint table).",
         ),
-    ] = None,
+    ] = _default("controls_table"),
     freq: Annotated[
         str, typer.Option("--freq", help="Period to aggregate touchpoints to: W (weeks from Monday) or D.")
-    ] = "W",
+    ] = _default("freq"),
     lift_tests: Annotated[
-        Path | None,
+        Optional[Path],
         typer.Option(
             "--lift-tests",
             help="Lift-test CSV: channel,start_date,end_date,spend_change,incremental_target,incremental_target_sd.",
@@ -71,98 +69,85 @@ def fit(
     ] = None,
     adstock: Annotated[
         str, typer.Option("--adstock", help="geometric, delayed, weibull or weibull_pdf.")
-    ] = "geometric",
+    ] = _default("adstock"),
     saturation: Annotated[
         str, typer.Option("--saturation", help="logistic, hill or michaelis_menten.")
-    ] = "logistic",
-    draws: Annotated[int, typer.Option("--draws", help="Posterior draws per chain.")] = 2000,
-    tune: Annotated[int, typer.Option("--tune", help="Warm-up draws per chain.")] = 1000,
-    chains: Annotated[int, typer.Option("--chains", help="Chains.")] = 4,
+    ] = _default("saturation"),
+    draws: Annotated[int, typer.Option("--draws", help="Posterior draws per chain.")] = _default("draws"),
+    tune: Annotated[int, typer.Option("--tune", help="Warm-up draws per chain.")] = _default("tune"),
+    chains: Annotated[int, typer.Option("--chains", help="Chains.")] = _default("chains"),
     target_accept: Annotated[
         float,
         typer.Option("--target-accept", help="NUTS target acceptance; raise to 0.95 against divergences."),
-    ] = 0.9,
-    seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
+    ] = _default("target_accept"),
+    seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = _default("random_state"),
     holdout: Annotated[
         float,
-        typer.Option(
-            "--holdout", help="Share of the last periods held out for the time-slice check (0: none)."
-        ),
-    ] = 0.15,
+        typer.Option("--holdout", help="Share of the last periods held out for the time-slice check (0: none)."),
+    ] = _default("holdout"),
     max_divergences: Annotated[
         int, typer.Option("--max-divergences", help="Gate: most divergent transitions.")
-    ] = 0,
-    max_rhat: Annotated[float, typer.Option("--max-rhat", help="Gate: largest r_hat.")] = 1.01,
+    ] = _default("max_divergences"),
+    max_rhat: Annotated[float, typer.Option("--max-rhat", help="Gate: largest r_hat.")] = _default("max_rhat"),
     min_ess: Annotated[
         float, typer.Option("--min-ess", help="Gate: smallest bulk effective sample size.")
-    ] = 400.0,
-    min_r2: Annotated[float, typer.Option("--min-r2", help="Gate: smallest in-sample R².")] = 0.5,
+    ] = _default("min_ess"),
+    min_r2: Annotated[float, typer.Option("--min-r2", help="Gate: smallest in-sample R².")] = _default("min_r2"),
     max_holdout_mape: Annotated[
-        float | None,
-        typer.Option(
-            "--max-holdout-mape", help="Gate: largest held-out MAPE (default: reported, not gated)."
-        ),
-    ] = None,
+        Optional[float],
+        typer.Option("--max-holdout-mape", help="Gate: largest held-out MAPE (default: reported, not gated)."),
+    ] = _default("max_holdout_mape"),
     horizon: Annotated[
         int, typer.Option("--horizon", help="Periods of the budget plan made after the fit (0: none).")
-    ] = 12,
+    ] = _default("horizon"),
     budget: Annotated[
-        float | None,
+        Optional[float],
         typer.Option("--budget", help="Budget of that plan (default: the historical spend rate)."),
-    ] = None,
+    ] = _default("budget"),
     bounds: Annotated[
-        str | None,
+        Optional[str],
         typer.Option("--bounds", help="Per-period spend bounds of the plan: search=0:5000,tv=:20000."),
     ] = None,
-    model_name: Annotated[
-        str | None, typer.Option("--model-name", help="Registered model name (default mmm-<dataset>).")
-    ] = None,
-    register: Annotated[
-        bool,
-        typer.Option(
-            "--register/--no-register",
-            help="Register the model (if it passes the gates) and promote it if it wins.",
-        ),
-    ] = True,
-    as_json: Annotated[
-        bool, typer.Option("--json", help="Print ROAS, contribution shares and diagnostics as JSON.")
-    ] = False,
+    warehouse: WarehouseOption = None,
+    model_name: ModelNameOption = None,
+    register: RegisterOption = True,
+    as_json: JsonOption = False,
 ) -> None:
-    """Fit a media-mix model, check it against the gates, register it, plan a budget and write a report."""
-    from stackml.errors import InputError
-    from stackml.flows import flow_path, run_flow
-    from stackml.mmm.pipeline import MMMConfig, check_source, parse_bounds
+    """Fit a media-mix model, check it against the gates, plan a budget, register it and write a report."""
+    from stackml.cli._pipeline import open_source, registry_summary, run_pipeline
+    from stackml.mmm.pipeline import check_source
+    from stackml.warehouse import connect
 
     # Everything checkable without fitting is checked here, so a typo never starts a flow (or a compile).
-    if (data is None) == (table is None):
-        raise InputError("Give exactly one of --data PATH or --table NAME.", hint="e.g. --table touchpoints")
-    for label, path in (("--data", data), ("--lift-tests", lift_tests)):
-        if path is not None and not path.is_file():
-            raise InputError(f"{label}: file not found: '{path}'.", hint="Check the path.")
     config = MMMConfig(
-        channels=_names(channels), target=target, date_column=date_column, controls=_names(controls), freq=freq,
-        adstock=adstock, saturation=saturation, target_accept=target_accept, draws=draws, tune=tune, chains=chains,
-        random_state=seed, lift_tests=str(lift_tests.resolve()) if lift_tests else None, holdout=holdout,
-        max_divergences=max_divergences, max_rhat=max_rhat, min_ess=min_ess, min_r2=min_r2,
-        max_holdout_mape=max_holdout_mape, horizon=horizon, budget=budget, bounds=parse_bounds(bounds),
-    )  # fmt: skip
-    if table is not None:
-        from stackml.warehouse import connect
-
-        with connect() as wh:  # closed before the flow starts: DuckDB lets one process write at a time
-            check_source(config, table=table, controls_table=controls_table, warehouse=wh)
-    else:
-        check_source(config, data=data)
-    name = model_name or default_model_name(data, table)
-    parameters = {
-        "data": str(data.resolve()) if data else "", "table": table or "", "controls_table": controls_table or "",
-        "freq": freq, "date_column": date_column, "channels": ",".join(config.channels), "target": target,
-        "controls": ",".join(config.controls), "lift_tests": config.lift_tests or "", "adstock": adstock,
-        "saturation": saturation, "draws": draws, "tune": tune, "chains": chains, "target_accept": target_accept,
-        "seed": seed, "holdout": holdout, "max_divergences": max_divergences, "max_rhat": max_rhat,
-        "min_ess": min_ess, "min_r2": min_r2, "max_holdout_mape": max_holdout_mape or 0.0, "horizon": horizon,
-        "budget": budget or 0.0, "bounds": bounds or "", "model_name": name, "register": register,
-    }  # fmt: skip
+        channels=channels,
+        target=target,
+        date_column=date_column,
+        controls=controls,
+        controls_table=controls_table,
+        freq=freq,
+        adstock=adstock,
+        saturation=saturation,
+        target_accept=target_accept,
+        draws=draws,
+        tune=tune,
+        chains=chains,
+        random_state=seed,
+        lift_tests=str(lift_tests) if lift_tests else None,
+        holdout=holdout,
+        max_divergences=max_divergences,
+        max_rhat=max_rhat,
+        min_ess=min_ess,
+        min_r2=min_r2,
+        max_holdout_mape=max_holdout_mape,
+        horizon=horizon,
+        budget=budget,
+        bounds=bounds,
+    )
+    source = open_source(data, table, warehouse)
+    with connect(warehouse) as wh:  # closed before the flow starts: DuckDB lets one process write at a time
+        check_source(config, source, wh)
+    name = model_name or source.default_model_name("mmm")
     if not as_json:
         from stackml.cli.output import console
 
@@ -170,40 +155,30 @@ def fit(
             f"[dim]Step 'fit' compiles the model with numba first (20-70 s on a small machine), then samples "
             f"{chains} chains x {tune}+{draws} draws{', and again for the time-slice check' if holdout else ''}.[/dim]"
         )
-    result = run_flow(flow_path("mmm"), parameters, show_progress=not as_json)
+    result = run_pipeline(
+        "mmm", config, source, model_name=name, register=register, warehouse=warehouse, show_progress=not as_json
+    )
     end = result.run["end"].task.data
-    summary = summarise_run(end, name) | {"run_id": result.run_id}
+    summary = end.result.summary() | registry_summary(end.published, end.report_path) | {"run_id": result.run_id}
     if as_json:
         from stackml.cli.output import print_json
 
         print_json(summary)
     else:
-        _print_fit(summary, end)
-    if not end.passed:
+        _print_fit(summary)
+    if not end.result.passed:
         from stackml.mmm.diagnostics import GateFailedError
 
+        failed = end.result.failed_gates()
         raise GateFailedError(
-            f"The media-mix model failed {len(end.failed_gates)} diagnostics gate(s) and was not registered: "
-            + "; ".join(end.failed_gates)
+            f"The media-mix model failed {len(failed)} diagnostics gate(s) and was not registered: "
+            + "; ".join(failed)
             + ".",
             hint=f"Refit with the suggested changes. Report: {end.report_path}",
         )
 
 
-def summarise_run(end: Any, model_name: str) -> dict[str, Any]:
-    """The JSON ``stackml mmm fit`` prints: ROAS, contribution shares, diagnostics, plan, registry, report."""
-    promotion = end.promotion
-    return end.summary | {
-        "model_name": model_name,
-        "registered": end.model_version is not None,
-        "model_version": end.model_version,
-        "promoted": None if promotion is None else promotion.promoted,
-        "promotion": None if promotion is None else promotion.reason,
-        "report": end.report_path,
-    }
-
-
-def _print_fit(summary: dict[str, Any], end: Any) -> None:
+def _print_fit(summary: dict[str, Any]) -> None:
     import pandas as pd
 
     from stackml.cli.output import console, print_frame
@@ -229,8 +204,7 @@ def _print_fit(summary: dict[str, Any], end: Any) -> None:
         out.print(f"  [red]-[/red] {gate}")
     if summary["budget_plan"] is not None:
         _print_plan(summary["budget_plan"])
-    if end.promotion is not None:
-        out.print(f"Registered {summary['model_name']} v{summary['model_version']}: {end.promotion.reason}")
+    out.print(summary["registry_note"])
     out.print(f"Report: {summary['report']}")
 
 
@@ -279,7 +253,7 @@ def optimize(
     """Split a budget over channels with a registered media-mix model: allocation, expected uplift, binding bounds."""
     from stackml.errors import InputError
     from stackml.mmm.optimize import optimize_budget
-    from stackml.mmm.pipeline import parse_bounds
+    from stackml.mmm.config import parse_bounds
 
     parsed = parse_bounds(bounds)
     if horizon < 1 or budget <= 0:

@@ -10,6 +10,8 @@ from typing import Annotated
 
 import typer
 
+from stackml.cli._pipeline import WarehouseOption
+
 __all__ = ["serve"]
 
 
@@ -35,6 +37,7 @@ def serve(
         bool, typer.Option("--access-log", help="Log every request (costs throughput).")
     ] = False,
     log_level: Annotated[str, typer.Option("--log-level", help="uvicorn log level.")] = "info",
+    warehouse: WarehouseOption = None,
 ) -> None:
     """Serve registered models over HTTP: predict, validate, log every prediction, expose /metrics."""
     from stackml._deps import require
@@ -47,7 +50,7 @@ def serve(
 
     # Parse before touching the registry: a malformed --models fails in milliseconds.
     specs = parse_model_specs(models) if models is not None else None
-    settings = get_settings()
+    settings = get_settings(warehouse_url=warehouse)  # where the prediction log goes
     settings.ensure_home()
     app = create_app(settings, models=specs, reload_interval_s=reload_interval)
     names = ", ".join(f"{m.name}@{m.alias} v{m.version}" for m in app.state.cache.models())

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from stackml.config import Settings
+    from stackml.pipelines import PipelineConfig
     from stackml.warehouse import Warehouse
 
 __all__ = ["run_demo", "DemoContext", "DemoResult", "DEMO_STEPS"]
@@ -41,6 +42,25 @@ class DemoContext:
         if self.console is not None:
             self.console.print(text)
 
+    def run_pipeline(self, pipeline: str, config: PipelineConfig, table: str, model_name: str) -> Any:
+        """Run a pipeline's flow on a warehouse table; returns the data of its ``end`` step, whose report joins
+        the demo's reports."""
+        from stackml.flows import run_pipeline_flow
+        from stackml.pipelines import Source
+
+        result = run_pipeline_flow(
+            pipeline,
+            config,
+            Source.of(table=table),
+            model_name=model_name,
+            settings=self.settings,
+            console=self.console,
+            show_progress=self.console is not None,
+        )
+        end = result.run["end"].task.data
+        self.reports.append(Path(end.report_path))
+        return end
+
 
 @dataclass(frozen=True)
 class DemoResult:
@@ -62,18 +82,11 @@ def sample_step(ctx: DemoContext) -> None:
 
 def forecast_step(ctx: DemoContext) -> None:
     """Run ForecastFlow on the sample table: backtest, choose, register, report (two weeks ahead)."""
-    from stackml.flows import flow_path, run_flow
+    from stackml.forecasting.config import ForecastConfig
 
-    result = run_flow(
-        flow_path("forecast"),
-        {"table": SAMPLE_TABLE, "horizon": 14, "season": 7, "model_name": "forecast-demo-store-sales"},
-        settings=ctx.settings,
-        console=ctx.console,
-        show_progress=ctx.console is not None,
-    )
-    end = result.run["end"].task.data
-    ctx.say(f"Chose [bold]{end.pipeline.choice.alias}[/bold]; {end.promotion.reason}")
-    ctx.reports.append(Path(end.report_path))
+    config = ForecastConfig(horizon=14, season_length=7)
+    end = ctx.run_pipeline("forecast", config, SAMPLE_TABLE, "forecast-demo-store-sales")
+    ctx.say(f"Chose [bold]{end.pipeline.choice.alias}[/bold]; {end.published.note}")
 
 
 SAMPLE_TABLE = "demo_store_sales"

@@ -18,7 +18,7 @@ CONTROLS_TABLE = "demo_mmm_controls"
 MODEL_NAME = "mmm-demo-touchpoints"
 SEED = 0
 #: short chains for a demo, and gates relaxed to what they can reach (defaults: r_hat <= 1.01, ESS >= 400)
-FLOW_SETTINGS = {
+DEMO_SAMPLER = {
     "draws": 500,
     "tune": 500,
     "chains": 2,
@@ -30,8 +30,8 @@ FLOW_SETTINGS = {
 
 def mmm_step(ctx: DemoContext) -> None:
     """Simulate two years of touchpoints for three channels, load them, and run MMMFlow on them with lift tests."""
-    from stackml.flows import flow_path, run_flow
     from stackml.mmm import simulate
+    from stackml.mmm.config import MMMConfig
 
     sim = simulate("2y_3ch", seed=SEED)
     lift_path = Path(ctx.settings.home) / "demo" / "mmm_lift_tests.csv"
@@ -45,26 +45,19 @@ def mmm_step(ctx: DemoContext) -> None:
         f"[bold]{TOUCHPOINTS_TABLE}[/bold], with {len(sim.lift_tests)} go-dark lift tests; fitting a Bayesian MMM "
         "(the first fit compiles the model: up to a minute)"
     )
-    parameters = {
-        "table": TOUCHPOINTS_TABLE, "controls_table": CONTROLS_TABLE, "channels": ",".join(sim.channels),
-        "controls": ",".join(sim.controls), "target": "revenue", "lift_tests": str(lift_path),
-        "seed": SEED, "model_name": MODEL_NAME, **FLOW_SETTINGS,
-    }  # fmt: skip
-    result = run_flow(
-        flow_path("mmm"),
-        parameters,
-        settings=ctx.settings,
-        console=ctx.console,
-        show_progress=ctx.console is not None,
+    config = MMMConfig(
+        channels=sim.channels,
+        controls=sim.controls,
+        controls_table=CONTROLS_TABLE,
+        target="revenue",
+        lift_tests=str(lift_path),
+        random_state=SEED,
+        **DEMO_SAMPLER,
     )
-    end = result.run["end"].task.data
-    roas = end.summary["roas"]
+    end = ctx.run_pipeline("mmm", config, TOUCHPOINTS_TABLE, MODEL_NAME)
+    roas = end.result.summary()["roas"]
     versus = ", ".join(
         f"{c} {roas[c]['mean']:.2f} (true {sim.truth.loc[c, 'roas']:.2f})" for c in sim.channels
     )
     ctx.say(f"ROAS estimated vs simulated truth: {versus}")
-    if end.promotion is not None:
-        ctx.say(f"Registered {MODEL_NAME} v{end.model_version}; {end.promotion.reason}")
-    else:
-        ctx.say(f"[yellow]Not registered: {'; '.join(end.failed_gates)}[/yellow]")
-    ctx.reports.append(Path(end.report_path))
+    ctx.say(end.published.note if end.result.passed else f"[yellow]{end.published.note}[/yellow]")

@@ -12,7 +12,7 @@ final forecasts are conformal, from the same backtest residuals, so nothing is r
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,165 +20,60 @@ import numpy as np
 import pandas as pd
 
 from stackml.errors import InputError
+from stackml.forecasting.config import DEFAULT_MODELS, REFERENCE_MODEL, ForecastConfig
+from stackml.pipelines import ModelToRegister, Source
 
 if TYPE_CHECKING:
     from stackml.forecasting.forecaster import Forecaster
+    from stackml.forecasting.selection import Choice
     from stackml.warehouse import Warehouse
 
 __all__ = [
     "DEFAULT_MODELS",
     "REFERENCE_MODEL",
     "ForecastConfig",
-    "Choice",
     "load_data",
     "check_data",
     "backtest_model",
     "merge_backtests",
     "add_ensembles",
     "score_backtest",
-    "choose",
     "fit_final",
-    "interval_widths",
-    "with_intervals",
     "add_ensemble_forecasts",
     "score_holdout",
 ]
 
-#: the default candidates: strong global learners next to robust statistical and seasonal baselines
-DEFAULT_MODELS: tuple[str, ...] = ("snaive", "theta", "lgbm", "nhits")
-#: always backtested: the M4 reference that OWA is measured against
-REFERENCE_MODEL = "naive2"
 REFERENCE_ALIAS = "Naive2"
 ENSEMBLE_PREFIX = "Ensemble"
-FORMATS = ("long", "m4-wide")
-
-
-@dataclass(frozen=True)
-class ForecastConfig:
-    """What to forecast and how to choose.
-
-    Attributes:
-        horizon: steps to forecast (``h``).
-        season_length: main seasonal period (``m``; 1 for none).
-        freq: pandas frequency of timestamp ``ds`` (inferred when ``None``); ``None`` for integer steps.
-        models: candidate model names (see :func:`stackml.forecasting.available_models`).
-        n_windows: backtest windows of ``horizon`` values at the end of each series; ``None`` (the default) picks
-            them from the data with :func:`auto_windows`.
-        level: prediction interval coverages in percent.
-        ensemble_sizes: mean ensembles of the best ``k`` single models (by backtest OWA) to score as candidates.
-        n_jobs: processes for per-series models.
-    """
-
-    horizon: int
-    season_length: int = 1
-    freq: str | None = None
-    models: tuple[str, ...] = DEFAULT_MODELS
-    n_windows: int | None = None
-    level: tuple[float, ...] = (80.0, 95.0)
-    ensemble_sizes: tuple[int, ...] = (2, 3)
-    n_jobs: int = 1
-
-    def __post_init__(self) -> None:
-        from stackml.forecasting.models import model_class
-
-        problems = []
-        if not isinstance(self.horizon, (int, np.integer)) or self.horizon < 1:
-            problems.append(f"horizon must be a positive integer, got {self.horizon!r}")
-        if not isinstance(self.season_length, (int, np.integer)) or self.season_length < 1:
-            problems.append(f"season must be a positive integer, got {self.season_length!r}")
-        if self.n_windows is not None and (not isinstance(self.n_windows, (int, np.integer)) or self.n_windows < 1):
-            problems.append(f"n_windows must be a positive integer, got {self.n_windows!r}")
-        if not self.models:
-            problems.append("models is empty")
-        for name in self.models:
-            try:
-                model_class(name)
-            except InputError as exc:
-                problems.append(exc.message.rstrip("."))
-        if problems:
-            raise InputError(
-                "Invalid forecast configuration: " + "; ".join(problems) + ".",
-                hint="See `stackml forecast run --help` for the options and the model names.",
-            )
-
-    @property
-    def candidates(self) -> tuple[str, ...]:
-        """The models to backtest: the requested ones plus the Naive2 reference, without repeats."""
-        from stackml.forecasting.models import model_class
-
-        seen, out = set(), []
-        for name in (*self.models, REFERENCE_MODEL):
-            cls = model_class(name)
-            if cls not in seen:
-                seen.add(cls)
-                out.append(name)
-        return tuple(out)
-
-
-@dataclass(frozen=True)
-class Choice:
-    """The chosen configuration: one model, or the mean of several."""
-
-    alias: str
-    members: tuple[str, ...] = field(default=())  # model names when the choice is an ensemble
-
-    @property
-    def is_ensemble(self) -> bool:
-        return bool(self.members)
 
 
 # -- loading ---------------------------------------------------------------------------------------------------
 def load_data(
-    data: str | Path | None = None,
-    *,
-    fmt: str = "long",
-    test: str | Path | None = None,
-    table: str | None = None,
-    warehouse: Warehouse | None = None,
+    config: ForecastConfig, source: Source, warehouse: Warehouse | None = None
 ) -> tuple[pd.DataFrame, pd.DataFrame | None]:
-    """Read the training frame (and an optional holdout) as long frames ``unique_id, ds, y`` (+ exogenous).
+    """Read the training frame (and the holdout ``config.test``) as long frames ``unique_id, ds, y`` (+ exogenous).
 
     Args:
-        data: a CSV or Parquet file, long (``unique_id, ds, y``) or M4 wide (``fmt="m4-wide"``).
-        fmt: ``"long"`` or ``"m4-wide"``.
-        test: the holdout in the same format (for M4, the matching ``*-test.csv``).
-        table: read the training frame from this warehouse table instead of a file.
-        warehouse: the warehouse holding ``table``.
+        config: says the format (``long`` or ``m4-wide``) and the optional holdout file.
+        source: a CSV or Parquet file, or a warehouse table (long format only).
+        warehouse: the warehouse holding the table.
     """
-    if fmt not in FORMATS:
-        raise InputError(f"--format must be one of {', '.join(FORMATS)}; got {fmt!r}.", hint="Use long or m4-wide.")
-    if (data is None) == (table is None):
-        raise InputError(
-            "Give exactly one of a data file or a warehouse table.", hint="Use --data PATH or --table NAME."
-        )
-    if table is not None:
-        from stackml.warehouse import quote_table
-
-        if warehouse is None:
-            raise InputError("Reading a table needs a warehouse.", hint="Pass warehouse=connect(url).")
-        train = _typed(warehouse.query(f"SELECT * FROM {quote_table(table)}"), f"table '{table}'")
-        test_frame = _read_long(Path(test)) if test is not None else None
-        return train, test_frame
-    path = Path(data)  # type: ignore[arg-type]
-    if fmt == "m4-wide":
+    if config.data_format == "m4-wide":
+        if source.table is not None:
+            raise InputError(
+                f"The m4-wide format is read from the competition's CSV files, not from {source.describe()}.",
+                hint="Pass --data Hourly-train.csv (and --test Hourly-test.csv), or a long table with --format long.",
+            )
         from stackml.forecasting.m4 import load_m4_wide
 
-        return load_m4_wide(path, test)
-    return _read_long(path), (_read_long(Path(test)) if test is not None else None)
+        return load_m4_wide(source.path, config.test)
+    train = _typed(source.read(warehouse), source.describe())
+    test = None
+    if config.test is not None:
+        from stackml.warehouse import read_file
 
-
-def _read_long(path: Path) -> pd.DataFrame:
-    if not path.is_file():
-        raise InputError(f"File not found: '{path}'.", hint="Check the path; it is resolved from the current folder.")
-    suffixes = [s.lower() for s in path.suffixes]
-    try:
-        frame = pd.read_parquet(path) if ".parquet" in suffixes else pd.read_csv(path)
-    except (ValueError, OSError, pd.errors.ParserError) as exc:
-        raise InputError(
-            f"Could not read '{path}': {' '.join(str(exc).split())[:300]}",
-            hint="Pass a CSV or Parquet file with columns unique_id, ds, y (or --format m4-wide).",
-        ) from exc
-    return _typed(frame, f"'{path}'")
+        test = _typed(read_file(config.test), f"the holdout '{config.test}'")
+    return train, test
 
 
 def _typed(frame: pd.DataFrame, label: str) -> pd.DataFrame:
@@ -219,15 +114,17 @@ def auto_windows(train: pd.DataFrame, horizon: int) -> int:
 
 def resolve_windows(config: ForecastConfig, train: pd.DataFrame) -> ForecastConfig:
     """``config`` with ``n_windows`` fixed (chosen by :func:`auto_windows` when it was ``None``)."""
-    from dataclasses import replace
-
     if config.n_windows is not None:
         return config
-    return replace(config, n_windows=auto_windows(train, config.horizon))
+    return config.replace(n_windows=auto_windows(train, config.horizon))
 
 
-def check_data(train: pd.DataFrame, config: ForecastConfig, test: pd.DataFrame | None = None) -> None:
-    """Fail early, naming every problem: the frame itself, series too short for the backtest, a bad holdout."""
+def check_data(train: pd.DataFrame, config: ForecastConfig, test: pd.DataFrame | None = None) -> ForecastConfig:
+    """Fail early, naming every problem: the frame itself, series too short for the backtest, a bad holdout.
+
+    Returns:
+        ``config`` with the number of backtest windows fixed (chosen from the data when it was ``None``).
+    """
     from stackml.forecasting.validation import check_lengths, validate_frame, windows_needed
 
     clean, _ = validate_frame(train, freq=config.freq)
@@ -252,6 +149,7 @@ def check_data(train: pd.DataFrame, config: ForecastConfig, test: pd.DataFrame |
                 f"The holdout has {len(unknown)} series that are not in the training data, e.g. {unknown[:5]}.",
                 hint="Use a holdout with the same series ids as the training data.",
             )
+    return config
 
 
 # -- backtesting and choosing ----------------------------------------------------------------------------------
@@ -312,6 +210,8 @@ def add_ensembles(cv: pd.DataFrame, scores: pd.DataFrame, config: ForecastConfig
 
     Returns the widened frame and ``{ensemble alias: member aliases}``.
     """
+    from stackml.forecasting.selection import mean_ensemble
+
     ranked = [m for m in scores.sort_values("owa")["model"] if m in cv.columns and m != REFERENCE_ALIAS]
     ensembles: dict[str, tuple[str, ...]] = {}
     out = cv.copy()
@@ -319,21 +219,9 @@ def add_ensembles(cv: pd.DataFrame, scores: pd.DataFrame, config: ForecastConfig
         if 2 <= k <= len(ranked):
             members = tuple(ranked[:k])
             alias = f"{ENSEMBLE_PREFIX}{k}"
-            out[alias] = cv[list(members)].mean(axis=1)
+            out[alias] = mean_ensemble([cv[m] for m in members])
             ensembles[alias] = members
     return out, ensembles
-
-
-def choose(scores: pd.DataFrame, ensembles: dict[str, tuple[str, ...]], alias_to_name: dict[str, str]) -> Choice:
-    """The candidate with the lowest backtest OWA (MASE when OWA is missing); ties go to the simpler model."""
-    ranked = scores.assign(
-        _key=scores["owa"].fillna(np.inf) if "owa" in scores else scores["mase"],
-        _size=scores["model"].map(lambda a: len(ensembles.get(a, (a,)))),
-    ).sort_values(["_key", "_size", "model"])
-    best = str(ranked["model"].iloc[0])
-    if best in ensembles:
-        return Choice(alias=best, members=tuple(alias_to_name[a] for a in ensembles[best]))
-    return Choice(alias=best)
 
 
 def fit_final(train: pd.DataFrame, names: Sequence[str], config: ForecastConfig) -> Forecaster:
@@ -341,49 +229,13 @@ def fit_final(train: pd.DataFrame, names: Sequence[str], config: ForecastConfig)
     return _forecaster(list(names), config).fit(train)
 
 
-def interval_widths(
-    cv: pd.DataFrame, train: pd.DataFrame, ids: Sequence[Any], config: ForecastConfig, aliases: Sequence[str]
-) -> dict[str, dict[float, np.ndarray]]:
-    """Conformal half-widths ``alias -> level -> (n_series, h)`` from the backtest residuals of each alias.
-
-    Series are in the order of ``ids``. With fewer windows than a level needs per series, scaled residuals are
-    pooled across series (see :mod:`stackml.forecasting.conformal`).
-    """
-    from stackml.forecasting.conformal import conformal_half_widths, insample_scale
-
-    h = config.horizon
-    ids = [str(i) for i in ids]
-    history = train.assign(unique_id=train["unique_id"].astype(str)).groupby("unique_id", sort=False)["y"]
-    scales = np.array([insample_scale(history.get_group(i).to_numpy(), config.season_length) for i in ids])
-    cv = cv.assign(unique_id=cv["unique_id"].astype(str))
-    cv = cv[cv["unique_id"].isin(ids)].sort_values(["cutoff", "unique_id", "ds"])
-    position = {i: k for k, i in enumerate(ids)}
-    windows = [w for _, w in cv.groupby("cutoff", sort=True)] if len(cv) else []
-    widths: dict[str, dict[float, np.ndarray]] = {}
-    for alias in aliases:
-        residuals = np.zeros((max(len(windows), 1), len(ids), h))
-        for w, window in enumerate(windows):
-            err = (window["y"] - window[alias]).to_numpy().reshape(-1, h)
-            residuals[w, window["unique_id"].iloc[::h].map(position).to_numpy()] = err
-        widths[alias] = {level: conformal_half_widths(residuals, scales, level) for level in config.level}
-    return widths
-
-
-def with_intervals(forecasts: pd.DataFrame, widths: dict[str, dict[float, np.ndarray]]) -> pd.DataFrame:
-    """Add ``<alias>-lo-<level>`` / ``<alias>-hi-<level>`` columns (rows: ``h`` per series, in widths' order)."""
-    out = forecasts.copy()
-    for alias, by_level in widths.items():
-        for level, width in by_level.items():
-            out[f"{alias}-lo-{level:g}"] = out[alias] - width.ravel()
-            out[f"{alias}-hi-{level:g}"] = out[alias] + width.ravel()
-    return out
-
-
 def add_ensemble_forecasts(forecasts: pd.DataFrame, ensembles: dict[str, tuple[str, ...]]) -> pd.DataFrame:
     """Mean-ensemble columns on a point forecast frame, as scored on the backtest."""
+    from stackml.forecasting.selection import mean_ensemble
+
     out = forecasts.copy()
     for alias, members in ensembles.items():
-        out[alias] = out[list(members)].mean(axis=1)
+        out[alias] = mean_ensemble([out[m] for m in members])
     return out
 
 
@@ -435,6 +287,7 @@ class PipelineResult:
     forecasts: pd.DataFrame  # wide, every candidate and ensemble, with intervals
     widths: dict[str, dict[float, np.ndarray]]
     forecasters: dict[str, Forecaster]  # alias -> fitted on all the data
+    alias_names: dict[str, str]  # alias -> model name, for every candidate
     holdout: pd.DataFrame | None
     by_step: pd.DataFrame  # backtest error by horizon step and model
     by_series: pd.DataFrame  # backtest error by series and model
@@ -446,9 +299,63 @@ class PipelineResult:
         alias_of = {name: alias for alias, name in self.alias_names.items()}
         return [alias_of[m] for m in self.choice.members] if self.choice.is_ensemble else [self.choice.alias]
 
-    @property
-    def alias_names(self) -> dict[str, str]:
-        return {alias: getattr(fc, "_stackml_name", alias) for alias, fc in self.forecasters.items()}
+    # -- the publish protocol (stackml.pipelines.publish): the champion moves only on the same backtest ----------
+    pipeline = "forecasting"
+    primary_metric = "backtest_owa"
+    higher_is_better = False
+    passed = True  # forecasting has no gates: the backtest comparison with the champion decides
+
+    def failed_gates(self) -> list[str]:
+        return []
+
+    def params(self) -> dict[str, Any]:
+        """The configuration as given (lists as comma text) and the chosen alias."""
+        params = {
+            k: ",".join(map(str, v)) if isinstance(v, tuple) else ("" if v is None else v)
+            for k, v in self.config.model_dump().items()
+        }
+        return params | {"chosen": self.choice.alias}
+
+    def metrics(self) -> dict[str, float]:
+        """Backtest (and holdout) scores of the chosen configuration, plus each candidate's backtest OWA."""
+        chosen = self.scores.set_index("model").loc[self.choice.alias]
+        metrics = {f"backtest_{k}": float(chosen[k]) for k in ("smape", "mase", "owa", "rmse")}
+        for model, owa in zip(self.scores["model"], self.scores["owa"]):
+            metrics[f"backtest_owa_{model}"] = float(owa)
+        if self.holdout is not None:
+            held = self.holdout.set_index("model").loc[self.choice.alias]
+            metrics.update({f"holdout_{k}": float(held[k]) for k in ("smape", "mase", "owa") if k in held})
+            metrics.update({f"holdout_{k}": float(held[k]) for k in held.index if k.startswith("coverage_")})
+        return metrics
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        return {"backtest_scores": self.scores}
+
+    def comparison_key(self, frame: pd.DataFrame) -> str:
+        """Identity of a backtest: the same data, horizon, season and windows give the same key."""
+        import hashlib
+        import json
+
+        from stackml.tracking import data_fingerprint
+
+        cfg = self.config
+        key = json.dumps([data_fingerprint(frame), cfg.horizon, cfg.season_length, cfg.n_windows], default=str)
+        return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+    def models(self, frame: pd.DataFrame) -> list[ModelToRegister]:
+        """The chosen configuration as a pyfunc that forecasts the trained series by id."""
+        from stackml.forecasting.registry_model import MODEL_REQUIREMENTS, ForecastPyfunc, signature_for
+
+        members = self.members
+        model = ForecastPyfunc(
+            forecasters={a: self.forecasters[a] for a in members},
+            members=members,
+            widths=self.widths[self.choice.alias],
+            horizon=self.config.horizon,
+        )
+        example = pd.DataFrame({"unique_id": [str(frame["unique_id"].iloc[0])], "h": [self.config.horizon]})
+        signature = signature_for(model.predict(None, example))
+        return [ModelToRegister(model, example, signature, MODEL_REQUIREMENTS)]
 
 
 def run_candidate(train: pd.DataFrame, name: str, config: ForecastConfig) -> CandidateResult:
@@ -459,7 +366,6 @@ def run_candidate(train: pd.DataFrame, name: str, config: ForecastConfig) -> Can
     cv = backtest_model(train, name, config)
     alias = model_columns(cv)[0]
     forecaster = fit_final(train, [name], config)
-    forecaster._stackml_name = name  # type: ignore[attr-defined]  # remembered for ensembles' members
     return CandidateResult(name, alias, cv, forecaster, forecaster.predict(config.horizon), time.perf_counter() - started)
 
 
@@ -474,6 +380,8 @@ def summarise(
     """Score the candidates' backtests in the warehouse, add ensembles, choose, attach intervals, score the holdout."""
     import time
 
+    from stackml.forecasting.selection import choose, interval_widths, join_forecasts, with_intervals
+
     started = time.perf_counter()
     alias_to_name = {c.alias: c.name for c in candidates}
     cv = merge_backtests([c.backtest for c in candidates])
@@ -481,10 +389,12 @@ def summarise(
     cv, ensembles = add_ensembles(cv, singles, config)
     scores = score_backtest(warehouse, cv, train, config, run_id) if ensembles else singles
     choice = choose(scores, ensembles, alias_to_name)
-    points = merge_backtests([c.forecast.assign(cutoff=0, y=0.0) for c in candidates]).drop(columns=["cutoff", "y"])
-    points = add_ensemble_forecasts(points, ensembles)
+    points = add_ensemble_forecasts(join_forecasts([c.forecast for c in candidates]), ensembles)
     ids = points["unique_id"].drop_duplicates().to_numpy()
-    widths = interval_widths(cv, train, ids, config, model_columns(points))
+    widths = interval_widths(
+        cv, train, ids, horizon=config.horizon, season_length=config.season_length, levels=config.level,
+        aliases=model_columns(points),
+    )
     forecasts = with_intervals(points, widths)
     holdout = None
     if test is not None:
@@ -505,6 +415,7 @@ def summarise(
         forecasts=forecasts,
         widths=widths,
         forecasters={c.alias: c.forecaster for c in candidates},
+        alias_names=alias_to_name,
         holdout=holdout,
         by_step=by_step,
         by_series=by_series,
@@ -521,12 +432,13 @@ def run_pipeline(
     test: pd.DataFrame | None = None,
     on_model: Any = None,
 ) -> PipelineResult:
-    """The pipeline in one process (the flow runs the candidates in parallel instead).
+    """The pipeline in one process: the steps ``ForecastFlow`` runs, in the same order (the flow runs the
+    candidates in parallel instead). Publishing and the report attach from outside, as in the flow.
 
     Args:
         on_model: optional callback ``on_model(name, result)`` after each candidate, e.g. to advance a progress bar.
     """
-    config = resolve_windows(config, train)
+    config = check_data(train, config, test)
     results = []
     for name in config.candidates:
         result = run_candidate(train, name, config)

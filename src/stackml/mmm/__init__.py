@@ -8,14 +8,14 @@ Example:
     >>> from stackml.mmm import MediaMixModel, simulate
     >>> sim = simulate("2y_3ch", seed=0)
     >>> model = MediaMixModel("date", sim.channels, "revenue", control_columns=sim.controls)
+
+Names resolve lazily so that ``import stackml.mmm.config`` (the CLI's option defaults) stays cheap.
 """
 
-from stackml.mmm.calibration import load_lift_tests
-from stackml.mmm.data import aggregate_touchpoints
-from stackml.mmm.diagnostics import Diagnostics, diagnose
-from stackml.mmm.model import MediaMixModel
-from stackml.mmm.optimize import BudgetPlan, optimize_budget
-from stackml.mmm.simulate import SimulatedMMM, simulate
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __all__ = [
     "BudgetPlan",
@@ -28,3 +28,25 @@ __all__ = [
     "optimize_budget",
     "simulate",
 ]
+
+_WHERE = {
+    "BudgetPlan": "stackml.mmm.optimize",
+    "Diagnostics": "stackml.mmm.diagnostics",
+    "MediaMixModel": "stackml.mmm.model",
+    "SimulatedMMM": "stackml.mmm.simulation",
+    "aggregate_touchpoints": "stackml.mmm.data",
+    "diagnose": "stackml.mmm.diagnostics",
+    "load_lift_tests": "stackml.mmm.calibration",
+    "optimize_budget": "stackml.mmm.optimize",
+    "simulate": "stackml.mmm.simulation",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        return getattr(importlib.import_module(_WHERE[name]), name)
+    raise AttributeError(f"module 'stackml.mmm' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -19,6 +19,7 @@ import numpy as np
 
 from stackml._deps import require
 from stackml.errors import InputError, NotFittedError, StackmlError
+from stackml.mmm._posterior import PosteriorDraws, hdi
 
 if TYPE_CHECKING:
     from stackml.mmm.model import MediaMixModel
@@ -98,8 +99,6 @@ class Diagnostics:
 
 def fit_metrics(observed: np.ndarray, expected_draws: np.ndarray, sigma: np.ndarray, seed: int = 0) -> dict:
     """R² and MAPE of the posterior-mean prediction, and the 94% predictive interval's coverage."""
-    from stackml.mmm.outputs import hdi
-
     prediction = expected_draws.mean(axis=0)
     residual = observed - prediction
     total = ((observed - observed.mean()) ** 2).sum()
@@ -139,7 +138,6 @@ def time_slice_error(model: MediaMixModel, holdout: float = 0.15, **sample_kwarg
     Returns:
         ``{"holdout_periods", "oos_mape", "oos_r2", "oos_coverage"}``.
     """
-    from stackml.mmm._posterior import PosteriorDraws
     from stackml.mmm.sampling import resample
 
     model._check_fitted()
@@ -160,7 +158,7 @@ def time_slice_error(model: MediaMixModel, holdout: float = 0.15, **sample_kwarg
     mask[-n_holdout:] = 0.0
     stats = model.fit_stats_
     kwargs = {k: stats[k] for k in ("draws", "tune", "chains", "random_state")}
-    kwargs |= {"target_accept": model.target_accept, "progressbar": False, **sample_kwargs}
+    kwargs |= {"target_accept": model.resolved_target_accept(), "progressbar": False, **sample_kwargs}
     idata = resample(model._sample_result, {"fit_mask": mask}, **kwargs)
     draws = PosteriorDraws.from_idata(idata, d, model.adstock_, model.saturation_)
     expected = draws.expected(d.dates, d.spend, d.control_values)[:, -n_holdout:]
@@ -177,10 +175,10 @@ def diagnose(
     model: MediaMixModel,
     *,
     holdout: float | None = None,
-    max_divergences: int = 0,
-    max_rhat: float = 1.01,
-    min_ess: float = 400.0,
-    min_r2: float = 0.5,
+    max_divergences: int | None = None,
+    max_rhat: float | None = None,
+    min_ess: float | None = None,
+    min_r2: float | None = None,
     max_mape: float | None = None,
     max_oos_mape: float | None = None,
 ) -> Diagnostics:
@@ -189,9 +187,16 @@ def diagnose(
     Args:
         model: a fitted MediaMixModel.
         holdout: when given, also run :func:`time_slice_error` (costs one more sampling run).
-        max_divergences, max_rhat, min_ess, min_r2: sampler and fit gates.
+        max_divergences, max_rhat, min_ess, min_r2: sampler and fit gates; default the pipeline's
+            (:class:`~stackml.mmm.config.MMMConfig`).
         max_mape, max_oos_mape: optional error gates (None: reported, not gated).
     """
+    from stackml.mmm.config import config_default
+
+    max_divergences = config_default("max_divergences") if max_divergences is None else max_divergences
+    max_rhat = config_default("max_rhat") if max_rhat is None else max_rhat
+    min_ess = config_default("min_ess") if min_ess is None else min_ess
+    min_r2 = config_default("min_r2") if min_r2 is None else min_r2
     model._check_fitted()
     d = model.design_
     divergences, rhat, ess = _sampler_health(model.idata_)

@@ -9,10 +9,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from stackml.errors import InputError, NotFittedError
+from stackml.errors import InputError, NotFittedError, raise_if_problems
+from stackml.mmm import calibration, sampling
 from stackml.mmm import validation as checks
 from stackml.mmm._design import Design, build_design, infer_period_days
-from stackml.mmm._posterior import PosteriorDraws
+from stackml.mmm._graph import build_pymc_model
+from stackml.mmm._posterior import PosteriorDraws, hdi
 from stackml.mmm.transforms import Adstock, Saturation, get_adstock, get_saturation
 
 __all__ = ["MediaMixModel"]
@@ -64,7 +66,7 @@ class MediaMixModel:
         trend: bool = True,
         roas_prior: Any = None,
         priors: dict[str, Any] | None = None,
-        target_accept: float = 0.9,
+        target_accept: float | None = None,
     ) -> None:
         self.date_column = date_column
         self.channel_columns = channel_columns
@@ -84,9 +86,9 @@ class MediaMixModel:
         self,
         df: pd.DataFrame,
         *,
-        draws: int = 2000,
-        tune: int = 1000,
-        chains: int = 4,
+        draws: int | None = None,
+        tune: int | None = None,
+        chains: int | None = None,
         random_state: int | None = None,
         sampler: str = "nutpie",
         lift_tests: str | Path | pd.DataFrame | None = None,
@@ -96,8 +98,9 @@ class MediaMixModel:
 
         Args:
             df: the model frame, one row per period.
-            draws, tune, chains: NUTS draws kept and warm-up draws per chain, and the number of chains. The
-                default 2000 draws keep r_hat below 1.01 reliably; tests may use far fewer.
+            draws, tune, chains: NUTS draws kept and warm-up draws per chain, and the number of chains; default
+                the pipeline's (:class:`~stackml.mmm.config.MMMConfig`: 2000 draws keep r_hat below 1.01
+                reliably; tests may use far fewer).
             random_state: seed for the sampler.
             sampler: ``"nutpie"`` (default; falls back to PyMC with a warning if it is missing or fails) or
                 ``"pymc"``.
@@ -108,9 +111,11 @@ class MediaMixModel:
             self, with ``idata_`` (ArviZ InferenceData), ``posterior_`` (flat draws), ``design_`` and
             ``fit_stats_`` (sampler used, compile and sampling seconds).
         """
-        from stackml.mmm import calibration, sampling
-        from stackml.mmm._graph import build_pymc_model
+        from stackml.mmm.config import config_default
 
+        draws = config_default("draws") if draws is None else draws
+        tune = config_default("tune") if tune is None else tune
+        chains = config_default("chains") if chains is None else chains
         frame = self._check_fit_input(df, draws, tune, chains, sampler)
         adstock = get_adstock(self.adstock, l_max=self.l_max)
         saturation = get_saturation(self.saturation)
@@ -137,7 +142,7 @@ class MediaMixModel:
             tune=tune,
             chains=chains,
             random_state=random_state,
-            target_accept=self.target_accept,
+            target_accept=self.resolved_target_accept(),
             progressbar=progressbar,
         )
         self.design_: Design = design
@@ -160,6 +165,12 @@ class MediaMixModel:
         self._sample_result = result
         return self
 
+    def resolved_target_accept(self) -> float:
+        """``target_accept`` as given, or the pipeline's default (:class:`~stackml.mmm.config.MMMConfig`)."""
+        from stackml.mmm.config import config_default
+
+        return config_default("target_accept") if self.target_accept is None else float(self.target_accept)
+
     def _check_fit_input(self, df: Any, draws: Any, tune: Any, chains: Any, sampler: Any) -> pd.DataFrame:
         problems = checks.check_settings(self) + checks.check_fit_args(draws, tune, chains, sampler)
         channels = list(self.channel_columns) if checks.is_names(self.channel_columns) else []
@@ -174,7 +185,7 @@ class MediaMixModel:
             target_column=self.target_column,
             min_rows=checks.min_rows_for(len(channels), len(controls), max(order, 0), l_max),
         )
-        checks.raise_if_problems(
+        raise_if_problems(
             problems,
             what="the media-mix model's input",
             hint="Fix the listed items; the model frame needs one row per period with numeric, non-negative "
@@ -218,8 +229,6 @@ class MediaMixModel:
         Returns:
             Columns ``date``, ``prediction`` (posterior mean), ``hdi_low``, ``hdi_high``.
         """
-        from stackml.mmm.outputs import hdi
-
         draws = self._expected_draws(df, history=history)
         low, high = hdi(draws, hdi_prob)
         dates = pd.to_datetime(df[self.date_column]).sort_values().to_numpy()
@@ -297,7 +306,7 @@ class MediaMixModel:
             min_rows=1,
             require_spend=False,  # a plan may leave channels dark
         )
-        checks.raise_if_problems(
+        raise_if_problems(
             problems,
             what="the spend plan",
             hint=f"Give one row per period with '{self.date_column}' and the columns {list(d.channels) + controls}.",

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 if TYPE_CHECKING:
-    from stackml.mmm.pipeline import MMMResult
+    from stackml.mmm.result import MMMResult
     from stackml.reports import Report
 
 PALETTE = ("#2563eb", "#dc2626", "#16a34a", "#d97706", "#7c3aed", "#0891b2", "#db2777", "#65a30d", "#475569")
@@ -127,9 +127,9 @@ def _narrative(result: MMMResult, pct: str, registry_note: str | None) -> str:
 
 def _relaxed_gates(config: Any) -> str:
     """The gates set looser than the defaults, as ``"min_ess ≥ 100 (default 400), ..."``."""
-    from dataclasses import fields
+    from stackml.mmm.config import config_default
 
-    defaults = {f.name: f.default for f in fields(config)}
+    defaults = {name: config_default(name) for name in ("max_divergences", "max_rhat", "min_ess", "min_r2")}
     looser = [
         (name, sign, getattr(config, name), defaults[name])
         for name, sign, worse in (

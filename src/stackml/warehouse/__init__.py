@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from stackml.errors import ConfigError
 from stackml.warehouse.base import IF_EXISTS_CHOICES, IngestResult, Warehouse
 from stackml.warehouse.identifiers import quote_column, quote_table, validate_table_name
+from stackml.warehouse.sources import file_columns, read_file
 
 if TYPE_CHECKING:
     from stackml.config import Settings
@@ -27,6 +28,8 @@ __all__ = [
     "quote_table",
     "quote_column",
     "validate_table_name",
+    "read_file",
+    "file_columns",
 ]
 
 _DUCKDB_SUFFIXES = (".duckdb", ".db", ".ddb")

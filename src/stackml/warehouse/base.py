@@ -102,7 +102,7 @@ class Warehouse(abc.ABC):
     def row_count(self, table: str) -> int:
         from stackml.warehouse.identifiers import quote_table
 
-        self._require_table(table)
+        self.require_table(table)
         return int(self.query(f"SELECT count(*) AS n FROM {quote_table(table)}").iloc[0, 0])
 
     # -- loading -------------------------------------------------------------------------------
@@ -163,7 +163,8 @@ class Warehouse(abc.ABC):
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.redacted_url()!r})"
 
-    def _require_table(self, table: str) -> None:
+    def require_table(self, table: str) -> None:
+        """Raise :class:`TableNotFoundError`, naming the known tables, when ``table`` does not exist."""
         if not self.has_table(table):
             known = self.tables()
             raise TableNotFoundError(

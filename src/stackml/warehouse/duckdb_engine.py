@@ -80,7 +80,7 @@ class DuckDBWarehouse(Warehouse):
         return sorted(t if s == "main" else f"{s}.{t}" for s, t in rows if not t.startswith("__stackml_load_"))
 
     def schema(self, table: str) -> dict[str, str]:
-        self._require_table(table)
+        self.require_table(table)
         schema, name = split_table(table)
         rows = self._con.execute(
             "SELECT column_name, data_type FROM information_schema.columns "

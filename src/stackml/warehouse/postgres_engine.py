@@ -120,7 +120,7 @@ class PostgresWarehouse(Warehouse):
         return sorted(t if s == "public" else f"{s}.{t}" for s, t in rows)
 
     def schema(self, table: str) -> dict[str, str]:
-        self._require_table(table)
+        self.require_table(table)
         schema, name = split_table(table)
         rows = self._con.execute(
             "SELECT column_name, data_type FROM information_schema.columns "

@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from stackml.errors import InputError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def csv_options(path: str | Path) -> str:
@@ -40,3 +44,45 @@ def explain_read_error(exc: Exception, source: object) -> InputError:
         hint="Fix the file (a comma-separated UTF-8 file with one header row and the same number of fields on "
         "every line), or convert it to Parquet.",
     )
+
+
+def read_file(path: str | Path) -> pd.DataFrame:
+    """A CSV or Parquet file as a DataFrame, read with the same strict reader as ``ingest``.
+
+    Every pipeline reads its ``--data`` file here, so a malformed file gives the same one-line error as
+    ``stackml ingest`` and ``.pq``, ``.csv.gz`` and ``.tsv`` work everywhere.
+    """
+    import duckdb
+
+    from stackml.warehouse.base import source_format
+
+    fmt = source_format(path)  # checks that the file exists, is not empty and has a known extension
+    con = duckdb.connect(":memory:")
+    try:
+        frame = con.execute(select_source(fmt, path), [str(path)]).df()
+    except (duckdb.InvalidInputException, duckdb.ConversionException, duckdb.IOException) as exc:
+        raise explain_read_error(exc, path) from exc
+    finally:
+        con.close()
+    # DuckDB hands timestamps over in microseconds; pandas code (and frames made by pandas) expect nanoseconds.
+    for column in frame.columns:
+        dtype = frame[column].dtype
+        if dtype.kind == "M" and getattr(dtype, "tz", None) is None and str(dtype) != "datetime64[ns]":
+            frame[column] = frame[column].astype("datetime64[ns]")
+    return frame
+
+
+def file_columns(path: str | Path) -> list[str]:
+    """The column names of a CSV or Parquet file, without reading its rows (for early checks)."""
+    import duckdb
+
+    from stackml.warehouse.base import source_format
+
+    fmt = source_format(path)
+    con = duckdb.connect(":memory:")
+    try:
+        return [d[0] for d in con.execute(f"DESCRIBE {select_source(fmt, path)}", [str(path)]).fetchall()]
+    except (duckdb.InvalidInputException, duckdb.ConversionException, duckdb.IOException) as exc:
+        raise explain_read_error(exc, path) from exc
+    finally:
+        con.close()

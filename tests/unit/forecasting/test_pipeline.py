@@ -18,6 +18,7 @@ from stackml.forecasting.pipeline import (
     model_columns,
     run_pipeline,
 )
+from stackml.pipelines import Source
 from stackml.warehouse import connect
 
 H = 7
@@ -52,6 +53,12 @@ def test_choice_is_the_lowest_backtest_owa(result: PipelineResult) -> None:
     assert result.members == (list(result.ensembles[best]) if best in result.ensembles else [best])
 
 
+def test_the_result_carries_each_alias_model_name(result: PipelineResult) -> None:
+    assert result.alias_names == {"SeasonalNaive": "snaive", "Theta": "theta", "RWD": "rwd", "Naive2": "naive2"}
+    assert not any(hasattr(fc, "_stackml_name") for fc in result.forecasters.values())
+    assert "Theta-lo-80" in result.forecasts and "Theta-hi-95" in result.forecasts
+
+
 def test_ensembles_are_means_of_the_best_singles_on_the_same_windows(result: PipelineResult) -> None:
     singles = result.scores[~result.scores["model"].str.startswith("Ensemble") & (result.scores["model"] != "Naive2")]
     top2 = tuple(singles.sort_values("owa")["model"].head(2))
@@ -83,8 +90,16 @@ def test_by_step_and_by_series_cover_every_model(result: PipelineResult) -> None
 
 
 def test_config_collects_every_problem() -> None:
-    with pytest.raises(InputError, match=r"horizon must be a positive integer, got 0; .*n_windows must be.*Unknown model name 'bogus'"):
-        ForecastConfig(horizon=0, n_windows=0, models=("snaive", "bogus"))
+    with pytest.raises(InputError) as caught:
+        ForecastConfig(horizon=0, n_windows=0, models=("snaive", "bogus"), level=(80, 120), data_format="wide")
+    message = str(caught.value)
+    for part in ("5 problem(s) with the forecast configuration", "'horizon': Input should be greater than or equal "
+                 "to 1, got 0", "'n_windows': Input should be greater than or equal to 1", "'models': Unknown model "
+                 "name 'bogus'", "'level.1': Input should be less than 100", "'data_format': Input should be 'long' "
+                 "or 'm4-wide'"):  # fmt: skip
+        assert part in message
+    config = ForecastConfig(horizon=3, models="snaive, theta")
+    assert config.models == ("snaive", "theta") and ForecastConfig.from_json(config.to_json()) == config
 
 
 def test_check_data_names_short_series_and_foreign_holdout_ids(panel) -> None:
@@ -102,25 +117,29 @@ def test_load_data_long_and_m4_wide(tmp_path: Path, panel) -> None:
     train, test = panel
     train.to_csv(tmp_path / "train.csv", index=False)
     test.to_parquet(tmp_path / "test.parquet")
-    loaded, held = load_data(tmp_path / "train.csv", test=tmp_path / "test.parquet")
+    config = ForecastConfig(horizon=H, test=str(tmp_path / "test.parquet"))
+    loaded, held = load_data(config, Source.of(tmp_path / "train.csv"))
     assert pd.api.types.is_datetime64_any_dtype(loaded["ds"]) and len(held) == len(test)
     wide = "\n".join(['"V1","V2","V3","V4","V5"', '"H1",1,2,3,4', '"H2",5,6,7,""']) + "\n"
     (tmp_path / "w.csv").write_text(wide)
-    m4, none = load_data(tmp_path / "w.csv", fmt="m4-wide")
+    m4, none = load_data(ForecastConfig(horizon=H, data_format="m4-wide"), Source.of(tmp_path / "w.csv"))
     assert none is None and m4.groupby("unique_id").size().to_dict() == {"H1": 4, "H2": 3}
-    with pytest.raises(InputError, match="--format must be one of long, m4-wide"):
-        load_data(tmp_path / "w.csv", fmt="wide")
-    with pytest.raises(InputError, match="File not found"):
-        load_data(tmp_path / "missing.csv")
-    with pytest.raises(InputError, match="exactly one of a data file or a warehouse table"):
-        load_data()
+    with pytest.raises(InputError, match="Data file not found"):
+        Source.of(tmp_path / "missing.csv")
+    with pytest.raises(InputError, match="exactly one of a data file or a warehouse table; got neither"):
+        Source.of()
+    with pytest.raises(InputError, match=r"'test': the holdout file was not found"):
+        ForecastConfig(horizon=H, test=str(tmp_path / "missing.csv"))
+    (tmp_path / "ragged.csv").write_text("unique_id,ds,y\nA,2024-01-01,1\nA,2024-01-02,2,9\n")
+    with pytest.raises(InputError, match="Could not read .*ragged.csv"):  # the warehouse's strict reader
+        load_data(config, Source.of(tmp_path / "ragged.csv"))
 
 
 def test_load_data_from_a_warehouse_table(panel) -> None:
     train, _ = panel
     with connect("duckdb:///:memory:") as wh:
         wh.ingest(train, "sales")
-        loaded, _ = load_data(table="sales", warehouse=wh)
+        loaded, _ = load_data(ForecastConfig(horizon=H), Source.of(table="sales"), wh)
     assert len(loaded) == len(train) and loaded["unique_id"].dtype == object
 
 

@@ -16,14 +16,14 @@ import pytest
 from stackml.errors import InputError, TableNotFoundError
 from stackml.mmm import simulate
 from stackml.mmm.diagnostics import GateFailedError
+from stackml.pipelines import Source
+from stackml.mmm.config import MMMConfig, parse_bounds
 from stackml.mmm.pipeline import (
-    MMMConfig,
     check_frame,
     check_model,
     check_source,
     default_budget,
     load_frame,
-    parse_bounds,
     run_pipeline,
     summarise,
 )
@@ -57,7 +57,7 @@ def config() -> MMMConfig:
 
 @pytest.fixture(scope="module")
 def frame(config, warehouse) -> pd.DataFrame:
-    return load_frame(config, table="touchpoints", controls_table="controls", warehouse=warehouse)
+    return load_frame(config.replace(controls_table="controls"), Source.of(table="touchpoints"), warehouse)
 
 
 @pytest.fixture(scope="module")
@@ -72,14 +72,30 @@ def test_config_reports_every_problem_at_once() -> None:
     with pytest.raises(InputError) as caught:
         MMMConfig(channels=(), draws=0, freq="M", holdout=0.9, horizon=-1, budget=-5.0, adstock="nope")
     message = str(caught.value)
-    for part in ("'channel_columns' must be a non-empty list", "'draws' must be an int >= 1", "'freq' must be one of",
-                 "'holdout' must be a share", "'horizon' must be an int >= 0", "'budget' must be a number > 0",
-                 "unknown adstock 'nope'"):  # fmt: skip
+    for part in ("7 problem(s) with the media-mix configuration", "'channels': Value should have at least 1 item",
+                 "'draws': Input should be greater than or equal to 1, got 0", "'freq': must be one of ['W', 'D']",
+                 "'holdout': Input should be less than or equal to 0.5", "'horizon': Input should be greater than or "
+                 "equal to 0", "'budget': Input should be greater than 0", "'adstock': unknown adstock"):  # fmt: skip
         assert part in message
+    with pytest.raises(InputError, match=r"'draws': must be a number, not a bool, got True"):
+        MMMConfig(channels=CHANNELS, draws=True)
     with pytest.raises(InputError, match=r"bounds name channels \['radio'\]"):
         MMMConfig(channels=CHANNELS, bounds={"radio": (0.0, 1.0)})
     with pytest.raises(InputError, match=r"columns named in more than one role: \['search'\]"):
         MMMConfig(channels=CHANNELS, controls=("search",))
+
+
+def test_config_round_trips_through_json_and_reads_command_line_text() -> None:
+    config = MMMConfig(channels="search, tv", controls="promo", bounds="search=0:5000,tv=:20000", budget=1e5)
+    assert config.channels == ("search", "tv") and config.controls == ("promo",)
+    assert config.bounds == {"search": (0.0, 5000.0), "tv": (None, 20000.0)}
+    assert MMMConfig.from_json(config.to_json()) == config
+    with pytest.raises(InputError, match=r"'tv=a:b' is not CHANNEL=MIN:MAX"):
+        MMMConfig(channels="search, tv", bounds="tv=a:b")
+    with pytest.raises(InputError, match=r"'lift_tests': the lift-test file was not found"):
+        MMMConfig(channels="search", lift_tests="/no/such/lift.csv")
+    with pytest.raises(InputError, match=r"'colour': Extra inputs are not permitted"):
+        MMMConfig.from_json('{"channels": ["tv"], "colour": "red"}')
 
 
 def test_parse_bounds() -> None:
@@ -100,11 +116,11 @@ def test_touchpoints_aggregate_in_sql_to_the_simulated_weekly_frame(frame, sim) 
 def test_a_model_frame_loads_from_a_table_a_csv_and_a_parquet_file(
     config, warehouse, sim, tmp_path: Path
 ) -> None:
-    from_table = load_frame(config, table="model_frame", warehouse=warehouse)
+    from_table = load_frame(config, Source.of(table="model_frame"), warehouse)
     csv, parquet = tmp_path / "mmm.csv", tmp_path / "mmm.parquet"
     sim.frame.to_csv(csv, index=False)
     sim.frame.to_parquet(parquet)
-    for loaded in (from_table, load_frame(config, data=csv), load_frame(config, data=parquet)):
+    for loaded in (from_table, load_frame(config, Source.of(csv)), load_frame(config, Source.of(parquet))):
         assert list(loaded.columns) == ["date", *CHANNELS, *CONTROLS, "revenue"]
         np.testing.assert_allclose(loaded[list(CHANNELS)].to_numpy(), sim.frame[list(CHANNELS)].to_numpy())
         check_frame(loaded, config)
@@ -112,37 +128,33 @@ def test_a_model_frame_loads_from_a_table_a_csv_and_a_parquet_file(
 
 def test_check_source_names_every_problem(config, warehouse, sim, tmp_path: Path) -> None:
     wrong = MMMConfig(channels=("search", "radio"), target="sales", controls=("promo",))
+    touchpoints, model_frame = Source.of(table="touchpoints"), Source.of(table="model_frame")
     with pytest.raises(InputError, match=r"missing columns \['sales'\]"):
-        check_source(wrong, table="touchpoints", warehouse=warehouse)
+        check_source(wrong, touchpoints, warehouse)
     unknown = MMMConfig(channels=("search", "radio"), controls=("promo",))
     with pytest.raises(InputError) as caught:
-        check_source(unknown, table="touchpoints", warehouse=warehouse)
+        check_source(unknown, touchpoints, warehouse)
     assert "unknown channels ['radio']" in str(caught.value) and "controls ['promo'] are not in" in str(
         caught.value
     )
     with pytest.raises(InputError, match=r"missing columns \['radio'\]"):
-        check_source(unknown, table="model_frame", warehouse=warehouse)
+        check_source(unknown, model_frame, warehouse)
     with pytest.raises(TableNotFoundError, match="Table 'nope' does not exist"):
-        check_source(config, table="nope", warehouse=warehouse)
-    with pytest.raises(InputError, match="File not found"):
-        check_source(config, data=tmp_path / "missing.csv")
-    with pytest.raises(InputError, match="exactly one of a data file or a warehouse table"):
-        check_source(config, data=tmp_path / "x.csv", table="touchpoints", warehouse=warehouse)
+        check_source(config, Source.of(table="nope"), warehouse)
+    with pytest.raises(InputError, match="Data file not found: .*missing.csv'"):
+        check_source(config, Source.of(tmp_path / "missing.csv"))
+    with pytest.raises(InputError, match="exactly one of a data file or a warehouse table; got both"):
+        Source.of(tmp_path / "x.csv", "touchpoints")
     lift = tmp_path / "lift.csv"
     sim.lift_tests.to_csv(lift, index=False)
     only_search = MMMConfig(channels=("search",), lift_tests=str(lift))
     with pytest.raises(InputError, match=r"channels \['social', 'tv'\] that are not among"):
-        check_source(only_search, table="touchpoints", warehouse=warehouse)
+        check_source(only_search, touchpoints, warehouse)
     lift.write_text("channel,start_date\nsearch,2022-01-03\n")
     with pytest.raises(InputError, match=r"missing columns \['end_date'"):
-        check_source(
-            MMMConfig(channels=CHANNELS, lift_tests=str(lift)), table="touchpoints", warehouse=warehouse
-        )
-    assert (
-        check_source(config, table="touchpoints", controls_table="controls", warehouse=warehouse)
-        == "touchpoints"
-    )
-    assert check_source(config, table="model_frame", warehouse=warehouse) == "frame"
+        check_source(MMMConfig(channels=CHANNELS, lift_tests=str(lift)), touchpoints, warehouse)
+    assert check_source(config.replace(controls_table="controls"), touchpoints, warehouse) == "touchpoints"
+    assert check_source(config, model_frame, warehouse) == "frame"
 
 
 def test_check_frame_lists_bad_values(config, frame) -> None:
@@ -210,16 +222,14 @@ def test_the_report_shows_every_section_and_says_when_gates_failed(result, confi
 def test_register_promote_and_serve_a_spend_plan(result, frame, sim, tmp_path_factory) -> None:
     from stackml import tracking
     from stackml.config import get_settings
-    from stackml.mmm.publish import register_mmm, run_metrics, run_params
+    from stackml.pipelines import publish
 
     settings = get_settings(home=tmp_path_factory.mktemp("mmm_registry"))
-    with tracking.start_run("mmm", data=frame, params=run_params(result), settings=settings):
-        tracking.log_metrics(run_metrics(result))
-        version, promotion = register_mmm(result, frame, "mmm-unit", settings=settings)
-    assert int(version.version) == 1 and promotion.promoted and promotion.metric == "holdout_mape"
-    with tracking.start_run("mmm", settings=settings):  # the same model on other data is not compared
-        second, kept = register_mmm(result, frame.iloc[1:], "mmm-unit", settings=settings)
-    assert int(second.version) == 2 and not kept.promoted and "was not compared" in kept.reason
+    first = publish(result, frame, model_name="mmm-unit", settings=settings)
+    assert first.model_version == 1 and first.promotion.promoted and first.promotion.metric == "holdout_mape"
+    assert first.note.startswith("Registered as mmm-unit v1: ")
+    second = publish(result, frame.iloc[1:], model_name="mmm-unit", settings=settings)  # other data: not compared
+    assert second.model_version == 2 and not second.promotion.promoted and "was not compared" in second.note
 
     model = tracking.load_model("mmm-unit", settings=settings)
     last = sim.frame["date"].iloc[-1]
@@ -235,11 +245,18 @@ def test_register_promote_and_serve_a_spend_plan(result, frame, sim, tmp_path_fa
 
 
 def test_a_failed_model_is_not_registered(result, frame, tmp_path_factory) -> None:
-    from stackml.mmm.publish import register_mmm
+    from stackml import tracking
+    from stackml.config import get_settings
+    from stackml.pipelines import publish
 
     strict = MMMConfig(channels=CHANNELS, controls=CONTROLS, **{**SHORT, "min_ess": 1e6})
     failed = summarise(
         result.model, check_model(result.model, strict, result.holdout), strict, holdout=result.holdout
     )
     with pytest.raises(GateFailedError, match=r"failed 1 diagnostics gate\(s\): min_ess"):
-        register_mmm(failed, frame, "mmm-never")
+        failed.models(frame)
+    settings = get_settings(home=tmp_path_factory.mktemp("mmm_never"))
+    published = publish(failed, frame, model_name="mmm-never", settings=settings)
+    assert published.model_version is None and published.run_id is not None
+    assert published.note.startswith("Not registered: the model failed its diagnostics gates (min_ess")
+    assert tracking.list_models(settings=settings).empty

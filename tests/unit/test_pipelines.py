@@ -1,0 +1,218 @@
+"""The pipeline skeleton: the configuration base, the source, and publish with a small real result and pyfunc."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+
+import pandas as pd
+import pytest
+from pydantic import Field, model_validator
+
+from stackml.errors import InputError, TableNotFoundError
+from stackml.pipelines import Int, ModelToRegister, Names, PipelineConfig, Publishable, Source, default_of, publish
+
+
+class ToyConfig(PipelineConfig):
+    what = "the toy configuration"
+    hint = "See the toy's docs."
+
+    columns: Annotated[Names, Field(min_length=1)]
+    draws: Annotated[Int, Field(ge=1)] = 100
+    share: Annotated[float, Field(ge=0, le=0.5)] = 0.1
+    label: str | None = None
+
+    @model_validator(mode="after")
+    def _label_is_a_column(self) -> ToyConfig:
+        if self.label is not None and self.label in self.columns:
+            raise ValueError(f"the label {self.label!r} is also a feature column\nanother problem on its own line")
+        return self
+
+
+# -- the configuration base -------------------------------------------------------------------------------------
+def test_every_field_problem_is_reported_at_once_in_one_format() -> None:
+    with pytest.raises(InputError) as caught:
+        ToyConfig(columns=(), draws=0, share=0.9, colour="red")
+    message = str(caught.value)
+    assert message.startswith("4 problem(s) with the toy configuration:\n  - ")
+    for part in ("'columns': Value should have at least 1 item", "'draws': Input should be greater than or equal to 1",
+                 "'share': Input should be less than or equal to 0.5, got 0.9", "'colour': Extra inputs are not "
+                 "permitted, got 'red'", "See the toy's docs."):  # fmt: skip
+        assert part in message
+
+
+def test_checks_across_fields_report_each_line_as_a_problem() -> None:
+    with pytest.raises(InputError, match=r"2 problem\(s\)[\s\S]*- the label 'a' is also[\s\S]*- another problem"):
+        ToyConfig(columns="a, b", label="a")
+
+
+def test_names_read_comma_text_and_ints_refuse_bools() -> None:
+    assert ToyConfig(columns=" a, b ,").columns == ("a", "b")
+    assert ToyConfig(columns=["x"]).columns == ("x",)
+    with pytest.raises(InputError, match="'draws': must be a number, not a bool, got True"):
+        ToyConfig(columns="a", draws=True)
+
+
+def test_json_round_trip_replace_and_defaults() -> None:
+    config = ToyConfig(columns="a,b", draws=7)
+    assert ToyConfig.from_json(config.to_json()) == config
+    assert config.replace(draws=9).draws == 9 and config.draws == 7
+    with pytest.raises(InputError, match="'draws': Input should be greater than or equal to 1"):
+        config.replace(draws=0)  # replace validates again
+    with pytest.raises(InputError, match="must be an object, got list"):
+        ToyConfig.from_json("[1, 2]")
+    with pytest.raises(InputError, match="JSON is malformed"):
+        ToyConfig.from_json("{")
+    assert default_of(ToyConfig, "draws") == 100 and default_of(ToyConfig, "label") is None
+    with pytest.raises(Exception, match="frozen"):
+        config.draws = 3  # type: ignore[misc]
+
+
+def test_pickles_are_the_same_bytes_under_any_hash_seed() -> None:
+    """Metaflow merges the artifacts of parallel tasks by comparing their bytes."""
+    code = (
+        "import hashlib, pickle; from stackml.forecasting.config import ForecastConfig; "
+        "c = ForecastConfig(horizon=7, season_length=7, models='snaive,theta', freq=None, n_windows=None); "
+        "b = pickle.dumps(c); assert pickle.loads(b) == c; print(hashlib.sha1(b).hexdigest())"
+    )
+    digests = {
+        subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, "PYTHONHASHSEED": seed}
+        ).stdout
+        for seed in ("1", "2", "3")
+    }
+    assert len(digests) == 1 and len(next(iter(digests)).strip()) == 40
+
+
+# -- the source -------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def frame() -> pd.DataFrame:
+    return pd.DataFrame({"id": [1, 2, 3], "when": pd.to_datetime(["2024-01-01", "2024-01-02", "2024-01-03"]),
+                         "amount": [1.5, None, 3.0]})  # fmt: skip
+
+
+def test_exactly_one_of_a_file_or_a_table(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="exactly one of a data file or a warehouse table; got neither"):
+        Source.of()
+    with pytest.raises(InputError, match="got both"):
+        Source.of(tmp_path / "x.csv", "sales")
+    with pytest.raises(InputError, match="Data file not found: "):
+        Source.of(tmp_path / "x.csv")
+    with pytest.raises(InputError, match="is a folder, not a file"):
+        Source.of(tmp_path)
+    with pytest.raises(InputError, match="not a valid table name|identifier"):
+        Source.of(table="sales; DROP TABLE x")
+    assert Source.of("", "sales") == Source(table="sales")  # a flow's empty Parameter means "not given"
+
+
+def test_files_are_read_by_the_warehouse_strict_reader(tmp_path: Path, frame: pd.DataFrame) -> None:
+    csv, parquet, pq, gz = (tmp_path / n for n in ("Sales Data.csv", "s.parquet", "s.pq", "s.csv.gz"))
+    frame.to_csv(csv, index=False)
+    frame.to_parquet(parquet)
+    frame.to_parquet(pq)
+    gz.write_bytes(gzip.compress(csv.read_bytes()))
+    for path in (csv, parquet, pq, gz):
+        source = Source.of(path)
+        assert source.columns() == ["id", "when", "amount"]
+        read = source.read()
+        pd.testing.assert_frame_equal(read, frame, check_dtype=False)
+        assert str(read["when"].dtype) == "datetime64[ns]"
+    assert Source.of(csv).default_model_name("forecast") == "forecast-sales-data"
+    ragged = tmp_path / "ragged.csv"
+    ragged.write_text("a,b\n1,2\n3,4,5\n")
+    with pytest.raises(InputError, match=r"Could not read .*ragged.csv"):
+        Source.of(ragged).read()
+
+
+def test_tables_are_read_from_the_warehouse_given(frame: pd.DataFrame) -> None:
+    from stackml.warehouse import connect
+
+    with connect("duckdb:///:memory:") as wh:
+        wh.ingest(frame, "sales")
+        source = Source.of(table="sales")
+        assert source.columns(wh) == ["id", "when", "amount"] and len(source.read(wh)) == 3
+        with pytest.raises(TableNotFoundError, match=r"Table 'nope' does not exist .*tables: \['sales'\]"):
+            Source.of(table="nope").check(wh)
+    with pytest.raises(InputError, match="needs a warehouse"):
+        source.read()
+
+
+# -- publish ----------------------------------------------------------------------------------------------------
+def _constant_model(value: float) -> Any:
+    import mlflow.pyfunc
+
+    class Constant(mlflow.pyfunc.PythonModel):
+        def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None) -> pd.DataFrame:
+            return pd.DataFrame({"prediction": [value] * len(model_input)})
+
+    return Constant()
+
+
+@dataclass
+class ToyResult:
+    """A real result implementing the publish protocol: a constant predictor scored by its error."""
+
+    error: float
+    passed: bool = True
+    with_variant: bool = False
+    gates: list[str] = field(default_factory=list)
+
+    pipeline = "toy"
+    primary_metric = "error"
+    higher_is_better = False
+
+    def failed_gates(self) -> list[str]:
+        return self.gates
+
+    def params(self) -> dict[str, Any]:
+        return {"kind": "constant"}
+
+    def metrics(self) -> dict[str, float]:
+        return {"error": self.error, "not_finite": float("nan")}
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        return {"scores": pd.DataFrame({"model": ["constant"], "error": [self.error]})}
+
+    def comparison_key(self, frame: pd.DataFrame) -> str:
+        return f"rows-{len(frame)}"
+
+    def models(self, frame: pd.DataFrame) -> list[ModelToRegister]:
+        example = frame.head(2)
+        out = [ModelToRegister(_constant_model(1.0), example, None)]
+        if self.with_variant:
+            out.append(ModelToRegister(_constant_model(1.0), example, None, name_suffix="-fast"))
+        return out
+
+
+def test_publish_tracks_registers_promotes_and_writes_one_note(tmp_path: Path, frame: pd.DataFrame) -> None:
+    from stackml import tracking
+    from stackml.config import get_settings
+
+    settings = get_settings(home=tmp_path)
+    assert isinstance(ToyResult(1.0), Publishable)
+    first = publish(ToyResult(1.0, with_variant=True), frame, model_name="toy", settings=settings)
+    assert first.model_version == 1 and first.promotion.promoted and first.variants == {"toy-fast": 1}
+    assert first.note.startswith("Registered as toy v1: ")
+    client = tracking.configure(settings)
+    run = client.get_run(first.run_id)
+    assert run.data.metrics == {"error": 1.0} and run.data.params["kind"] == "constant"  # NaN left out
+    assert int(client.get_model_version_by_alias("toy-fast", "champion").version) == 1
+
+    worse = publish(ToyResult(2.0), frame, model_name="toy", settings=settings)
+    assert worse.model_version == 2 and not worse.promotion.promoted
+    other_data = publish(ToyResult(0.5), frame.head(2), model_name="toy", settings=settings)
+    assert not other_data.promotion.promoted and "was not compared" in other_data.note
+
+    off = publish(ToyResult(0.1), frame, model_name="toy", register=False, settings=settings)
+    assert off.model_version is None and off.run_id and off.note == "Not registered (registration was switched off)."
+    failed = publish(ToyResult(0.1, passed=False, gates=["r2 = 0.1 (limit 0.5)"]), frame, model_name="toy",
+                     settings=settings)  # fmt: skip
+    assert failed.model_version is None and failed.note == (
+        "Not registered: the model failed its diagnostics gates (r2 = 0.1 (limit 0.5))."
+    )
+    assert int(client.get_model_version_by_alias("toy", "champion").version) == 1
