@@ -62,8 +62,19 @@ def mlforecast_lgbm(train: pd.DataFrame) -> tuple[pd.DataFrame, float]:
     def season_position(times: np.ndarray) -> np.ndarray:
         return np.asarray(times) % M
 
-    params = dict(objective="l1", learning_rate=0.1, n_estimators=300, num_leaves=255, min_data_in_leaf=20,
-                  feature_fraction=0.9, bagging_fraction=0.9, bagging_freq=1, random_state=0, n_jobs=1, verbosity=-1)
+    params = dict(
+        objective="l1",
+        learning_rate=0.1,
+        n_estimators=300,
+        num_leaves=255,
+        min_data_in_leaf=20,
+        feature_fraction=0.9,
+        bagging_fraction=0.9,
+        bagging_freq=1,
+        random_state=0,
+        n_jobs=1,
+        verbosity=-1,
+    )
     started = time.perf_counter()
     fcst = MLForecast(
         models={"mlforecast_LightGBM": lgb.LGBMRegressor(**params)},
@@ -83,15 +94,20 @@ def statsforecast_models(train: pd.DataFrame, skip: set[str]) -> list[tuple[str,
     from statsforecast import StatsForecast
     from statsforecast.models import AutoETS, AutoTheta, Naive, SeasonalNaive
 
-    models = {"sf_Naive": Naive(alias="sf_Naive"), "sf_SeasonalNaive": SeasonalNaive(M, alias="sf_SeasonalNaive"),
-              "sf_AutoTheta": AutoTheta(season_length=M, alias="sf_AutoTheta")}
+    models = {
+        "sf_Naive": Naive(alias="sf_Naive"),
+        "sf_SeasonalNaive": SeasonalNaive(M, alias="sf_SeasonalNaive"),
+        "sf_AutoTheta": AutoTheta(season_length=M, alias="sf_AutoTheta"),
+    }
     if "ets" not in skip:
         models["sf_AutoETS"] = AutoETS(season_length=M, alias="sf_AutoETS")
     results = []
     for alias, model in models.items():
         started = time.perf_counter()
         out = StatsForecast(models=[model], freq=1, n_jobs=1).forecast(df=train, h=H)
-        results.append((alias, out.reset_index() if "unique_id" not in out else out, time.perf_counter() - started))
+        results.append(
+            (alias, out.reset_index() if "unique_id" not in out else out, time.perf_counter() - started)
+        )
     return results
 
 
@@ -101,9 +117,28 @@ def default_run(train_csv: Path, test_csv: Path) -> tuple[dict, float]:
         env = {**os.environ, "STACKML_HOME": home}
         started = time.perf_counter()
         proc = subprocess.run(
-            [sys.executable, "-m", "stackml", "forecast", "run", "--data", str(train_csv), "--format", "m4-wide",
-             "--test", str(test_csv), "--horizon", str(H), "--season", str(M), "--json", "--no-register"],
-            capture_output=True, text=True, env=env,
+            [
+                sys.executable,
+                "-m",
+                "stackml",
+                "forecast",
+                "run",
+                "--data",
+                str(train_csv),
+                "--format",
+                "m4-wide",
+                "--test",
+                str(test_csv),
+                "--horizon",
+                str(H),
+                "--season",
+                str(M),
+                "--json",
+                "--no-register",
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
         )
         seconds = time.perf_counter() - started
     if proc.returncode != 0:
@@ -121,7 +156,9 @@ def score(forecasts: pd.DataFrame, train: pd.DataFrame, test: pd.DataFrame) -> p
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--skip", default="arima", help="comma-separated models to skip (default: arima, ~15 min)")
+    parser.add_argument(
+        "--skip", default="arima", help="comma-separated models to skip (default: arima, ~15 min)"
+    )
     parser.add_argument("--no-write", action="store_true", help="print only; do not write bench/results")
     args = parser.parse_args(argv)
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}
@@ -131,13 +168,25 @@ def main(argv: list[str] | None = None) -> None:
     for name in [n for n in OURS if n not in skip]:
         fc, sec = ours(name, train)
         alias = [c for c in fc.columns if c not in ("unique_id", "ds")][0]
-        frames.append(fc[["unique_id", "ds", alias]]), seconds.update({alias: sec}), source.update({alias: "stackml"})
+        (
+            frames.append(fc[["unique_id", "ds", alias]]),
+            seconds.update({alias: sec}),
+            source.update({alias: "stackml"}),
+        )
         print(f"stackml {alias:<16} {sec:8.1f} s", flush=True)
     out, sec = mlforecast_lgbm(train)
-    frames.append(out), seconds.update({"mlforecast_LightGBM": sec}), source.update({"mlforecast_LightGBM": "mlforecast"})
+    (
+        frames.append(out),
+        seconds.update({"mlforecast_LightGBM": sec}),
+        source.update({"mlforecast_LightGBM": "mlforecast"}),
+    )
     print(f"mlforecast LightGBM      {sec:8.1f} s", flush=True)
     for alias, out, sec in statsforecast_models(train, skip):
-        frames.append(out[["unique_id", "ds", alias]]), seconds.update({alias: sec}), source.update({alias: "statsforecast"})
+        (
+            frames.append(out[["unique_id", "ds", alias]]),
+            seconds.update({alias: sec}),
+            source.update({alias: "statsforecast"}),
+        )
         print(f"statsforecast {alias:<16} {sec:8.1f} s", flush=True)
 
     merged = frames[0]
@@ -151,17 +200,34 @@ def main(argv: list[str] | None = None) -> None:
     best = default["best"]
     d = default["models"][best]
 
-    rows = [[r.model, source.get(r.model, ""), r.smape, r.mase, r.owa, seconds.get(r.model)] for r in scores.itertuples()]
-    rows.append([f"default configuration ({best})", "stackml", d["smape"], d["mase"], d["owa"], default_seconds])
+    rows = [
+        [r.model, source.get(r.model, ""), r.smape, r.mase, r.owa, seconds.get(r.model)]
+        for r in scores.itertuples()
+    ]
+    rows.append(
+        [f"default configuration ({best})", "stackml", d["smape"], d["mase"], d["owa"], default_seconds]
+    )
     rows.sort(key=lambda r: r[4])
     table = markdown_table(["model", "library", "sMAPE", "MASE", "OWA", "wall s (fit+predict)"], rows)
     ours_lgbm, peer_lgbm = seconds.get("LightGBM"), seconds["mlforecast_LightGBM"]
     verdicts = [
-        ["default configuration OWA <= 0.44", f"{d['owa']:.3f} ({best})", "PASS" if d["owa"] <= 0.44 else "FAIL"],
-        ["our LightGBM fit+predict no slower than mlforecast's (same features)",
-         f"{ours_lgbm:.1f} s vs {peer_lgbm:.1f} s ({peer_lgbm / ours_lgbm:.2f}x)" if ours_lgbm else "skipped",
-         "PASS" if ours_lgbm and ours_lgbm <= peer_lgbm else "FAIL"],
-        ["whole default run under 5 minutes", f"{default_seconds:.0f} s", "PASS" if default_seconds < 300 else "FAIL"],
+        [
+            "default configuration OWA <= 0.44",
+            f"{d['owa']:.3f} ({best})",
+            "PASS" if d["owa"] <= 0.44 else "FAIL",
+        ],
+        [
+            "our LightGBM fit+predict no slower than mlforecast's (same features)",
+            f"{ours_lgbm:.1f} s vs {peer_lgbm:.1f} s ({peer_lgbm / ours_lgbm:.2f}x)"
+            if ours_lgbm
+            else "skipped",
+            "PASS" if ours_lgbm and ours_lgbm <= peer_lgbm else "FAIL",
+        ],
+        [
+            "whole default run under 5 minutes",
+            f"{default_seconds:.0f} s",
+            "PASS" if default_seconds < 300 else "FAIL",
+        ],
     ]
     print(table)
     print(markdown_table(["target", "measured", "verdict"], verdicts))
@@ -170,7 +236,9 @@ def main(argv: list[str] | None = None) -> None:
     load_avg = " / ".join(f"{v:.1f}" for v in os.getloadavg())
     body = (
         "## Targets\n\n" + markdown_table(["target", "measured", "verdict"], verdicts) + "\n\n"
-        "## All models on the M4 Hourly test set (414 series, h = 48, m = 24), best first\n\n" + table + "\n\n"
+        "## All models on the M4 Hourly test set (414 series, h = 48, m = 24), best first\n\n"
+        + table
+        + "\n\n"
         "## How it was measured\n\n"
         "- Every model is fitted on the full training file and forecasts the 48 test hours; all forecasts are scored "
         "by the same SQL in DuckDB (sMAPE, MASE with the in-sample seasonal-naive scale, OWA against our Naive2, "
@@ -187,8 +255,13 @@ def main(argv: list[str] | None = None) -> None:
         f"- Load average at the end (1/5/15 min): {load_avg} (the machine has 2 cores).\n"
     )
     info = machine_info(["lightgbm", "xgboost", "torch", "statsforecast", "mlforecast", "duckdb", "metaflow"])
-    write_results(REPO / "bench" / "results" / "forecast_m4.md", "Forecasting on M4 Hourly: stackml vs mlforecast and statsforecast",
-                  [sys.executable.split("/")[-1], "bench/forecast_m4.py", *(argv or sys.argv[1:])], info, body)
+    write_results(
+        REPO / "bench" / "results" / "forecast_m4.md",
+        "Forecasting on M4 Hourly: stackml vs mlforecast and statsforecast",
+        [sys.executable.split("/")[-1], "bench/forecast_m4.py", *(argv or sys.argv[1:])],
+        info,
+        body,
+    )
 
 
 if __name__ == "__main__":

@@ -46,7 +46,9 @@ def postgres_url() -> Iterator[str]:
     try:
         import psycopg
     except ImportError:
-        require_or_skip("STACKML_REQUIRE_POSTGRES", "psycopg is not installed (pip install 'stackml[postgres]')")
+        require_or_skip(
+            "STACKML_REQUIRE_POSTGRES", "psycopg is not installed (pip install 'stackml[postgres]')"
+        )
     admin = _admin_url()
     try:
         conn = psycopg.connect(admin, autocommit=True, connect_timeout=3)
@@ -74,7 +76,9 @@ def warehouse_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[st
 
     with connect(url) as wh:
         for table in wh.tables():
-            wh.execute(f"DROP TABLE IF EXISTS {'.'.join(chr(34) + p + chr(34) for p in table.split('.'))} CASCADE")
+            wh.execute(
+                f"DROP TABLE IF EXISTS {'.'.join(chr(34) + p + chr(34) for p in table.split('.'))} CASCADE"
+            )
         for schema in wh.query(
             "SELECT nspname FROM pg_namespace WHERE nspname NOT LIKE 'pg_%' "
             "AND nspname NOT IN ('public', 'information_schema')"

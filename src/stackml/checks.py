@@ -17,7 +17,14 @@ import numbers
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-__all__ = ["is_int", "is_number", "int_problem", "number_problem", "missing_columns", "missing_columns_problem"]
+__all__ = [
+    "is_int",
+    "is_number",
+    "int_problem",
+    "number_problem",
+    "missing_columns",
+    "missing_columns_problem",
+]
 
 
 def is_number(value: Any) -> bool:

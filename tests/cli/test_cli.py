@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-import re
 import os
+import re
 import subprocess
 import sys
 import time
@@ -15,7 +15,9 @@ import pytest
 from stackml.warehouse import connect
 
 
-def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "stackml", *args],
         capture_output=True,
@@ -58,7 +60,11 @@ def test_help_is_fast_and_lists_commands() -> None:
     assert elapsed < 3.0  # about 0.2 s here; generous for a loaded CI machine
     # The start-up path must not import the heavy libraries.
     probe = subprocess.run(
-        [sys.executable, "-c", "import sys, stackml.cli; print(sorted(m for m in ('pandas','duckdb','mlflow','metaflow','plotly','psycopg') if m in sys.modules))"],
+        [
+            sys.executable,
+            "-c",
+            "import sys, stackml.cli; print(sorted(m for m in ('pandas','duckdb','mlflow','metaflow','plotly','psycopg') if m in sys.modules))",
+        ],
         capture_output=True,
         text=True,
     )
@@ -105,7 +111,9 @@ def test_ingest_sql_tables_schema_roundtrip(csv_file: Path, wh_url: str) -> None
     assert listed == [{"table": "sales", "rows": 3, "columns": 3}]
     columns = json.loads(run_cli("schema", "sales", "--warehouse", wh_url, "--json").stdout)
     assert columns == {"id": "BIGINT", "region": "VARCHAR", "amount": "DOUBLE"}
-    appended = run_cli("ingest", str(csv_file), "-t", "sales", "--if-exists", "append", "-w", wh_url, "--json")
+    appended = run_cli(
+        "ingest", str(csv_file), "-t", "sales", "--if-exists", "append", "-w", wh_url, "--json"
+    )
     assert json.loads(appended.stdout)["mode"] == "append"
     assert json.loads(run_cli("tables", "-w", wh_url, "--json").stdout)[0]["rows"] == 6
 
@@ -124,7 +132,10 @@ def _unchanged(wh_url: str) -> list[tuple]:
 @pytest.mark.parametrize(
     ("make_args", "fragments"),
     [
-        (lambda tmp, csv: ["ingest", str(tmp / "missing.csv"), "--table", "t"], ["File not found", "missing.csv"]),
+        (
+            lambda tmp, csv: ["ingest", str(tmp / "missing.csv"), "--table", "t"],
+            ["File not found", "missing.csv"],
+        ),
         (
             lambda tmp, csv: ["ingest", str(_write(tmp / "bad.csv", "a,b\n1,2\n3,4,5\n")), "--table", "t"],
             ["Could not read", "bad.csv", "Fix the file"],
@@ -148,7 +159,16 @@ def _unchanged(wh_url: str) -> list[tuple]:
         (lambda tmp, csv: ["sql", "SELECT * FROM nowhere"], ["The query failed", "nowhere"]),
         (lambda tmp, csv: ["schema", "nowhere"], ["'nowhere' does not exist", "stackml ingest"]),
     ],
-    ids=["missing-file", "malformed-csv", "hostile-name", "exists", "bad-if-exists", "unknown-format", "bad-sql", "no-table"],
+    ids=[
+        "missing-file",
+        "malformed-csv",
+        "hostile-name",
+        "exists",
+        "bad-if-exists",
+        "unknown-format",
+        "bad-sql",
+        "no-table",
+    ],
 )
 def test_bad_input_exits_2_with_one_line_and_changes_nothing(
     tmp_path: Path, csv_file: Path, wh_url: str, make_args, fragments: list[str]
@@ -162,7 +182,9 @@ def test_bad_input_exits_2_with_one_line_and_changes_nothing(
 
 
 def test_unreachable_database_exits_2(csv_file: Path) -> None:
-    proc = run_cli("ingest", str(csv_file), "--table", "t", "--warehouse", "postgresql://postgres@127.0.0.1:1/test")
+    proc = run_cli(
+        "ingest", str(csv_file), "--table", "t", "--warehouse", "postgresql://postgres@127.0.0.1:1/test"
+    )
     assert_clean_error(proc, "Cannot connect to PostgreSQL", "Check that the server is running")
     proc = run_cli("tables", "--warehouse", "oracle://nope")
     assert_clean_error(proc, "Unsupported warehouse URL")
@@ -189,7 +211,9 @@ def test_ingest_into_postgres(csv_file: Path, postgres_url: str) -> None:
     proc = run_cli("ingest", str(csv_file), "--table", "cli_sales", "--warehouse", postgres_url, "--json")
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["rows"] == 3
-    rows = json.loads(run_cli("sql", "SELECT region FROM cli_sales ORDER BY id", "-w", postgres_url, "--json").stdout)
+    rows = json.loads(
+        run_cli("sql", "SELECT region FROM cli_sales ORDER BY id", "-w", postgres_url, "--json").stdout
+    )
     assert [r["region"] for r in rows] == ["north", "south", "east"]
     proc = run_cli("ingest", str(csv_file), "--table", "cli_sales", "--warehouse", postgres_url)
     assert_clean_error(proc, "'cli_sales' already exists")

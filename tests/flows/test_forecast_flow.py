@@ -27,7 +27,9 @@ def cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
 @pytest.fixture(scope="module")
 def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("forecast_data")
-    df = generate_series(n_series=3, freq="D", min_length=80, max_length=90, season_length=7, with_trend=True, random_state=5)
+    df = generate_series(
+        n_series=3, freq="D", min_length=80, max_length=90, season_length=7, with_trend=True, random_state=5
+    )
     paths = {"train": root / "shop.csv", "test": root / "shop_test.csv"}
     df.groupby("unique_id").head(-H).to_csv(paths["train"], index=False)
     df.groupby("unique_id").tail(H).to_csv(paths["test"], index=False)
@@ -42,8 +44,20 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def first_run(home: Path, files: dict[str, Path]) -> dict:
     proc = cli(
-        home, "forecast", "run", "--data", str(files["train"]), "--test", str(files["test"]),
-        "--horizon", str(H), "--season", "7", "--models", "snaive,theta", "--json",
+        home,
+        "forecast",
+        "run",
+        "--data",
+        str(files["train"]),
+        "--test",
+        str(files["test"]),
+        "--horizon",
+        str(H),
+        "--season",
+        "7",
+        "--models",
+        "snaive,theta",
+        "--json",
     )
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)
@@ -68,7 +82,9 @@ def test_registered_promoted_and_reported(first_run: dict, home: Path) -> None:
     assert models[0]["name"] == "forecast-shop" and "champion" in str(models[0]["aliases"])
 
 
-def test_registered_pyfunc_forecasts_requested_series(first_run: dict, home: Path, files: dict[str, Path]) -> None:
+def test_registered_pyfunc_forecasts_requested_series(
+    first_run: dict, home: Path, files: dict[str, Path]
+) -> None:
     from stackml import tracking
     from stackml.config import get_settings
     from stackml.errors import InputError
@@ -87,10 +103,22 @@ def test_registered_pyfunc_forecasts_requested_series(first_run: dict, home: Pat
         model.predict(pd.DataFrame({"unique_id": ["s0"], "h": [50]}))
 
 
-def test_a_worse_candidate_on_the_same_backtest_is_not_promoted(first_run: dict, home: Path, files: dict[str, Path]) -> None:
+def test_a_worse_candidate_on_the_same_backtest_is_not_promoted(
+    first_run: dict, home: Path, files: dict[str, Path]
+) -> None:
     proc = cli(
-        home, "forecast", "run", "--data", str(files["train"]), "--horizon", str(H), "--season", "7",
-        "--models", "naive", "--json",
+        home,
+        "forecast",
+        "run",
+        "--data",
+        str(files["train"]),
+        "--horizon",
+        str(H),
+        "--season",
+        "7",
+        "--models",
+        "naive",
+        "--json",
     )
     assert proc.returncode == 0, proc.stderr
     second = json.loads(proc.stdout)
@@ -103,10 +131,14 @@ def test_a_worse_candidate_on_the_same_backtest_is_not_promoted(first_run: dict,
         pytest.fail(f"a naive model should not beat {first_run['best']} on a seasonal panel: {second}")
 
 
-def test_bad_input_fails_before_or_in_the_first_step(home: Path, files: dict[str, Path], tmp_path: Path) -> None:
+def test_bad_input_fails_before_or_in_the_first_step(
+    home: Path, files: dict[str, Path], tmp_path: Path
+) -> None:
     proc = cli(home, "forecast", "run", "--data", str(tmp_path / "missing.csv"), "--horizon", "7")
     assert proc.returncode == 2 and "file not found" in proc.stderr and "Traceback" not in proc.stderr
-    proc = cli(home, "forecast", "run", "--data", str(files["train"]), "--horizon", "7", "--models", "prophet")
+    proc = cli(
+        home, "forecast", "run", "--data", str(files["train"]), "--horizon", "7", "--models", "prophet"
+    )
     assert proc.returncode == 2 and "Unknown model name 'prophet'" in proc.stderr
     proc = cli(home, "forecast", "run", "--data", str(files["train"]), "--horizon", "100", "--no-register")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
@@ -124,12 +156,28 @@ def test_a_table_in_postgresql_runs_with_the_warehouse_option(
     with connect(postgres_url) as wh:
         wh.ingest(files["train"], "shop_sales", if_exists="replace")
     proc = cli(
-        home, "forecast", "run", "--table", "shop_sales", "--warehouse", postgres_url, "--horizon", str(H),
-        "--season", "7", "--models", "snaive", "--no-register", "--json",
-    )  # fmt: skip
+        home,
+        "forecast",
+        "run",
+        "--table",
+        "shop_sales",
+        "--warehouse",
+        postgres_url,
+        "--horizon",
+        str(H),
+        "--season",
+        "7",
+        "--models",
+        "snaive",
+        "--no-register",
+        "--json",
+    )
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
-    assert out["registered"] is False and out["registry_note"] == "Not registered (registration was switched off)."
+    assert (
+        out["registered"] is False
+        and out["registry_note"] == "Not registered (registration was switched off)."
+    )
     assert out["models"]["Naive2"]["owa"] == pytest.approx(1.0)
     with connect(postgres_url) as wh:
         assert any(t.startswith("forecast_") for t in wh.tables())  # the backtest was stored and scored there

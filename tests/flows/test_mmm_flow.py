@@ -18,8 +18,22 @@ CHANNELS = ("search", "social", "tv")
 MODEL = "mmm-touchpoints"
 HORIZON = 6
 # Tiny chains keep the test short; the sampler gates are relaxed to what such chains reach.
-SHORT = ["--draws", "100", "--tune", "200", "--chains", "2", "--seed", "7",
-         "--min-ess", "10", "--max-rhat", "1.2", "--max-divergences", "10"]  # fmt: skip
+SHORT = [
+    "--draws",
+    "100",
+    "--tune",
+    "200",
+    "--chains",
+    "2",
+    "--seed",
+    "7",
+    "--min-ess",
+    "10",
+    "--max-rhat",
+    "1.2",
+    "--max-divergences",
+    "10",
+]
 
 
 def cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -59,10 +73,26 @@ def fitted(home: Path) -> dict:
     pytest.importorskip("pymc")
     pytest.importorskip("nutpie")
     proc = cli(
-        home, "mmm", "fit", "--table", "touchpoints", "--controls-table", "controls", "--channels", ",".join(CHANNELS),
-        "--target", "revenue", "--controls", "promo,price_index", "--lift-tests", str(home / "lift_tests.csv"),
-        "--horizon", str(HORIZON), *SHORT, "--json",
-    )  # fmt: skip
+        home,
+        "mmm",
+        "fit",
+        "--table",
+        "touchpoints",
+        "--controls-table",
+        "controls",
+        "--channels",
+        ",".join(CHANNELS),
+        "--target",
+        "revenue",
+        "--controls",
+        "promo,price_index",
+        "--lift-tests",
+        str(home / "lift_tests.csv"),
+        "--horizon",
+        str(HORIZON),
+        *SHORT,
+        "--json",
+    )
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)
 
@@ -87,8 +117,14 @@ def test_fit_registers_promotes_plans_and_reports(fitted: dict, home: Path) -> N
     report = Path(fitted["report"])
     assert report.is_file() and report.parent == home / "reports"
     html = report.read_text()
-    for text in ("Contributions", "Return on ad spend", "Budget plan", "Diagnostics", "calibrated with 3 lift test",
-                 f"Registered as {MODEL} v1"):  # fmt: skip
+    for text in (
+        "Contributions",
+        "Return on ad spend",
+        "Budget plan",
+        "Diagnostics",
+        "calibrated with 3 lift test",
+        f"Registered as {MODEL} v1",
+    ):
         assert text in html
     models = json.loads(cli(home, "models", "--json").stdout)
     assert [(m["name"], m["aliases"]) for m in models] == [(MODEL, "champion")]
@@ -107,8 +143,20 @@ def test_the_budget_plan_reaches_the_registered_run(fitted: dict, home: Path) ->
 
 
 def test_optimize_plans_with_the_registered_model(fitted: dict, home: Path) -> None:
-    proc = cli(home, "mmm", "optimize", "--model", f"{MODEL}@champion", "--budget", "150000",
-               "--horizon", str(HORIZON), "--bounds", "search=500:500", "--json")  # fmt: skip
+    proc = cli(
+        home,
+        "mmm",
+        "optimize",
+        "--model",
+        f"{MODEL}@champion",
+        "--budget",
+        "150000",
+        "--horizon",
+        str(HORIZON),
+        "--bounds",
+        "search=500:500",
+        "--json",
+    )
     assert proc.returncode == 0, proc.stderr
     plan = json.loads(proc.stdout)
     assert plan["model"] == f"{MODEL}@champion" and plan["model_version"] == 1
@@ -149,7 +197,10 @@ def test_the_registered_pyfunc_predicts_a_spend_plan(fitted: dict, home: Path, s
             "controls ['promo'] are not in",
         ),
         (["--table", "nope", "--channels", "search"], "Table 'nope' does not exist"),
-        (["--table", "touchpoints", "--channels", "search", "--data", "x.csv"], "Give exactly one of a data file or a warehouse table"),
+        (
+            ["--table", "touchpoints", "--channels", "search", "--data", "x.csv"],
+            "Give exactly one of a data file or a warehouse table",
+        ),
         (
             ["--table", "touchpoints", "--channels", "search", "--lift-tests", "BAD"],
             "missing columns ['end_date'",
@@ -186,11 +237,32 @@ def test_optimize_bad_input_exits_2(fitted: dict, home: Path) -> None:
 def test_a_model_failing_a_gate_is_reported_not_registered(fitted: dict, home: Path) -> None:
     """The run still ends with a report; the CLI says which gate failed and what to try, and exits 2."""
     proc = cli(
-        home, "mmm", "fit", "--table", "touchpoints", "--controls-table", "controls", "--channels", ",".join(CHANNELS),
-        "--target", "revenue", "--controls", "promo,price_index", "--lift-tests", str(home / "lift_tests.csv"),
-        "--model-name", "mmm-strict", "--holdout", "0",
-        "--horizon", "0", *SHORT, "--min-ess", "100000", "--json",
-    )  # fmt: skip
+        home,
+        "mmm",
+        "fit",
+        "--table",
+        "touchpoints",
+        "--controls-table",
+        "controls",
+        "--channels",
+        ",".join(CHANNELS),
+        "--target",
+        "revenue",
+        "--controls",
+        "promo,price_index",
+        "--lift-tests",
+        str(home / "lift_tests.csv"),
+        "--model-name",
+        "mmm-strict",
+        "--holdout",
+        "0",
+        "--horizon",
+        "0",
+        *SHORT,
+        "--min-ess",
+        "100000",
+        "--json",
+    )
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "failed 1 diagnostics gate(s) and was not registered: min_ess" in proc.stderr
     assert "increase draws" in proc.stderr

@@ -19,8 +19,7 @@ import pytest
 
 from stackml.config import Settings, get_settings
 from stackml.errors import FlowFailedError, InputError
-from stackml.flows import available_flows, flow_path, load_run, run_flow
-from stackml.flows import _environment
+from stackml.flows import _environment, available_flows, flow_path, load_run, run_flow
 from stackml.flows._environment import DATASTORE_ROOT_ENV
 from stackml.flows._progress import ProgressTracker
 

@@ -34,7 +34,12 @@ def test_sample_step_can_run_again(tmp_path: Path) -> None:
 def test_cli_demo_runs_every_pipeline_and_prints_the_report_path(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("STACKML_", "METAFLOW_"))}
     proc = subprocess.run(
-        [sys.executable, "-m", "stackml", "demo"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=1800
+        [sys.executable, "-m", "stackml", "demo"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1800,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     home = tmp_path / ".stackml"
@@ -47,7 +52,11 @@ def test_cli_demo_runs_every_pipeline_and_prints_the_report_path(tmp_path: Path)
         assert "demo_touchpoints" in wh.tables()
     models = json.loads(
         subprocess.run(
-            [sys.executable, "-m", "stackml", "models", "--json"], cwd=tmp_path, env=env, capture_output=True, text=True
+            [sys.executable, "-m", "stackml", "models", "--json"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
         ).stdout
     )
     assert {"forecast-demo-store-sales", "mmm-demo-touchpoints"} <= {m["name"] for m in models}

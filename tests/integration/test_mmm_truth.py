@@ -66,9 +66,16 @@ def go_dark_lift_tests(raw: pd.DataFrame) -> pd.DataFrame:
         ).to_numpy()
         dark = np.where(window, 0.0, spend)
         effect = float((true_effect(raw, channel, dark) - true_effect(raw, channel, spend)).sum())
-        rows.append({"channel": channel, "start_date": raw.loc[window, "date"].min(),
-                     "end_date": raw.loc[window, "date"].max(), "spend_change": -spend[window].sum(),
-                     "incremental_target": effect, "incremental_target_sd": LIFT_SD * abs(effect)})  # fmt: skip
+        rows.append(
+            {
+                "channel": channel,
+                "start_date": raw.loc[window, "date"].min(),
+                "end_date": raw.loc[window, "date"].max(),
+                "spend_change": -spend[window].sum(),
+                "incremental_target": effect,
+                "incremental_target_sd": LIFT_SD * abs(effect),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -105,8 +112,10 @@ def test_example_contribution_shares_within_10_percent(example_model) -> None:
 
 def test_example_sampler_health(example_model) -> None:
     report = diagnose(example_model)
-    print(f"divergences {report.divergences}, max r_hat {report.max_rhat:.4f}, min ESS {report.min_ess:.0f}, "
-          f"fit {example_model.fit_stats_}")  # fmt: skip
+    print(
+        f"divergences {report.divergences}, max r_hat {report.max_rhat:.4f}, min ESS {report.min_ess:.0f}, "
+        f"fit {example_model.fit_stats_}"
+    )
     assert report.divergences == 0
     assert report.max_rhat <= 1.01
     assert report.passed, [g.message() for g in report.failures]
@@ -116,8 +125,10 @@ def test_confounder_biases_uncalibrated_roas_and_lift_tests_fix_it(roas_models) 
     uncalibrated = outputs.roas(roas_models["uncalibrated"])["mean"]
     calibrated = outputs.roas(roas_models["calibrated"])["mean"]
     for channel, truth in TRUE_ROAS.items():
-        print(f"{channel}: ROAS uncalibrated {uncalibrated[channel]:.1f}, calibrated {calibrated[channel]:.1f}, "
-              f"truth {truth}")  # fmt: skip
+        print(
+            f"{channel}: ROAS uncalibrated {uncalibrated[channel]:.1f}, calibrated {calibrated[channel]:.1f}, "
+            f"truth {truth}"
+        )
     # the hidden confounder drives x1's spend and the target, so the uncalibrated model over-credits x1
     assert uncalibrated["x1"] > 1.5 * TRUE_ROAS["x1"]
     for channel, truth in TRUE_ROAS.items():

@@ -12,6 +12,8 @@ import pytest
 
 pytest.importorskip("mlflow")
 
+import mlflow  # noqa: E402  (after importorskip)
+
 from stackml.config import get_settings  # noqa: E402
 from stackml.errors import InputError, RegistryError  # noqa: E402
 from stackml.tracking import (  # noqa: E402
@@ -30,8 +32,6 @@ from stackml.tracking import (  # noqa: E402
     register_model,
     start_run,
 )
-
-import mlflow  # noqa: E402  (after importorskip)
 
 MODEL = "addk"
 TRAIN = pd.DataFrame({"x": [1.0, 2.0, 3.0], "g": ["a", "b", "a"]})
@@ -74,8 +74,9 @@ def versions(settings):
     for k, rmse in [(1.0, 1.1), (2.0, 1.2), (3.0, 0.9)]:
         with start_run("demo", data=TRAIN, run_name=f"k{k:g}", settings=settings):
             started = time.perf_counter()
-            mv = register_model(AddConstant(k), MODEL, input_example=TRAIN.head(2), metrics={"rmse": rmse},
-                                settings=settings)
+            mv = register_model(
+                AddConstant(k), MODEL, input_example=TRAIN.head(2), metrics={"rmse": rmse}, settings=settings
+            )
             seconds.append(time.perf_counter() - started)
         registered.append(mv)
     return registered, seconds
@@ -115,8 +116,9 @@ def test_configure_points_mlflow_at_the_home_and_keeps_explicit_settings(setting
 
 
 def test_start_run_tags_params_and_artifact_location(settings):
-    with start_run("demo", data=TRAIN, params={"horizon": 7}, tags={"team": "growth"}, run_name="r1",
-                   settings=settings) as run:
+    with start_run(
+        "demo", data=TRAIN, params={"horizon": 7}, tags={"team": "growth"}, run_name="r1", settings=settings
+    ) as run:
         run_id = run.info.run_id
     got = _client(settings).get_run(run_id)
     assert got.info.status == "FINISHED"
@@ -137,7 +139,7 @@ def test_start_run_marks_failed_and_reraises(settings):
     with pytest.raises(ZeroDivisionError):
         with start_run("demo", settings=settings) as run:
             run_id = run.info.run_id
-            1 / 0
+            _ = 1 / 0
     assert _client(settings).get_run(run_id).info.status == "FAILED"
     assert mlflow.active_run() is None
 
@@ -161,8 +163,11 @@ def test_logging_round_trip(settings, tmp_path):
         with pytest.raises(InputError, match="not a number|needs numbers"):
             log_metrics({"rmse": "low", "mae": [1]})
     run_id = run.info.run_id
-    assert (fig_path, table_path, ref_path) == ("figures/curve.html", "tables/scores.parquet",
-                                                "reference/reference.parquet")
+    assert (fig_path, table_path, ref_path) == (
+        "figures/curve.html",
+        "tables/scores.parquet",
+        "reference/reference.parquet",
+    )
     client = _client(settings)
     history = client.get_metric_history(run_id, "rmse")
     assert [(m.step, m.value) for m in history] == [(0, 1.0), (1, 0.5)]
@@ -213,8 +218,9 @@ def test_register_model_outside_a_run_starts_one(settings):
 
 def test_register_model_rejects_bad_arguments_together(settings):
     with pytest.raises(InputError, match="'python_model' must be.*'input_example' must be.*'metrics' must"):
-        register_model(object(), MODEL, input_example=pd.DataFrame(), metrics={"rmse": "low"},
-                       settings=settings)
+        register_model(
+            object(), MODEL, input_example=pd.DataFrame(), metrics={"rmse": "low"}, settings=settings
+        )
     with pytest.raises(InputError, match="could not infer the signature.*KeyError"):
         register_model(AddConstant(1.0), MODEL, input_example=pd.DataFrame({"z": [1]}), settings=settings)
 
@@ -228,9 +234,7 @@ def test_promote_sequence_and_load(settings, versions):
 
     worse = promote(MODEL, "2", "rmse", higher_is_better=False, settings=settings)
     assert not worse.promoted
-    assert worse.reason == (
-        "candidate v2 rmse=1.2 does not beat champion v1 rmse=1.1 (lower is better)"
-    )
+    assert worse.reason == ("candidate v2 rmse=1.2 does not beat champion v1 rmse=1.1 (lower is better)")
     assert (worse.champion_version, worse.champion_value) == (1, pytest.approx(1.1))
     assert client.get_registered_model(MODEL).aliases == {"champion": 1}
     v1_tags = client.get_model_version(MODEL, "1").tags
@@ -276,8 +280,16 @@ def test_promote_errors(settings, versions):
 
 def test_list_runs(settings, versions):
     runs = list_runs(limit=50, pipeline="demo", settings=settings)
-    assert list(runs.columns) == ["run_id", "experiment", "pipeline", "run_name", "status", "start_time",
-                                  "duration_s", "metrics"]
+    assert list(runs.columns) == [
+        "run_id",
+        "experiment",
+        "pipeline",
+        "run_name",
+        "status",
+        "start_time",
+        "duration_s",
+        "metrics",
+    ]
     assert set(runs["experiment"]) == {"stackml/demo"}
     assert runs["start_time"].is_monotonic_decreasing
     by_name = runs.set_index("run_name")
@@ -293,8 +305,14 @@ def test_empty_store_lists_nothing(stores):
     empty = stores[1]
     runs, models = list_runs(settings=empty), list_models(settings=empty)
     assert runs.empty and "run_id" in runs.columns
-    assert models.empty and list(models.columns) == ["name", "version", "aliases", "run_id", "metrics",
-                                                     "created"]
+    assert models.empty and list(models.columns) == [
+        "name",
+        "version",
+        "aliases",
+        "run_id",
+        "metrics",
+        "created",
+    ]
 
 
 def test_promote_never_compares_metrics_measured_on_other_data(settings):
@@ -302,14 +320,25 @@ def test_promote_never_compares_metrics_measured_on_other_data(settings):
     registered = []
     for k, rmse, evaluation in [(1.0, 1.0, "backtest-a"), (2.0, 0.5, "backtest-b"), (3.0, 0.8, "backtest-a")]:
         with start_run("demo", data=TRAIN, settings=settings):
-            mv = register_model(AddConstant(k), name, input_example=TRAIN.head(2), metrics={"rmse": rmse},
-                                settings=settings)
+            mv = register_model(
+                AddConstant(k), name, input_example=TRAIN.head(2), metrics={"rmse": rmse}, settings=settings
+            )
         registered.append((mv, evaluation))
-    first = promote(name, registered[0][0].version, "rmse", False, comparable_on="backtest-a", settings=settings)
+    first = promote(
+        name, registered[0][0].version, "rmse", False, comparable_on="backtest-a", settings=settings
+    )
     assert first.promoted
-    other = promote(name, registered[1][0].version, "rmse", False, comparable_on="backtest-b", settings=settings)
-    assert not other.promoted and "was not compared" in other.reason and "backtest-a vs backtest-b" in other.reason
-    same = promote(name, registered[2][0].version, "rmse", False, comparable_on="backtest-a", settings=settings)
+    other = promote(
+        name, registered[1][0].version, "rmse", False, comparable_on="backtest-b", settings=settings
+    )
+    assert (
+        not other.promoted
+        and "was not compared" in other.reason
+        and "backtest-a vs backtest-b" in other.reason
+    )
+    same = promote(
+        name, registered[2][0].version, "rmse", False, comparable_on="backtest-a", settings=settings
+    )
     assert same.promoted and same.champion_version == int(registered[0][0].version)
     tags = _client(settings).get_model_version(name, str(registered[1][0].version)).tags
     assert tags["stackml.evaluation_id"] == "backtest-b" and tags["stackml.promotion_decision"] == "kept"

@@ -8,10 +8,17 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from stackml.errors import ConfigError, ConnectionFailedError, IdentifierError, InputError, TableExistsError, TableNotFoundError
+from stackml.errors import (
+    ConfigError,
+    ConnectionFailedError,
+    IdentifierError,
+    InputError,
+    TableExistsError,
+    TableNotFoundError,
+)
 from stackml.warehouse import connect
 
-ROWS = "id,name,amount,day\n1,alpha,1.5,2024-01-01\n2,beta,,2024-01-02\n3,\"gam,ma\",3.25,2024-01-03\n"
+ROWS = 'id,name,amount,day\n1,alpha,1.5,2024-01-01\n2,beta,,2024-01-02\n3,"gam,ma",3.25,2024-01-03\n'
 
 
 @pytest.fixture
@@ -86,13 +93,17 @@ def test_if_exists_fail_replace_append(warehouse_url: str, csv_file: Path, tmp_p
         assert wh.tables() == ["sales"]  # no staging table left behind
 
 
-def test_failed_replace_leaves_old_table_untouched(warehouse_url: str, csv_file: Path, tmp_path: Path) -> None:
+def test_failed_replace_leaves_old_table_untouched(
+    warehouse_url: str, csv_file: Path, tmp_path: Path
+) -> None:
     broken = tmp_path / "broken.csv"
     # The error sits past DuckDB's sample, so it surfaces mid-load, after rows have streamed.
     broken.write_text("id,name\n" + "".join(f"{i},n{i}\n" for i in range(60_000)) + "5,x,extra\n")
     with connect(warehouse_url) as wh:
         wh.ingest(csv_file, "sales")
-        with pytest.raises(InputError, match=r"Could not read .*broken.csv.*Expected Number of Columns: 2 Found: 3"):
+        with pytest.raises(
+            InputError, match=r"Could not read .*broken.csv.*Expected Number of Columns: 2 Found: 3"
+        ):
             wh.ingest(broken, "sales", if_exists="replace")
         assert wh.row_count("sales") == 3
         assert list(wh.schema("sales")) == ["id", "name", "amount", "day"]
@@ -124,7 +135,7 @@ def test_schema_qualified_tables(warehouse_url: str, csv_file: Path) -> None:
     ("content", "match"),
     [
         ("a,b\n1,x\n2,y,z\n", "Could not read '.*bad.csv'"),
-        ("a,b\n1,\"x\n2,y\n", "Could not read '.*bad.csv'"),
+        ('a,b\n1,"x\n2,y\n', "Could not read '.*bad.csv'"),
         ("", "'.*bad.csv' is empty"),
     ],
 )
@@ -160,12 +171,17 @@ def test_bad_sources_and_names(warehouse_url: str, tmp_path: Path) -> None:
 def test_sql_written_once_translated_by_sqlglot(warehouse_url: str) -> None:
     with connect(warehouse_url) as wh:
         wh.ingest(pd.DataFrame({"d": pd.to_datetime(["2024-03-05", "2024-03-20"]), "y": [1.0, 2.0]}), "t")
-        df = wh.query("SELECT date_trunc('month', d) AS m, sum(y) AS total FROM t GROUP BY 1", dialect="duckdb")
+        df = wh.query(
+            "SELECT date_trunc('month', d) AS m, sum(y) AS total FROM t GROUP BY 1", dialect="duckdb"
+        )
         assert df["total"].tolist() == [3.0]
 
 
 def test_unreachable_postgres_and_bad_url() -> None:
-    with pytest.raises(ConnectionFailedError, match="Cannot connect to PostgreSQL at postgresql://postgres:\\*\\*\\*@127.0.0.1:1"):
+    with pytest.raises(
+        ConnectionFailedError,
+        match="Cannot connect to PostgreSQL at postgresql://postgres:\\*\\*\\*@127.0.0.1:1",
+    ):
         connect("postgresql://postgres:secret@127.0.0.1:1/test")
     with pytest.raises(ConfigError, match="Unsupported warehouse URL 'mysql://x'"):
         connect("mysql://x")
@@ -183,7 +199,11 @@ def test_duckdb_file_locked_by_another_process(tmp_path: Path) -> None:
 
     db = tmp_path / "locked.duckdb"
     holder = subprocess.Popen(
-        [sys.executable, "-c", f"import duckdb,sys,time; c=duckdb.connect({str(db)!r}); print('ok', flush=True); time.sleep(30)"],
+        [
+            sys.executable,
+            "-c",
+            f"import duckdb,sys,time; c=duckdb.connect({str(db)!r}); print('ok', flush=True); time.sleep(30)",
+        ],
         stdout=subprocess.PIPE,
         text=True,
     )

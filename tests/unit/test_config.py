@@ -31,7 +31,9 @@ def test_env_overrides_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     assert "s3cret" not in repr(s)
 
 
-def test_precedence_args_over_env_over_yaml_over_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_precedence_args_over_env_over_yaml_over_defaults(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("STACKML_HOME")
     (tmp_path / "stackml.yaml").write_text(
@@ -45,7 +47,9 @@ def test_precedence_args_over_env_over_yaml_over_defaults(tmp_path: Path, monkey
     assert s.warehouse_url == "duckdb:///env.duckdb"  # env beats yaml
     assert s.home == tmp_path / "from-yaml"  # yaml beats default
     assert s.reports_dir == tmp_path / "yaml-reports"
-    assert s.artifact_location == (tmp_path / "from-yaml" / "mlartifacts").as_uri()  # default derived from yaml home
+    assert (
+        s.artifact_location == (tmp_path / "from-yaml" / "mlartifacts").as_uri()
+    )  # default derived from yaml home
 
 
 def test_config_file_from_env_variable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

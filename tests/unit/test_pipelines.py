@@ -15,7 +15,16 @@ import pytest
 from pydantic import Field, model_validator
 
 from stackml.errors import InputError, TableNotFoundError
-from stackml.pipelines import Int, ModelToRegister, Names, PipelineConfig, Publishable, Source, default_of, publish
+from stackml.pipelines import (
+    Int,
+    ModelToRegister,
+    Names,
+    PipelineConfig,
+    Publishable,
+    Source,
+    default_of,
+    publish,
+)
 
 
 class ToyConfig(PipelineConfig):
@@ -30,7 +39,9 @@ class ToyConfig(PipelineConfig):
     @model_validator(mode="after")
     def _label_is_a_column(self) -> ToyConfig:
         if self.label is not None and self.label in self.columns:
-            raise ValueError(f"the label {self.label!r} is also a feature column\nanother problem on its own line")
+            raise ValueError(
+                f"the label {self.label!r} is also a feature column\nanother problem on its own line"
+            )
         return self
 
 
@@ -40,14 +51,20 @@ def test_every_field_problem_is_reported_at_once_in_one_format() -> None:
         ToyConfig(columns=(), draws=0, share=0.9, colour="red")
     message = str(caught.value)
     assert message.startswith("4 problem(s) with the toy configuration:\n  - ")
-    for part in ("'columns': Value should have at least 1 item", "'draws': Input should be greater than or equal to 1",
-                 "'share': Input should be less than or equal to 0.5, got 0.9", "'colour': Extra inputs are not "
-                 "permitted, got 'red'", "See the toy's docs."):  # fmt: skip
+    for part in (
+        "'columns': Value should have at least 1 item",
+        "'draws': Input should be greater than or equal to 1",
+        "'share': Input should be less than or equal to 0.5, got 0.9",
+        "'colour': Extra inputs are not permitted, got 'red'",
+        "See the toy's docs.",
+    ):
         assert part in message
 
 
 def test_checks_across_fields_report_each_line_as_a_problem() -> None:
-    with pytest.raises(InputError, match=r"2 problem\(s\)[\s\S]*- the label 'a' is also[\s\S]*- another problem"):
+    with pytest.raises(
+        InputError, match=r"2 problem\(s\)[\s\S]*- the label 'a' is also[\s\S]*- another problem"
+    ):
         ToyConfig(columns="a, b", label="a")
 
 
@@ -82,7 +99,10 @@ def test_pickles_are_the_same_bytes_under_any_hash_seed() -> None:
     )
     digests = {
         subprocess.run(
-            [sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, "PYTHONHASHSEED": seed}
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PYTHONHASHSEED": seed},
         ).stdout
         for seed in ("1", "2", "3")
     }
@@ -92,8 +112,13 @@ def test_pickles_are_the_same_bytes_under_any_hash_seed() -> None:
 # -- the source -------------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def frame() -> pd.DataFrame:
-    return pd.DataFrame({"id": [1, 2, 3], "when": pd.to_datetime(["2024-01-01", "2024-01-02", "2024-01-03"]),
-                         "amount": [1.5, None, 3.0]})  # fmt: skip
+    return pd.DataFrame(
+        {
+            "id": [1, 2, 3],
+            "when": pd.to_datetime(["2024-01-01", "2024-01-02", "2024-01-03"]),
+            "amount": [1.5, None, 3.0],
+        }
+    )
 
 
 def test_exactly_one_of_a_file_or_a_table(tmp_path: Path) -> None:
@@ -209,9 +234,17 @@ def test_publish_tracks_registers_promotes_and_writes_one_note(tmp_path: Path, f
     assert not other_data.promotion.promoted and "was not compared" in other_data.note
 
     off = publish(ToyResult(0.1), frame, model_name="toy", register=False, settings=settings)
-    assert off.model_version is None and off.run_id and off.note == "Not registered (registration was switched off)."
-    failed = publish(ToyResult(0.1, passed=False, gates=["r2 = 0.1 (limit 0.5)"]), frame, model_name="toy",
-                     settings=settings)  # fmt: skip
+    assert (
+        off.model_version is None
+        and off.run_id
+        and off.note == "Not registered (registration was switched off)."
+    )
+    failed = publish(
+        ToyResult(0.1, passed=False, gates=["r2 = 0.1 (limit 0.5)"]),
+        frame,
+        model_name="toy",
+        settings=settings,
+    )
     assert failed.model_version is None and failed.note == (
         "Not registered: the model failed its diagnostics gates (r2 = 0.1 (limit 0.5))."
     )

@@ -21,10 +21,40 @@ T0 = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
 HOSTILE = '<script>alert("x")</script><img src=x onerror="pwned()">&amp;'
 # Every tag a report or index may contain; anything else got in through unescaped user text.
 ALLOWED_TAGS = {
-    "html", "head", "meta", "title", "style", "script", "body", "div", "nav", "a", "header", "span", "h1",
-    "dl", "dt", "dd", "time", "section", "p", "br", "main", "h2", "figure", "table", "thead", "tbody", "tr",
-    "th", "td", "figcaption", "b", "code", "footer",
-}  # fmt: skip
+    "html",
+    "head",
+    "meta",
+    "title",
+    "style",
+    "script",
+    "body",
+    "div",
+    "nav",
+    "a",
+    "header",
+    "span",
+    "h1",
+    "dl",
+    "dt",
+    "dd",
+    "time",
+    "section",
+    "p",
+    "br",
+    "main",
+    "h2",
+    "figure",
+    "table",
+    "thead",
+    "tbody",
+    "tr",
+    "th",
+    "td",
+    "figcaption",
+    "b",
+    "code",
+    "footer",
+}
 
 
 class _Tags(HTMLParser):

@@ -133,8 +133,12 @@ def test_log_helpers_need_an_active_run():
     pytest.importorskip("mlflow")
     from stackml.tracking import log_figure, log_metrics, log_params, log_reference_data
 
-    for call in [lambda: log_metrics({"m": 1.0}), lambda: log_params({"p": 1}), lambda: log_figure(None, "f"),
-                 lambda: log_reference_data(FRAME)]:
+    for call in [
+        lambda: log_metrics({"m": 1.0}),
+        lambda: log_params({"p": 1}),
+        lambda: log_figure(None, "f"),
+        lambda: log_reference_data(FRAME),
+    ]:
         with pytest.raises(InputError, match="needs an active run"):
             call()
 

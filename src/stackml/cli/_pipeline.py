@@ -31,13 +31,18 @@ __all__ = [
 ]
 
 DataOption = Annotated[
-    Optional[Path], typer.Option("--data", help="Read the data from this CSV or Parquet file (or use --table).")
+    Optional[Path],
+    typer.Option("--data", help="Read the data from this CSV or Parquet file (or use --table)."),
 ]
-TableOption = Annotated[Optional[str], typer.Option("--table", help="Read the data from this warehouse table.")]
+TableOption = Annotated[
+    Optional[str], typer.Option("--table", help="Read the data from this warehouse table.")
+]
 WarehouseOption = Annotated[
     Optional[str],
     typer.Option(
-        "--warehouse", "-w", help="Warehouse URL (default: STACKML_WAREHOUSE_URL or the DuckDB file in the home)."
+        "--warehouse",
+        "-w",
+        help="Warehouse URL (default: STACKML_WAREHOUSE_URL or the DuckDB file in the home).",
     ),
 ]
 ModelNameOption = Annotated[
@@ -67,7 +72,9 @@ def open_source(data: Path | None, table: str | None, warehouse: str | None) -> 
 
     source = Source.of(data, table)
     if source.table is not None:
-        with connect(warehouse) as wh:  # closed before the flow starts: DuckDB lets one process write at a time
+        with connect(
+            warehouse
+        ) as wh:  # closed before the flow starts: DuckDB lets one process write at a time
             source.check(wh)
     return source
 

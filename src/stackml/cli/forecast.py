@@ -45,12 +45,14 @@ def run(
     freq: Annotated[
         Optional[str], typer.Option("--freq", help="Pandas frequency of timestamp ds (inferred by default).")
     ] = _default("freq"),
-    models: Annotated[
-        str, typer.Option("--models", help="Comma-separated candidate models.")
-    ] = ",".join(_default("models")),
+    models: Annotated[str, typer.Option("--models", help="Comma-separated candidate models.")] = ",".join(
+        _default("models")
+    ),
     n_windows: Annotated[
         Optional[int],
-        typer.Option("--n-windows", help="Backtest windows of --horizon values (default: 1-3, from the data)."),
+        typer.Option(
+            "--n-windows", help="Backtest windows of --horizon values (default: 1-3, from the data)."
+        ),
     ] = _default("n_windows"),
     warehouse: WarehouseOption = None,
     model_name: ModelNameOption = None,
@@ -73,7 +75,13 @@ def run(
     source = open_source(data, table, warehouse)
     name = model_name or source.default_model_name("forecast")
     result = run_pipeline(
-        "forecast", config, source, model_name=name, register=register, warehouse=warehouse, show_progress=not as_json
+        "forecast",
+        config,
+        source,
+        model_name=name,
+        register=register,
+        warehouse=warehouse,
+        show_progress=not as_json,
     )
     end = result.run["end"].task.data
     summary = summarise_run(end.pipeline) | registry_summary(end.published, end.report_path)
@@ -112,8 +120,13 @@ def _print_summary(summary: dict[str, Any]) -> None:
     from stackml.cli.output import console, print_frame
 
     rows = [{"model": m, **v} for m, v in summary["models"].items()]
-    print_frame(pd.DataFrame(rows), title=f"Accuracy on the {summary['scored_on']} (best first by backtest OWA)")
+    print_frame(
+        pd.DataFrame(rows), title=f"Accuracy on the {summary['scored_on']} (best first by backtest OWA)"
+    )
     out = console()
-    out.print(f"Chosen: [bold]{summary['best']}[/bold]" + (f" (mean of {', '.join(summary['members'])})" if len(summary["members"]) > 1 else ""))
+    out.print(
+        f"Chosen: [bold]{summary['best']}[/bold]"
+        + (f" (mean of {', '.join(summary['members'])})" if len(summary["members"]) > 1 else "")
+    )
     out.print(summary["registry_note"])
     out.print(f"Report: {summary['report']}")

@@ -28,6 +28,7 @@ app = typer.Typer(
 EXIT_BAD_INPUT = 2
 EXIT_INTERNAL = 1
 
+
 def _version(value: bool) -> None:
     if value:
         from stackml import __version__
@@ -77,7 +78,14 @@ def ingest(
     if as_json:
         from stackml.cli.output import print_json
 
-        print_json({"table": result.table, "rows": result.rows, "seconds": round(result.seconds, 3), "mode": result.mode})
+        print_json(
+            {
+                "table": result.table,
+                "rows": result.rows,
+                "seconds": round(result.seconds, 3),
+                "mode": result.mode,
+            }
+        )
     else:
         typer.echo(
             f"{result.mode.capitalize()}d '{result.table}': {result.rows:,} rows in {result.seconds:.2f} s "
@@ -187,7 +195,8 @@ app.add_typer(mmm_app, name="mmm")
 @app.command()
 def demo(
     home: Annotated[
-        Optional[Path], typer.Option("--home", help="Where the demo writes (default: STACKML_HOME or ./.stackml).")
+        Optional[Path],
+        typer.Option("--home", help="Where the demo writes (default: STACKML_HOME or ./.stackml)."),
     ] = None,
 ) -> None:
     """Run every pipeline on bundled sample data with embedded defaults, then print where the report is."""
@@ -229,7 +238,9 @@ def _one_line(text: str) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; StackmlError becomes one line on stderr and exit code 2."""
-    debug = "--debug" in (argv if argv is not None else sys.argv[1:]) or os.environ.get("STACKML_DEBUG") == "1"
+    debug = (
+        "--debug" in (argv if argv is not None else sys.argv[1:]) or os.environ.get("STACKML_DEBUG") == "1"
+    )
     try:
         app(args=argv, standalone_mode=True)
     except StackmlError as exc:

@@ -41,14 +41,17 @@ def fit(
             help="Comma-separated channels: spend columns, or the channel values of a touchpoint table.",
         ),
     ],
-    target: Annotated[str, typer.Option("--target", help="The target column (revenue, conversions, ...).")] = _default(
-        "target"
-    ),
+    target: Annotated[
+        str, typer.Option("--target", help="The target column (revenue, conversions, ...).")
+    ] = _default("target"),
     data: DataOption = None,
     table: TableOption = None,
-    date_column: Annotated[str, typer.Option("--date-column", help="The date column.")] = _default("date_column"),
+    date_column: Annotated[str, typer.Option("--date-column", help="The date column.")] = _default(
+        "date_column"
+    ),
     controls: Annotated[
-        Optional[str], typer.Option("--controls", help="Comma-separated control columns (promotions, price, ...).")
+        Optional[str],
+        typer.Option("--controls", help="Comma-separated control columns (promotions, price, ...)."),
     ] = None,
     controls_table: Annotated[
         Optional[str],
@@ -83,19 +86,27 @@ def fit(
     seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = _default("random_state"),
     holdout: Annotated[
         float,
-        typer.Option("--holdout", help="Share of the last periods held out for the time-slice check (0: none)."),
+        typer.Option(
+            "--holdout", help="Share of the last periods held out for the time-slice check (0: none)."
+        ),
     ] = _default("holdout"),
     max_divergences: Annotated[
         int, typer.Option("--max-divergences", help="Gate: most divergent transitions.")
     ] = _default("max_divergences"),
-    max_rhat: Annotated[float, typer.Option("--max-rhat", help="Gate: largest r_hat.")] = _default("max_rhat"),
+    max_rhat: Annotated[float, typer.Option("--max-rhat", help="Gate: largest r_hat.")] = _default(
+        "max_rhat"
+    ),
     min_ess: Annotated[
         float, typer.Option("--min-ess", help="Gate: smallest bulk effective sample size.")
     ] = _default("min_ess"),
-    min_r2: Annotated[float, typer.Option("--min-r2", help="Gate: smallest in-sample R².")] = _default("min_r2"),
+    min_r2: Annotated[float, typer.Option("--min-r2", help="Gate: smallest in-sample R².")] = _default(
+        "min_r2"
+    ),
     max_holdout_mape: Annotated[
         Optional[float],
-        typer.Option("--max-holdout-mape", help="Gate: largest held-out MAPE (default: reported, not gated)."),
+        typer.Option(
+            "--max-holdout-mape", help="Gate: largest held-out MAPE (default: reported, not gated)."
+        ),
     ] = _default("max_holdout_mape"),
     horizon: Annotated[
         int, typer.Option("--horizon", help="Periods of the budget plan made after the fit (0: none).")
@@ -156,10 +167,18 @@ def fit(
             f"{chains} chains x {tune}+{draws} draws{', and again for the time-slice check' if holdout else ''}.[/dim]"
         )
     result = run_pipeline(
-        "mmm", config, source, model_name=name, register=register, warehouse=warehouse, show_progress=not as_json
+        "mmm",
+        config,
+        source,
+        model_name=name,
+        register=register,
+        warehouse=warehouse,
+        show_progress=not as_json,
     )
     end = result.run["end"].task.data
-    summary = end.result.summary() | registry_summary(end.published, end.report_path) | {"run_id": result.run_id}
+    summary = (
+        end.result.summary() | registry_summary(end.published, end.report_path) | {"run_id": result.run_id}
+    )
     if as_json:
         from stackml.cli.output import print_json
 
@@ -184,12 +203,16 @@ def _print_fit(summary: dict[str, Any]) -> None:
     from stackml.cli.output import console, print_frame
 
     rows = [
-        {"channel": ch, "ROAS": f"{r['mean']:.3g}", "ROAS HDI": f"{r['hdi_low']:.3g} .. {r['hdi_high']:.3g}",
-         "share": f"{summary['contribution_share'][ch]['mean']:.1%}",
-         "share HDI": f"{summary['contribution_share'][ch]['hdi_low']:.1%} .. "
-                      f"{summary['contribution_share'][ch]['hdi_high']:.1%}"}
+        {
+            "channel": ch,
+            "ROAS": f"{r['mean']:.3g}",
+            "ROAS HDI": f"{r['hdi_low']:.3g} .. {r['hdi_high']:.3g}",
+            "share": f"{summary['contribution_share'][ch]['mean']:.1%}",
+            "share HDI": f"{summary['contribution_share'][ch]['hdi_low']:.1%} .. "
+            f"{summary['contribution_share'][ch]['hdi_high']:.1%}",
+        }
         for ch, r in summary["roas"].items()
-    ]  # fmt: skip
+    ]
     print_frame(pd.DataFrame(rows), title="Return on ad spend and contribution share (94% HDI)")
     out = console()
     d = summary["diagnostics"]
@@ -214,11 +237,16 @@ def _print_plan(plan: dict[str, Any]) -> None:
     from stackml.cli.output import console, print_frame
 
     rows = [
-        {"channel": ch, "per period": f"{a['per_period']:,.0f}", "total": f"{a['total']:,.0f}",
-         "share": f"{a['share']:.1%}", "historical mix per period": f"{a['baseline_per_period']:,.0f}",
-         "bound": a["bound"]}
+        {
+            "channel": ch,
+            "per period": f"{a['per_period']:,.0f}",
+            "total": f"{a['total']:,.0f}",
+            "share": f"{a['share']:.1%}",
+            "historical mix per period": f"{a['baseline_per_period']:,.0f}",
+            "bound": a["bound"],
+        }
         for ch, a in plan["allocation"].items()
-    ]  # fmt: skip
+    ]
     print_frame(
         pd.DataFrame(rows),
         title=f"Budget plan: {plan['total_budget']:,.0f} over {plan['horizon_periods']} periods",
@@ -252,8 +280,8 @@ def optimize(
 ) -> None:
     """Split a budget over channels with a registered media-mix model: allocation, expected uplift, binding bounds."""
     from stackml.errors import InputError
-    from stackml.mmm.optimize import optimize_budget
     from stackml.mmm.config import parse_bounds
+    from stackml.mmm.optimize import optimize_budget
 
     parsed = parse_bounds(bounds)
     if horizon < 1 or budget <= 0:

@@ -15,7 +15,9 @@ import pandas as pd
 SAMPLE_FILE = "store_sales.csv"
 
 
-def store_sales(n_stores: int = 5, start: str = "2024-01-01", days: int = 730, random_state: int = 7) -> pd.DataFrame:
+def store_sales(
+    n_stores: int = 5, start: str = "2024-01-01", days: int = 730, random_state: int = 7
+) -> pd.DataFrame:
     """Long frame ``unique_id, ds, y``: weekly and yearly seasonality, a gentle trend and noise per store."""
     rng = np.random.default_rng(random_state)
     ds = pd.date_range(start, periods=days, freq="D")

@@ -147,4 +147,3 @@ class Display:
         self._progress.update(
             self._bar, description=f"{label}: {state}", completed=done, total=max(len(t.steps), done) or None
         )
-

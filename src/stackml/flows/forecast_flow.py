@@ -59,7 +59,12 @@ class ForecastFlow(FlowSpec):
         candidates = [i.result for i in inputs]
         with connect() as wh:
             self.pipeline = summarise(
-                candidates, self.train, self.config, wh, run_id=f"flow-{current.run_id}", test=self.holdout_data
+                candidates,
+                self.train,
+                self.config,
+                wh,
+                run_id=f"flow-{current.run_id}",
+                test=self.holdout_data,
             )
         self.next(self.publish)
 
@@ -68,7 +73,9 @@ class ForecastFlow(FlowSpec):
         """Track the run, register the chosen forecaster and promote it when it beats the champion."""
         from stackml.pipelines import publish
 
-        self.published = publish(self.pipeline, self.train, model_name=self.model_name, register=self.register_model)
+        self.published = publish(
+            self.pipeline, self.train, model_name=self.model_name, register=self.register_model
+        )
         self.next(self.end)
 
     @step

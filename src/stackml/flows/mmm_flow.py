@@ -23,7 +23,9 @@ class MMMFlow(FlowSpec):
 
     config_json = Parameter("config", required=True, help="MMMConfig as JSON (MMMConfig.to_json())")
     data = Parameter("data", default="", help="model frame CSV/Parquet, one row per period")
-    table = Parameter("table", default="", help="warehouse table: raw touchpoints (has 'channel') or a model frame")
+    table = Parameter(
+        "table", default="", help="warehouse table: raw touchpoints (has 'channel') or a model frame"
+    )
     model_name = Parameter("model_name", default="mmm", help="registered model name")
     register_model = Parameter("register", type=bool, default=True, help="register and promote the model")
 
@@ -69,7 +71,9 @@ class MMMFlow(FlowSpec):
         """Track the run; register the model and promote it, only when it passed every gate."""
         from stackml.pipelines import publish
 
-        self.published = publish(self.result, self.frame, model_name=self.model_name, register=self.register_model)
+        self.published = publish(
+            self.result, self.frame, model_name=self.model_name, register=self.register_model
+        )
         self.next(self.end)
 
     @step

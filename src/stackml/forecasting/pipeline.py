@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -81,8 +80,10 @@ def _typed(frame: pd.DataFrame, label: str) -> pd.DataFrame:
     frame = frame.copy()
     if "unique_id" in frame:
         frame["unique_id"] = frame["unique_id"].astype(str)
-    if "ds" in frame and not pd.api.types.is_numeric_dtype(frame["ds"]) and not pd.api.types.is_datetime64_any_dtype(
-        frame["ds"]
+    if (
+        "ds" in frame
+        and not pd.api.types.is_numeric_dtype(frame["ds"])
+        and not pd.api.types.is_datetime64_any_dtype(frame["ds"])
     ):
         try:
             frame["ds"] = pd.to_datetime(frame["ds"], format="ISO8601")
@@ -119,7 +120,9 @@ def resolve_windows(config: ForecastConfig, train: pd.DataFrame) -> ForecastConf
     return config.replace(n_windows=auto_windows(train, config.horizon))
 
 
-def check_data(train: pd.DataFrame, config: ForecastConfig, test: pd.DataFrame | None = None) -> ForecastConfig:
+def check_data(
+    train: pd.DataFrame, config: ForecastConfig, test: pd.DataFrame | None = None
+) -> ForecastConfig:
     """Fail early, naming every problem: the frame itself, series too short for the backtest, a bad holdout.
 
     Returns:
@@ -142,7 +145,9 @@ def check_data(train: pd.DataFrame, config: ForecastConfig, test: pd.DataFrame |
     if test is not None:
         missing = [c for c in ("unique_id", "ds", "y") if c not in test.columns]
         if missing:
-            raise InputError(f"The holdout: The following columns are missing: {missing}", hint="Use unique_id, ds, y.")
+            raise InputError(
+                f"The holdout: The following columns are missing: {missing}", hint="Use unique_id, ds, y."
+            )
         unknown = sorted(set(test["unique_id"].astype(str)) - set(clean["unique_id"].astype(str)))
         if unknown:
             raise InputError(
@@ -192,7 +197,11 @@ def merge_backtests(frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
 
 def model_columns(cv: pd.DataFrame) -> list[str]:
     """The point-forecast columns of a wide backtest or forecast frame."""
-    return [c for c in cv.columns if c not in ("unique_id", "ds", "cutoff", "y") and "-lo-" not in c and "-hi-" not in c]
+    return [
+        c
+        for c in cv.columns
+        if c not in ("unique_id", "ds", "cutoff", "y") and "-lo-" not in c and "-hi-" not in c
+    ]
 
 
 def score_backtest(
@@ -205,7 +214,9 @@ def score_backtest(
     return evaluate(warehouse, run_id, season_length=config.season_length, baseline=REFERENCE_ALIAS)
 
 
-def add_ensembles(cv: pd.DataFrame, scores: pd.DataFrame, config: ForecastConfig) -> tuple[pd.DataFrame, dict[str, tuple[str, ...]]]:
+def add_ensembles(
+    cv: pd.DataFrame, scores: pd.DataFrame, config: ForecastConfig
+) -> tuple[pd.DataFrame, dict[str, tuple[str, ...]]]:
     """Add mean ensembles of the best ``k`` single models (by backtest OWA) as extra backtest columns.
 
     Returns the widened frame and ``{ensemble alias: member aliases}``.
@@ -240,7 +251,12 @@ def add_ensemble_forecasts(forecasts: pd.DataFrame, ensembles: dict[str, tuple[s
 
 
 def score_holdout(
-    warehouse: Warehouse, forecasts: pd.DataFrame, test: pd.DataFrame, train: pd.DataFrame, config: ForecastConfig, run_id: str
+    warehouse: Warehouse,
+    forecasts: pd.DataFrame,
+    test: pd.DataFrame,
+    train: pd.DataFrame,
+    config: ForecastConfig,
+    run_id: str,
 ) -> pd.DataFrame:
     """Score forecasts against the holdout with the official metrics, in SQL (the holdout is one window)."""
     from stackml.forecasting.evaluation import evaluate, store_backtest
@@ -257,7 +273,11 @@ def score_holdout(
     joined["cutoff"] = joined["unique_id"].map(last)
     store_backtest(warehouse, joined, train, run_id=run_id, table_prefix="forecast_holdout_")
     return evaluate(
-        warehouse, run_id, season_length=config.season_length, baseline=REFERENCE_ALIAS, table_prefix="forecast_holdout_"
+        warehouse,
+        run_id,
+        season_length=config.season_length,
+        baseline=REFERENCE_ALIAS,
+        table_prefix="forecast_holdout_",
     )
 
 
@@ -339,7 +359,9 @@ class PipelineResult:
         from stackml.tracking import data_fingerprint
 
         cfg = self.config
-        key = json.dumps([data_fingerprint(frame), cfg.horizon, cfg.season_length, cfg.n_windows], default=str)
+        key = json.dumps(
+            [data_fingerprint(frame), cfg.horizon, cfg.season_length, cfg.n_windows], default=str
+        )
         return hashlib.sha256(key.encode()).hexdigest()[:16]
 
     def models(self, frame: pd.DataFrame) -> list[ModelToRegister]:
@@ -366,7 +388,9 @@ def run_candidate(train: pd.DataFrame, name: str, config: ForecastConfig) -> Can
     cv = backtest_model(train, name, config)
     alias = model_columns(cv)[0]
     forecaster = fit_final(train, [name], config)
-    return CandidateResult(name, alias, cv, forecaster, forecaster.predict(config.horizon), time.perf_counter() - started)
+    return CandidateResult(
+        name, alias, cv, forecaster, forecaster.predict(config.horizon), time.perf_counter() - started
+    )
 
 
 def summarise(
@@ -392,7 +416,12 @@ def summarise(
     points = add_ensemble_forecasts(join_forecasts([c.forecast for c in candidates]), ensembles)
     ids = points["unique_id"].drop_duplicates().to_numpy()
     widths = interval_widths(
-        cv, train, ids, horizon=config.horizon, season_length=config.season_length, levels=config.level,
+        cv,
+        train,
+        ids,
+        horizon=config.horizon,
+        season_length=config.season_length,
+        levels=config.level,
         aliases=model_columns(points),
     )
     forecasts = with_intervals(points, widths)

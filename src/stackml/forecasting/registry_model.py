@@ -41,7 +41,11 @@ class ForecastPyfunc(mlflow_pyfunc.PythonModel):
     """
 
     def __init__(
-        self, forecasters: dict[str, Forecaster], members: list[str], widths: dict[float, np.ndarray], horizon: int
+        self,
+        forecasters: dict[str, Forecaster],
+        members: list[str],
+        widths: dict[float, np.ndarray],
+        horizon: int,
     ) -> None:
         self.forecasters = forecasters
         self.members = list(members)
@@ -57,15 +61,20 @@ class ForecastPyfunc(mlflow_pyfunc.PythonModel):
     def forecast(self, h: int) -> pd.DataFrame:
         """Forecasts of every series for ``h`` steps (cached)."""
         if h not in self._cache:
-            points = join_forecasts([self.forecasters[a].predict(h)[["unique_id", "ds", a]] for a in self.members])
+            points = join_forecasts(
+                [self.forecasters[a].predict(h)[["unique_id", "ds", a]] for a in self.members]
+            )
             out = points[["unique_id", "ds"]].assign(
-                unique_id=points["unique_id"].astype(str), yhat=mean_ensemble([points[a] for a in self.members])
+                unique_id=points["unique_id"].astype(str),
+                yhat=mean_ensemble([points[a] for a in self.members]),
             )
             widths = {"yhat": {level: width[:, :h] for level, width in self.widths.items()}}
             self._cache[h] = with_intervals(out, widths).reset_index(drop=True)
         return self._cache[h]
 
-    def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
+    def predict(
+        self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
+    ) -> pd.DataFrame:
         if not isinstance(model_input, pd.DataFrame) or "unique_id" not in model_input:
             raise InputError(
                 "The input needs a 'unique_id' column.", hint="Send rows like {'unique_id': 'H1', 'h': 24}."

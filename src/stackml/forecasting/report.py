@@ -43,15 +43,24 @@ def forecast_report(
     if registry_note:
         narrative += f"\n\n{registry_note}"
     report = Report(title=title, narrative=narrative, pipeline="forecasting", run_id=run_id)
-    cards = {"series": f"{n_series:,}", "horizon": cfg.horizon, "chosen": choice.alias, "backtest OWA": f"{best['owa']:.3f}"}
+    cards = {
+        "series": f"{n_series:,}",
+        "horizon": cfg.horizon,
+        "chosen": choice.alias,
+        "backtest OWA": f"{best['owa']:.3f}",
+    }
     if result.holdout is not None:
         cards["holdout OWA"] = f"{result.holdout.set_index('model').loc[choice.alias, 'owa']:.3f}"
     report.add_metrics(cards)
 
     report.add_heading("Accuracy")
-    report.add_table(_metrics_table(result.scores), caption="Backtest accuracy per model, best first (computed in SQL)")
+    report.add_table(
+        _metrics_table(result.scores), caption="Backtest accuracy per model, best first (computed in SQL)"
+    )
     if result.holdout is not None:
-        report.add_table(_metrics_table(result.holdout), caption="Accuracy on the held-out data (official M4 metrics)")
+        report.add_table(
+            _metrics_table(result.holdout), caption="Accuracy on the held-out data (official M4 metrics)"
+        )
     report.add_figure(_by_step_figure(result.by_step), caption="Backtest sMAPE by horizon step")
 
     report.add_heading("Forecasts")
@@ -64,7 +73,9 @@ def forecast_report(
                 caption=f"Series {uid}, the {label} of {choice.alias} on the backtest (by MASE), with its intervals",
             )
     report.add_table(
-        pd.DataFrame({"step": list(result.seconds), "seconds": [round(v, 2) for v in result.seconds.values()]}),
+        pd.DataFrame(
+            {"step": list(result.seconds), "seconds": [round(v, 2) for v in result.seconds.values()]}
+        ),
         caption="Wall time of each candidate (backtest + final fit) and of the evaluation",
     )
     return report
@@ -94,8 +105,12 @@ def _series_figure(result: PipelineResult, train: pd.DataFrame, test: pd.DataFra
     history = train[train["unique_id"].astype(str) == uid].tail(max(4 * cfg.horizon, 3 * cfg.season_length))
     fc = result.forecasts[result.forecasts["unique_id"].astype(str) == uid]
     figure = go.Figure()
-    figure.add_trace(go.Scatter(x=history["ds"], y=history["y"], mode="lines", name="history", line={"color": "#334155"}))
-    for level, opacity in sorted(((lv, 0.18 if lv == max(cfg.level) else 0.3) for lv in cfg.level), reverse=True):
+    figure.add_trace(
+        go.Scatter(x=history["ds"], y=history["y"], mode="lines", name="history", line={"color": "#334155"})
+    )
+    for level, opacity in sorted(
+        ((lv, 0.18 if lv == max(cfg.level) else 0.3) for lv in cfg.level), reverse=True
+    ):
         lo, hi = fc[interval_column(alias, "lo", level)], fc[interval_column(alias, "hi", level)]
         figure.add_trace(
             go.Scatter(
@@ -112,7 +127,13 @@ def _series_figure(result: PipelineResult, train: pd.DataFrame, test: pd.DataFra
     if test is not None:
         actual = test[test["unique_id"].astype(str) == uid]
         figure.add_trace(
-            go.Scatter(x=actual["ds"], y=actual["y"], mode="lines", name="actual", line={"color": "#dc2626", "dash": "dot"})
+            go.Scatter(
+                x=actual["ds"],
+                y=actual["y"],
+                mode="lines",
+                name="actual",
+                line={"color": "#dc2626", "dash": "dot"},
+            )
         )
     figure.update_layout(xaxis_title="ds", yaxis_title="y", height=380)
     return figure

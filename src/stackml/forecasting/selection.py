@@ -77,7 +77,10 @@ def conformal_widths(
         scales: per-series in-sample scale, shape ``(n_series,)`` (see :func:`~stackml.forecasting.conformal.insample_scale`).
         levels: coverages in percent.
     """
-    return {alias: {level: conformal_half_widths(r, scales, level) for level in levels} for alias, r in residuals.items()}
+    return {
+        alias: {level: conformal_half_widths(r, scales, level) for level in levels}
+        for alias, r in residuals.items()
+    }
 
 
 def interval_widths(
@@ -103,7 +106,11 @@ def interval_widths(
     cv = cv[cv["unique_id"].isin(position)].sort_values(["unique_id", "cutoff", "ds"])
     series = cv["unique_id"].map(position).to_numpy(dtype=np.int64)
     # 1 for each series' last window, 2 for the one before...
-    back = cv.groupby("unique_id", sort=False)["cutoff"].rank(method="dense", ascending=False).to_numpy(dtype=np.int64)
+    back = (
+        cv.groupby("unique_id", sort=False)["cutoff"]
+        .rank(method="dense", ascending=False)
+        .to_numpy(dtype=np.int64)
+    )
     step = cv.groupby(["unique_id", "cutoff"], sort=False).cumcount().to_numpy(dtype=np.int64)
     n_windows = int(back.max()) if len(cv) else 1
     residuals = {}
@@ -152,7 +159,9 @@ class Choice:
         return bool(self.members)
 
 
-def choose(scores: pd.DataFrame, ensembles: Mapping[str, Sequence[str]], alias_to_name: Mapping[str, str]) -> Choice:
+def choose(
+    scores: pd.DataFrame, ensembles: Mapping[str, Sequence[str]], alias_to_name: Mapping[str, str]
+) -> Choice:
     """The candidate with the lowest backtest OWA (MASE when OWA is missing); ties go to the simpler model.
 
     Args:

@@ -65,7 +65,9 @@ def _bounds_from_text(value: Any) -> Any:
         return None
     bounds, problems = _bounds_and_problems(value)
     if problems:
-        raise ValueError("; ".join(problems) + " (write CHANNEL=MIN:MAX per channel, e.g. search=0:5000,tv=:20000)")
+        raise ValueError(
+            "; ".join(problems) + " (write CHANNEL=MIN:MAX per channel, e.g. search=0:5000,tv=:20000)"
+        )
     return bounds
 
 

@@ -77,14 +77,25 @@ def aggregate_touchpoints(
     if isinstance(warehouse, str):
         with connect(warehouse) as wh:
             return aggregate_touchpoints(
-                wh, table, freq=freq, target=target, channels=channels, controls_table=controls_table,
-                controls=controls, start=start, end=end, date_column=date_column, channel_column=channel_column,
+                wh,
+                table,
+                freq=freq,
+                target=target,
+                channels=channels,
+                controls_table=controls_table,
+                controls=controls,
+                start=start,
+                end=end,
+                date_column=date_column,
+                channel_column=channel_column,
                 spend_column=spend_column,
-            )  # fmt: skip
+            )
     _check_columns(warehouse, table, [date_column, channel_column, spend_column, target], "touchpoint table")
     if freq not in FREQUENCIES:
-        raise InputError(f"The 'freq' parameter must be one of {list(FREQUENCIES)}. Got {freq!r} instead.",
-                         hint="Use 'W' for weekly or 'D' for daily periods.")  # fmt: skip
+        raise InputError(
+            f"The 'freq' parameter must be one of {list(FREQUENCIES)}. Got {freq!r} instead.",
+            hint="Use 'W' for weekly or 'D' for daily periods.",
+        )
     if controls and controls_table is None:
         raise InputError(
             "Controls were named but no controls_table was given.", hint="Pass controls_table=NAME."

@@ -98,15 +98,23 @@ class BudgetPlan:
             "total_budget": self.total_budget,
             "horizon_periods": self.horizon_periods,
             "allocation": alloc,
-            "expected_response": {"mean": self.expected_response, "hdi_low": self.expected_response_hdi[0],
-                                  "hdi_high": self.expected_response_hdi[1]},
+            "expected_response": {
+                "mean": self.expected_response,
+                "hdi_low": self.expected_response_hdi[0],
+                "hdi_high": self.expected_response_hdi[1],
+            },
             "baseline_response": self.baseline_response,
-            "uplift": {"mean": self.uplift, "hdi_low": self.uplift_hdi[0], "hdi_high": self.uplift_hdi[1],
-                       "probability_positive": self.uplift_probability, "ratio": self.uplift_ratio},
+            "uplift": {
+                "mean": self.uplift,
+                "hdi_low": self.uplift_hdi[0],
+                "hdi_high": self.uplift_hdi[1],
+                "probability_positive": self.uplift_probability,
+                "ratio": self.uplift_ratio,
+            },
             "binding": dict(self.binding),
             "converged": self.converged,
             "hdi_prob": self.hdi_prob,
-        }  # fmt: skip
+        }
 
 
 def optimize_budget(
@@ -177,11 +185,14 @@ def optimize_budget(
     runs = []
     for start in starts[: max(n_starts, 1)]:
         result = minimize(
-            objective, _project(start, lo, hi), jac=True, method="SLSQP",
+            objective,
+            _project(start, lo, hi),
+            jac=True,
+            method="SLSQP",
             bounds=list(zip(lo, hi, strict=True)),
             constraints=[{"type": "eq", "fun": lambda s: s.sum() - 1.0, "jac": lambda s: np.ones_like(s)}],
             options={"maxiter": 500, "ftol": 1e-12},
-        )  # fmt: skip
+        )
         share = _project(result.x, lo, hi)  # SLSQP may end a hair outside; put it back exactly
         runs.append((-objective(share)[0], bool(result.success), share))
     _, converged, best = max(runs, key=lambda run: run[0])
@@ -200,12 +211,30 @@ def optimize_budget(
         # Thinning can leave the optimum a hair below an already optimal mix on all draws; keep the mix then.
         chosen_spend, response = baseline_spend.copy(), baseline.copy()
     return _result(
-        model, dates, budget, horizon, chosen_spend, baseline_spend, lower, upper, response, baseline,
-        hdi_prob=hdi_prob, binding_tolerance=binding_tolerance, converged=converged,
-        settings={"start_date": str(dates[0].date()), "history": history, "include_tail": include_tail,
-                  "n_starts": len(runs), "optimizer_draws": draws.n_draws, "posterior_draws": response.shape[0],
-                  "historical_mix_feasible": mix_feasible, "random_state": random_state},
-    )  # fmt: skip
+        model,
+        dates,
+        budget,
+        horizon,
+        chosen_spend,
+        baseline_spend,
+        lower,
+        upper,
+        response,
+        baseline,
+        hdi_prob=hdi_prob,
+        binding_tolerance=binding_tolerance,
+        converged=converged,
+        settings={
+            "start_date": str(dates[0].date()),
+            "history": history,
+            "include_tail": include_tail,
+            "n_starts": len(runs),
+            "optimizer_draws": draws.n_draws,
+            "posterior_draws": response.shape[0],
+            "historical_mix_feasible": mix_feasible,
+            "random_state": random_state,
+        },
+    )
 
 
 # -- the objective ---------------------------------------------------------------------------------------------
@@ -270,10 +299,13 @@ def _thin(draws: PosteriorDraws, max_draws: int) -> PosteriorDraws:
         draws,
         adstock_params={k: v[index] for k, v in draws.adstock_params.items()},
         saturation_params={k: v[index] for k, v in draws.saturation_params.items()},
-        beta=draws.beta[index], intercept=draws.intercept[index], trend_slope=draws.trend_slope[index],
-        gamma_fourier=draws.gamma_fourier[index], gamma_control=draws.gamma_control[index],
+        beta=draws.beta[index],
+        intercept=draws.intercept[index],
+        trend_slope=draws.trend_slope[index],
+        gamma_fourier=draws.gamma_fourier[index],
+        gamma_control=draws.gamma_control[index],
         sigma=draws.sigma[index],
-    )  # fmt: skip
+    )
 
 
 def _project(share: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
@@ -385,19 +417,40 @@ def _frame(model: MediaMixModel, dates: pd.DatetimeIndex, spend: np.ndarray) -> 
 
 
 def _result(
-    model, dates, budget, horizon, spend, baseline_spend, lower, upper, response, baseline, *,
-    hdi_prob, binding_tolerance, converged, settings,
-) -> BudgetPlan:  # fmt: skip
+    model,
+    dates,
+    budget,
+    horizon,
+    spend,
+    baseline_spend,
+    lower,
+    upper,
+    response,
+    baseline,
+    *,
+    hdi_prob,
+    binding_tolerance,
+    converged,
+    settings,
+) -> BudgetPlan:
     tol = binding_tolerance * budget / horizon
     bound = np.where(spend <= lower + tol, "lower", np.where(spend >= upper - tol, "upper", ""))
     bound = np.where((bound == "lower") & (upper - lower <= tol), "fixed", bound)  # min == max: both bind
     channels = list(model.channels_)
     allocation = pd.DataFrame(
-        {"per_period": spend, "total": spend * horizon, "share": spend * horizon / budget,
-         "baseline_per_period": baseline_spend, "lower": lower, "upper": upper, "bound": bound,
-         "response": response.mean(axis=0), "baseline_response": baseline.mean(axis=0)},
+        {
+            "per_period": spend,
+            "total": spend * horizon,
+            "share": spend * horizon / budget,
+            "baseline_per_period": baseline_spend,
+            "lower": lower,
+            "upper": upper,
+            "bound": bound,
+            "response": response.mean(axis=0),
+            "baseline_response": baseline.mean(axis=0),
+        },
         index=pd.Index(channels, name="channel"),
-    )  # fmt: skip
+    )
     total, base_total = response.sum(axis=1), baseline.sum(axis=1)
     difference = total - base_total
     (r_low, d_low), (r_high, d_high) = hdi(np.stack([total, difference], axis=1), hdi_prob)

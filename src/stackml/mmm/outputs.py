@@ -31,10 +31,15 @@ __all__ = [
 def _summarise(draws: np.ndarray, index: Any, hdi_prob: float) -> pd.DataFrame:
     low, high = hdi(draws, hdi_prob)
     return pd.DataFrame(
-        {"mean": draws.mean(axis=0), "median": np.median(draws, axis=0), "sd": draws.std(axis=0),
-         "hdi_low": low, "hdi_high": high},
+        {
+            "mean": draws.mean(axis=0),
+            "median": np.median(draws, axis=0),
+            "sd": draws.std(axis=0),
+            "hdi_low": low,
+            "hdi_high": high,
+        },
         index=index,
-    )  # fmt: skip
+    )
 
 
 def contributions(model: MediaMixModel, hdi_prob: float = 0.94) -> pd.DataFrame:
@@ -51,8 +56,18 @@ def contributions(model: MediaMixModel, hdi_prob: float = 0.94) -> pd.DataFrame:
     for kind, group in (("channel", parts), ("baseline", baseline)):
         for name, draws in group.items():
             low, high = hdi(draws, hdi_prob)
-            rows.append(pd.DataFrame({"date": d.dates, "component": name, "kind": kind, "mean": draws.mean(axis=0),
-                                      "hdi_low": low, "hdi_high": high}))  # fmt: skip
+            rows.append(
+                pd.DataFrame(
+                    {
+                        "date": d.dates,
+                        "component": name,
+                        "kind": kind,
+                        "mean": draws.mean(axis=0),
+                        "hdi_low": low,
+                        "hdi_high": high,
+                    }
+                )
+            )
     return pd.concat(rows, ignore_index=True)
 
 
@@ -111,8 +126,18 @@ def response_curves(
         spend = np.tile(mean_spend * multiple, (steady, 1))
         draws = model.posterior_.contributions(spend)[:, -1, :]
         low, high = hdi(draws, hdi_prob)
-        rows.append(pd.DataFrame({"channel": list(d.channels), "spend": mean_spend * multiple, "multiple": multiple,
-                                  "mean": draws.mean(axis=0), "hdi_low": low, "hdi_high": high}))  # fmt: skip
+        rows.append(
+            pd.DataFrame(
+                {
+                    "channel": list(d.channels),
+                    "spend": mean_spend * multiple,
+                    "multiple": multiple,
+                    "mean": draws.mean(axis=0),
+                    "hdi_low": low,
+                    "hdi_high": high,
+                }
+            )
+        )
     return pd.concat(rows, ignore_index=True).sort_values(["channel", "multiple"], ignore_index=True)
 
 

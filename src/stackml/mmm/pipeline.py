@@ -169,9 +169,13 @@ def check_frame(frame: pd.DataFrame, config: MMMConfig) -> None:
         len(config.channels), len(config.controls), model.yearly_seasonality, model.l_max
     )
     problems = checks.check_frame(
-        frame, date_column=config.date_column, channels=config.channels, controls=config.controls,
-        target_column=config.target, min_rows=min_rows,
-    )  # fmt: skip
+        frame,
+        date_column=config.date_column,
+        channels=config.channels,
+        controls=config.controls,
+        target_column=config.target,
+        min_rows=min_rows,
+    )
     raise_if_problems(
         problems,
         what="the model frame",
@@ -198,9 +202,14 @@ def build_model(config: MMMConfig) -> MediaMixModel:
 def fit_model(frame: pd.DataFrame, config: MMMConfig, *, progressbar: bool = False) -> MediaMixModel:
     """Fit the configured model (calibrated with ``config.lift_tests`` when given)."""
     return build_model(config).fit(
-        frame, draws=config.draws, tune=config.tune, chains=config.chains, random_state=config.random_state,
-        lift_tests=config.lift_tests or None, progressbar=progressbar,
-    )  # fmt: skip
+        frame,
+        draws=config.draws,
+        tune=config.tune,
+        chains=config.chains,
+        random_state=config.random_state,
+        lift_tests=config.lift_tests or None,
+        progressbar=progressbar,
+    )
 
 
 def holdout_error(model: MediaMixModel, config: MMMConfig) -> dict[str, Any] | None:
@@ -222,9 +231,13 @@ def check_model(
     from stackml.mmm.diagnostics import ADVICE, Gate, diagnose
 
     report = diagnose(
-        model, max_divergences=config.max_divergences, max_rhat=config.max_rhat, min_ess=config.min_ess,
-        min_r2=config.min_r2, max_mape=config.max_mape,
-    )  # fmt: skip
+        model,
+        max_divergences=config.max_divergences,
+        max_rhat=config.max_rhat,
+        min_ess=config.min_ess,
+        min_r2=config.min_r2,
+        max_mape=config.max_mape,
+    )
     if holdout is not None:
         report.oos_mape, report.oos_r2 = holdout["oos_mape"], holdout["oos_r2"]
         report.holdout_periods = holdout["holdout_periods"]
@@ -297,7 +310,9 @@ def load(config: MMMConfig, source: Source, warehouse: Warehouse | None = None) 
     return frame
 
 
-def fit(frame: pd.DataFrame, config: MMMConfig, *, progressbar: bool = False) -> tuple[Any, Any, dict[str, float]]:
+def fit(
+    frame: pd.DataFrame, config: MMMConfig, *, progressbar: bool = False
+) -> tuple[Any, Any, dict[str, float]]:
     """Step 2: sample the posterior, then the time-slice check; returns ``(model, holdout, seconds)``."""
     started = time.perf_counter()
     model = fit_model(frame, config, progressbar=progressbar)

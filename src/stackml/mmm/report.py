@@ -42,15 +42,22 @@ def mmm_report(
     report.add_metrics(cards)
 
     report.add_heading("Contributions")
-    report.add_figure(_contributions_figure(result), caption="Expected target by component (posterior means, stacked)"
-                      " and the observed target")  # fmt: skip
+    report.add_figure(
+        _contributions_figure(result),
+        caption="Expected target by component (posterior means, stacked) and the observed target",
+    )
     report.add_table(_channel_table(result), caption=f"Per channel over the fitted period, with {pct} HDIs")
 
     report.add_heading("Return on ad spend")
-    report.add_figure(_roas_figure(result, pct), caption=f"ROAS (contribution / spend) with {pct} HDIs, and marginal"
-                      " ROAS of 1 % more spend")  # fmt: skip
-    report.add_figure(_response_figure(result, pct), caption=f"Response curves: steady-state contribution per period"
-                      f" for a constant spend per period, with {pct} HDIs; the marker is the average spend")  # fmt: skip
+    report.add_figure(
+        _roas_figure(result, pct),
+        caption=f"ROAS (contribution / spend) with {pct} HDIs, and marginal ROAS of 1 % more spend",
+    )
+    report.add_figure(
+        _response_figure(result, pct),
+        caption=f"Response curves: steady-state contribution per period"
+        f" for a constant spend per period, with {pct} HDIs; the marker is the average spend",
+    )
 
     report.add_heading("Budget plan")
     if result.plan is None:
@@ -133,10 +140,13 @@ def _relaxed_gates(config: Any) -> str:
     looser = [
         (name, sign, getattr(config, name), defaults[name])
         for name, sign, worse in (
-            ("max_divergences", "≤", 1), ("max_rhat", "≤", 1), ("min_ess", "≥", -1), ("min_r2", "≥", -1),
+            ("max_divergences", "≤", 1),
+            ("max_rhat", "≤", 1),
+            ("min_ess", "≥", -1),
+            ("min_r2", "≥", -1),
         )
         if (getattr(config, name) - defaults[name]) * worse > 0
-    ]  # fmt: skip
+    ]
     return ", ".join(
         f"{name} {sign} {value:g} (default {default:g})" for name, sign, value, default in looser
     )
@@ -188,16 +198,21 @@ def _plan_table(result: MMMResult) -> pd.DataFrame:
         "baseline_per_period": "historical mix per period",
         "baseline_response": "historical mix response",
     }
-    return plan.allocation.reset_index()[["channel", *names]].rename(columns=names)  # fmt: skip
+    return plan.allocation.reset_index()[["channel", *names]].rename(columns=names)
 
 
 def _gates_table(result: MMMResult) -> pd.DataFrame:
     d = result.diagnostics
     rows = [
-        {"measure": g.name, "value": f"{g.value:.4g}", "limit": f"{g.threshold:.4g}",
-         "passed": "yes" if g.passed else "NO", "what to try": "" if g.passed else g.advice}
+        {
+            "measure": g.name,
+            "value": f"{g.value:.4g}",
+            "limit": f"{g.threshold:.4g}",
+            "passed": "yes" if g.passed else "NO",
+            "what to try": "" if g.passed else g.advice,
+        }
         for g in d.gates
-    ]  # fmt: skip
+    ]
     extra = {"in-sample MAPE": d.mape, "94% predictive interval coverage": d.coverage}
     if d.oos_mape is not None and not any(g.name == "oos_mape" for g in d.gates):
         extra[f"holdout MAPE (last {d.holdout_periods} periods)"] = d.oos_mape
@@ -225,15 +240,36 @@ def _contributions_figure(result: MMMResult):
     parts = result.contributions
     baseline = parts[parts["kind"] == "baseline"].groupby("date", sort=True)["mean"].sum()
     figure = go.Figure()
-    figure.add_trace(go.Scatter(x=baseline.index, y=baseline.to_numpy(), name="baseline", stackgroup="one",
-                                line={"width": 0.5, "color": PALETTE[-1]}))  # fmt: skip
+    figure.add_trace(
+        go.Scatter(
+            x=baseline.index,
+            y=baseline.to_numpy(),
+            name="baseline",
+            stackgroup="one",
+            line={"width": 0.5, "color": PALETTE[-1]},
+        )
+    )
     for k, channel in enumerate(result.config.channels):
         rows = parts[(parts["kind"] == "channel") & (parts["component"] == channel)].sort_values("date")
-        figure.add_trace(go.Scatter(x=rows["date"], y=rows["mean"], name=channel, stackgroup="one",
-                                    line={"width": 0.5, "color": _colour(k)}))  # fmt: skip
+        figure.add_trace(
+            go.Scatter(
+                x=rows["date"],
+                y=rows["mean"],
+                name=channel,
+                stackgroup="one",
+                line={"width": 0.5, "color": _colour(k)},
+            )
+        )
     design = result.model.design_
-    figure.add_trace(go.Scatter(x=design.dates, y=design.target, name="observed", mode="lines",
-                                line={"color": "#111827", "width": 1.5, "dash": "dot"}))  # fmt: skip
+    figure.add_trace(
+        go.Scatter(
+            x=design.dates,
+            y=design.target,
+            name="observed",
+            mode="lines",
+            line={"color": "#111827", "width": 1.5, "dash": "dot"},
+        )
+    )
     figure.update_layout(
         xaxis_title="period", yaxis_title=result.config.target, height=420, hovermode="x unified"
     )
@@ -251,11 +287,18 @@ def _roas_figure(result: MMMResult, pct: str):
     ):
         figure.add_trace(
             go.Bar(
-                x=list(frame.index), y=frame["mean"], name=name, marker_color=colour,
-                error_y={"type": "data", "symmetric": False, "array": frame["hdi_high"] - frame["mean"],
-                         "arrayminus": frame["mean"] - frame["hdi_low"]},
+                x=list(frame.index),
+                y=frame["mean"],
+                name=name,
+                marker_color=colour,
+                error_y={
+                    "type": "data",
+                    "symmetric": False,
+                    "array": frame["hdi_high"] - frame["mean"],
+                    "arrayminus": frame["mean"] - frame["hdi_low"],
+                },
             )
-        )  # fmt: skip
+        )
     figure.add_hline(y=1.0, line_dash="dot", line_color="#6b7280", annotation_text="break-even")
     figure.update_layout(
         barmode="group", xaxis_title="channel", yaxis_title="target per unit of spend", height=380
@@ -273,17 +316,30 @@ def _response_figure(result: MMMResult, pct: str):
         colour = _colour(k)
         figure.add_trace(
             go.Scatter(
-                x=list(rows["spend"]) + list(rows["spend"])[::-1], y=list(rows["hdi_high"]) + list(rows["hdi_low"])[::-1],
-                fill="toself", fillcolor=_rgba(colour, 0.15), line={"width": 0}, hoverinfo="skip",
-                name=f"{channel} {pct} HDI", showlegend=False,
+                x=list(rows["spend"]) + list(rows["spend"])[::-1],
+                y=list(rows["hdi_high"]) + list(rows["hdi_low"])[::-1],
+                fill="toself",
+                fillcolor=_rgba(colour, 0.15),
+                line={"width": 0},
+                hoverinfo="skip",
+                name=f"{channel} {pct} HDI",
+                showlegend=False,
             )
-        )  # fmt: skip
+        )
         figure.add_trace(
             go.Scatter(x=rows["spend"], y=rows["mean"], mode="lines", name=channel, line={"color": colour})
         )
         current = rows.iloc[(rows["multiple"] - 1.0).abs().argsort()[:1]]
-        figure.add_trace(go.Scatter(x=current["spend"], y=current["mean"], mode="markers", showlegend=False,
-                                    marker={"color": colour, "size": 9}, name=f"{channel} average spend"))  # fmt: skip
+        figure.add_trace(
+            go.Scatter(
+                x=current["spend"],
+                y=current["mean"],
+                mode="markers",
+                showlegend=False,
+                marker={"color": colour, "size": 9},
+                name=f"{channel} average spend",
+            )
+        )
     figure.update_layout(xaxis_title="spend per period", yaxis_title="contribution per period", height=420)
     return figure
 
@@ -293,10 +349,19 @@ def _plan_figure(result: MMMResult):
 
     allocation = result.plan.allocation  # type: ignore[union-attr]
     figure = go.Figure()
-    figure.add_trace(go.Bar(x=list(allocation.index), y=allocation["baseline_per_period"], name="historical mix",
-                            marker_color=PALETTE[-1]))  # fmt: skip
-    figure.add_trace(go.Bar(x=list(allocation.index), y=allocation["per_period"], name="optimised",
-                            marker_color=PALETTE[0]))  # fmt: skip
+    figure.add_trace(
+        go.Bar(
+            x=list(allocation.index),
+            y=allocation["baseline_per_period"],
+            name="historical mix",
+            marker_color=PALETTE[-1],
+        )
+    )
+    figure.add_trace(
+        go.Bar(
+            x=list(allocation.index), y=allocation["per_period"], name="optimised", marker_color=PALETTE[0]
+        )
+    )
     figure.update_layout(barmode="group", xaxis_title="channel", yaxis_title="spend per period", height=360)
     return figure
 

@@ -94,7 +94,11 @@ class MMMResult:
             "gates_passed": float(d.passed),
         }
         if d.oos_mape is not None:
-            metrics |= {"holdout_mape": d.oos_mape, "holdout_r2": d.oos_r2, "holdout_periods": d.holdout_periods}
+            metrics |= {
+                "holdout_mape": d.oos_mape,
+                "holdout_r2": d.oos_r2,
+                "holdout_periods": d.holdout_periods,
+            }
         for channel in self.roas.index:
             metrics[f"roas_{channel}"] = self.roas.loc[channel, "mean"]
             metrics[f"share_{channel}"] = self.contribution_share.loc[channel, "mean"]

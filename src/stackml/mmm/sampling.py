@@ -108,9 +108,15 @@ def _sample_pymc(model, draws, tune, chains, random_state, target_accept, progre
     pm = require("pymc", extra="mmm")
     started = time.perf_counter()
     idata = _pymc_sample(
-        pm, model, draws=draws, tune=tune, chains=chains, random_state=random_state,
-        target_accept=target_accept, progressbar=progressbar,
-    )  # fmt: skip
+        pm,
+        model,
+        draws=draws,
+        tune=tune,
+        chains=chains,
+        random_state=random_state,
+        target_accept=target_accept,
+        progressbar=progressbar,
+    )
     # PyMC compiles inside pm.sample, so its compile time is part of the sampling time here.
     return SampleResult(idata, "pymc", 0.0, time.perf_counter() - started, model)
 

@@ -123,9 +123,14 @@ def simulate(
     price = 1.0 + 0.04 * rng.standard_normal(n)
     controls_effect = level * (0.15 * promo - 1.5 * (price - 1.0))
     revenue = (
-        level + trend + seasonality + controls_effect + contributions.sum(axis=1)
-        + level * 0.3 * confound + level * noise * rng.standard_normal(n)
-    )  # fmt: skip
+        level
+        + trend
+        + seasonality
+        + controls_effect
+        + contributions.sum(axis=1)
+        + level * 0.3 * confound
+        + level * noise * rng.standard_normal(n)
+    )
 
     frame = pd.DataFrame({"date": dates, **{c: spend[:, j] for j, c in enumerate(chans)}})
     frame["promo"], frame["price_index"] = promo, price
@@ -233,8 +238,16 @@ def _lift_tests(rng, dates, spend, alpha, lam, coef, chans, experiment_sd) -> pd
         actual = _media(spend, alpha, lam)[:, j].sum()
         true_lift = float((_media(dark, alpha, lam, scale=spend.max(axis=0))[:, j].sum() - actual) * coef[j])
         sd = abs(true_lift) * experiment_sd
-        rows.append((channel, dates[first], dates[first + weeks - 1], -spend[window, j].sum(),
-                     true_lift + sd * rng.standard_normal(), sd))  # fmt: skip
+        rows.append(
+            (
+                channel,
+                dates[first],
+                dates[first + weeks - 1],
+                -spend[window, j].sum(),
+                true_lift + sd * rng.standard_normal(),
+                sd,
+            )
+        )
     return pd.DataFrame(rows, columns=list(LIFT_TEST_COLUMNS))
 
 

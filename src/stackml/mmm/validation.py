@@ -54,8 +54,10 @@ def check_priors(model: Any) -> list[str]:
             f"'priors' must be a dict of name -> (distribution, kwargs), got {type(model.priors).__name__}"
         ]
     known = set(DEFAULT_PRIORS)
-    for prefix, registry, chosen in (("adstock", ADSTOCKS, model.adstock), ("saturation", SATURATIONS,
-                                                                            model.saturation)):  # fmt: skip
+    for prefix, registry, chosen in (
+        ("adstock", ADSTOCKS, model.adstock),
+        ("saturation", SATURATIONS, model.saturation),
+    ):
         transform = chosen if not isinstance(chosen, str) else registry.get(chosen)
         if transform is not None:
             known |= {f"{prefix}_{p}" for p in transform.param_names}

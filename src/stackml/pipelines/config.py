@@ -71,7 +71,9 @@ class PipelineConfig(BaseModel):
     ``model_validator(mode="after")`` that raises one ``ValueError`` listing its problems, one per line.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=False, arbitrary_types_allowed=False)
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", validate_default=False, arbitrary_types_allowed=False
+    )
 
     what: ClassVar[str] = "the configuration"
     hint: ClassVar[str | None] = None
@@ -106,7 +108,9 @@ class PipelineConfig(BaseModel):
         try:
             values = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise InputError(f"The {cls.__name__} JSON is malformed: {exc}.", hint="Pass config.to_json().") from exc
+            raise InputError(
+                f"The {cls.__name__} JSON is malformed: {exc}.", hint="Pass config.to_json()."
+            ) from exc
         if not isinstance(values, dict):
             raise InputError(
                 f"The {cls.__name__} JSON must be an object, got {type(values).__name__}.",

@@ -55,7 +55,11 @@ class Source:
             return cls(table=table)
         path = Path(data).expanduser()  # type: ignore[arg-type]
         if not path.is_file():
-            what = f"Data file '{data}' is a folder, not a file." if path.is_dir() else f"Data file not found: '{data}'."
+            what = (
+                f"Data file '{data}' is a folder, not a file."
+                if path.is_dir()
+                else f"Data file not found: '{data}'."
+            )
             raise InputError(what, hint="Check the path; it is resolved from the current folder.")
         return cls(path=path.resolve())
 

@@ -45,7 +45,7 @@ def _sqlite_path(uri: str) -> Path | None:
     prefix = "sqlite:///"
     if not uri.startswith(prefix):
         return None
-    path = uri[len(prefix):].split("?", 1)[0]
+    path = uri[len(prefix) :].split("?", 1)[0]
     return None if path in ("", ":memory:") else Path(path)
 
 

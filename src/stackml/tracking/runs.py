@@ -43,7 +43,14 @@ TAG_COMMIT = "stackml.git_commit"
 TAG_DATA = "stackml.data_fingerprint"
 TAG_REFERENCE = "stackml.reference."  # + name -> fingerprint of that reference data
 RUN_COLUMNS = [
-    "run_id", "experiment", "pipeline", "run_name", "status", "start_time", "duration_s", "metrics",
+    "run_id",
+    "experiment",
+    "pipeline",
+    "run_name",
+    "status",
+    "start_time",
+    "duration_s",
+    "metrics",
 ]
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")

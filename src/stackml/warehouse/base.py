@@ -47,7 +47,9 @@ def source_format(source: object) -> str:
         )
     path = Path(source)
     if not path.exists():
-        raise InputError(f"File not found: '{source}'.", hint="Check the path; it is resolved from the current directory.")
+        raise InputError(
+            f"File not found: '{source}'.", hint="Check the path; it is resolved from the current directory."
+        )
     if path.is_dir():
         raise InputError(f"'{source}' is a directory, not a file.", hint="Pass a .csv or .parquet file.")
     if path.stat().st_size == 0:
@@ -183,4 +185,6 @@ class Warehouse(abc.ABC):
             translated = sqlglot.transpile(protect_placeholders(sql), read=dialect, write=self.dialect)
             return restore_placeholders(";\n".join(translated))
         except sqlglot.errors.ParseError as exc:
-            raise InputError(f"Cannot parse the {dialect} SQL: {exc}", hint="Check the query syntax.") from exc
+            raise InputError(
+                f"Cannot parse the {dialect} SQL: {exc}", hint="Check the query syntax."
+            ) from exc

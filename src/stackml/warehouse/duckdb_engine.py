@@ -77,7 +77,9 @@ class DuckDBWarehouse(Warehouse):
             "UNION ALL SELECT schema_name, view_name FROM duckdb_views() "
             "WHERE database_name = current_database() AND NOT internal AND NOT temporary"
         ).fetchall()
-        return sorted(t if s == "main" else f"{s}.{t}" for s, t in rows if not t.startswith("__stackml_load_"))
+        return sorted(
+            t if s == "main" else f"{s}.{t}" for s, t in rows if not t.startswith("__stackml_load_")
+        )
 
     def schema(self, table: str) -> dict[str, str]:
         self.require_table(table)
@@ -120,7 +122,9 @@ class DuckDBWarehouse(Warehouse):
             con.execute("COMMIT")
         except duckdb.Error as exc:
             con.execute("ROLLBACK")
-            if isinstance(exc, (duckdb.InvalidInputException, duckdb.ConversionException, duckdb.IOException)):
+            if isinstance(
+                exc, (duckdb.InvalidInputException, duckdb.ConversionException, duckdb.IOException)
+            ):
                 raise explain_read_error(exc, "the DataFrame" if view else source) from exc
             raise InputError(
                 f"Loading into '{table}' failed: {str(exc).splitlines()[0]}",

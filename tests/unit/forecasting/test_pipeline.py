@@ -26,7 +26,9 @@ H = 7
 
 @pytest.fixture(scope="module")
 def panel() -> tuple[pd.DataFrame, pd.DataFrame]:
-    df = generate_series(n_series=4, freq="D", min_length=90, max_length=110, season_length=7, with_trend=True, random_state=3)
+    df = generate_series(
+        n_series=4, freq="D", min_length=90, max_length=110, season_length=7, with_trend=True, random_state=3
+    )
     train = df.groupby("unique_id").head(-H).reset_index(drop=True)
     test = df.groupby("unique_id").tail(H).reset_index(drop=True)
     return train, test
@@ -35,7 +37,9 @@ def panel() -> tuple[pd.DataFrame, pd.DataFrame]:
 @pytest.fixture(scope="module")
 def result(panel: tuple[pd.DataFrame, pd.DataFrame]) -> PipelineResult:
     train, test = panel
-    config = ForecastConfig(horizon=H, season_length=7, freq="D", models=("snaive", "theta", "rwd"), n_windows=2)
+    config = ForecastConfig(
+        horizon=H, season_length=7, freq="D", models=("snaive", "theta", "rwd"), n_windows=2
+    )
     with connect("duckdb:///:memory:") as wh:
         return run_pipeline(train, config, warehouse=wh, run_id="t1", test=test)
 
@@ -54,13 +58,20 @@ def test_choice_is_the_lowest_backtest_owa(result: PipelineResult) -> None:
 
 
 def test_the_result_carries_each_alias_model_name(result: PipelineResult) -> None:
-    assert result.alias_names == {"SeasonalNaive": "snaive", "Theta": "theta", "RWD": "rwd", "Naive2": "naive2"}
+    assert result.alias_names == {
+        "SeasonalNaive": "snaive",
+        "Theta": "theta",
+        "RWD": "rwd",
+        "Naive2": "naive2",
+    }
     assert not any(hasattr(fc, "_stackml_name") for fc in result.forecasters.values())
     assert "Theta-lo-80" in result.forecasts and "Theta-hi-95" in result.forecasts
 
 
 def test_ensembles_are_means_of_the_best_singles_on_the_same_windows(result: PipelineResult) -> None:
-    singles = result.scores[~result.scores["model"].str.startswith("Ensemble") & (result.scores["model"] != "Naive2")]
+    singles = result.scores[
+        ~result.scores["model"].str.startswith("Ensemble") & (result.scores["model"] != "Naive2")
+    ]
     top2 = tuple(singles.sort_values("owa")["model"].head(2))
     assert result.ensembles["Ensemble2"] == top2
     np.testing.assert_allclose(result.backtest["Ensemble2"], result.backtest[list(top2)].mean(axis=1))
@@ -73,7 +84,12 @@ def test_forecasts_have_conformal_intervals_for_every_alias(result: PipelineResu
     for alias in model_columns(fc):
         lo80, hi80 = fc[f"{alias}-lo-80"], fc[f"{alias}-hi-80"]
         lo95, hi95 = fc[f"{alias}-lo-95"], fc[f"{alias}-hi-95"]
-        assert (lo95 <= lo80).all() and (lo80 <= fc[alias]).all() and (fc[alias] <= hi80).all() and (hi80 <= hi95).all()
+        assert (
+            (lo95 <= lo80).all()
+            and (lo80 <= fc[alias]).all()
+            and (fc[alias] <= hi80).all()
+            and (hi80 <= hi95).all()
+        )
     assert result.widths[result.choice.alias][80.0].shape == (train["unique_id"].nunique(), H)
 
 
@@ -91,12 +107,18 @@ def test_by_step_and_by_series_cover_every_model(result: PipelineResult) -> None
 
 def test_config_collects_every_problem() -> None:
     with pytest.raises(InputError) as caught:
-        ForecastConfig(horizon=0, n_windows=0, models=("snaive", "bogus"), level=(80, 120), data_format="wide")
+        ForecastConfig(
+            horizon=0, n_windows=0, models=("snaive", "bogus"), level=(80, 120), data_format="wide"
+        )
     message = str(caught.value)
-    for part in ("5 problem(s) with the forecast configuration", "'horizon': Input should be greater than or equal "
-                 "to 1, got 0", "'n_windows': Input should be greater than or equal to 1", "'models': Unknown model "
-                 "name 'bogus'", "'level.1': Input should be less than 100", "'data_format': Input should be 'long' "
-                 "or 'm4-wide'"):  # fmt: skip
+    for part in (
+        "5 problem(s) with the forecast configuration",
+        "'horizon': Input should be greater than or equal to 1, got 0",
+        "'n_windows': Input should be greater than or equal to 1",
+        "'models': Unknown model name 'bogus'",
+        "'level.1': Input should be less than 100",
+        "'data_format': Input should be 'long' or 'm4-wide'",
+    ):
         assert part in message
     config = ForecastConfig(horizon=3, models="snaive, theta")
     assert config.models == ("snaive", "theta") and ForecastConfig.from_json(config.to_json()) == config
@@ -147,12 +169,20 @@ def test_auto_windows_targets_about_200_series_windows_within_the_shortest_serie
     from stackml.forecasting.pipeline import auto_windows, resolve_windows
 
     def panel(n_series: int, length: int) -> pd.DataFrame:
-        return pd.DataFrame({"unique_id": np.repeat(np.arange(n_series), length), "ds": np.tile(np.arange(length), n_series), "y": 1.0})
+        return pd.DataFrame(
+            {
+                "unique_id": np.repeat(np.arange(n_series), length),
+                "ds": np.tile(np.arange(length), n_series),
+                "y": 1.0,
+            }
+        )
 
     assert auto_windows(panel(414, 700), 48) == 1  # many series: one window already scores 414 forecasts
     assert auto_windows(panel(80, 700), 48) == 3  # ceil(200 / 80) = 3
     assert auto_windows(panel(5, 700), 48) == 3  # capped at 3
-    assert auto_windows(panel(5, 100), 48) == 2  # the shortest series holds only 2 windows (+1 training value)
+    assert (
+        auto_windows(panel(5, 100), 48) == 2
+    )  # the shortest series holds only 2 windows (+1 training value)
     assert auto_windows(panel(5, 40), 48) == 1  # too short for any: check_data then names the series
     fixed = ForecastConfig(horizon=48, n_windows=2)
     assert resolve_windows(fixed, panel(414, 700)) is fixed

@@ -23,11 +23,17 @@ H = 5
 @pytest.fixture(scope="module")
 def ragged() -> pd.DataFrame:
     """Series of different lengths, so their backtest windows end on different dates."""
-    return generate_series(n_series=5, freq="D", min_length=40, max_length=60, season_length=7, random_state=2)
+    return generate_series(
+        n_series=5, freq="D", min_length=40, max_length=60, season_length=7, random_state=2
+    )
 
 
 def test_interval_column_writes_the_level_with_g() -> None:
-    assert [interval_column("Theta", "lo", v) for v in (80, 95.0, 97.5)] == ["Theta-lo-80", "Theta-lo-95", "Theta-lo-97.5"]
+    assert [interval_column("Theta", "lo", v) for v in (80, 95.0, 97.5)] == [
+        "Theta-lo-80",
+        "Theta-lo-95",
+        "Theta-lo-97.5",
+    ]
     assert interval_column("yhat", "hi", 80.0) == "yhat-hi-80"
     with pytest.raises(ValueError, match="side must be 'lo' or 'hi'"):
         interval_column("yhat", "low", 80)
@@ -52,7 +58,9 @@ def test_join_forecasts_on_series_and_step() -> None:
 
 
 def test_with_intervals_puts_lo_widest_first_then_hi_outwards() -> None:
-    points = pd.DataFrame({"unique_id": ["x", "x", "y", "y"], "ds": [1, 2, 1, 2], "A": [10.0, 11.0, 20.0, 21.0], "B": 0.0})
+    points = pd.DataFrame(
+        {"unique_id": ["x", "x", "y", "y"], "ds": [1, 2, 1, 2], "A": [10.0, 11.0, 20.0, 21.0], "B": 0.0}
+    )
     widths = {"A": {95.0: np.array([[2.0, 3.0], [4.0, 5.0]]), 80.0: np.ones((2, 2))}}
     out = with_intervals(points, widths)
     assert out.columns.tolist() == ["unique_id", "ds", "A", "A-lo-95", "A-lo-80", "A-hi-80", "A-hi-95", "B"]
@@ -74,8 +82,12 @@ def test_backtest_frame_and_front_door_give_the_same_widths(ragged: pd.DataFrame
     for alias in fc.aliases:
         for level in levels:
             assert widths[alias][level].shape == (len(ids), H)
-            np.testing.assert_allclose(out[alias] - out[interval_column(alias, "lo", level)], widths[alias][level].ravel())
-            np.testing.assert_allclose(out[interval_column(alias, "hi", level)] - out[alias], widths[alias][level].ravel())
+            np.testing.assert_allclose(
+                out[alias] - out[interval_column(alias, "lo", level)], widths[alias][level].ravel()
+            )
+            np.testing.assert_allclose(
+                out[interval_column(alias, "hi", level)] - out[alias], widths[alias][level].ravel()
+            )
 
 
 def test_choice_is_the_lowest_owa_and_ties_go_to_the_simpler_model() -> None:
@@ -94,12 +106,23 @@ def test_pyfunc_serves_the_mean_of_its_members_with_yhat_interval_columns(ragged
     pytest.importorskip("mlflow")
     from stackml.forecasting.registry_model import ForecastPyfunc
 
-    forecasters = {a: Forecaster(models=[m], freq="D", season_length=7).fit(ragged) for a, m in (("SeasonalNaive", "snaive"), ("Theta", "theta"))}
+    forecasters = {
+        a: Forecaster(models=[m], freq="D", season_length=7).fit(ragged)
+        for a, m in (("SeasonalNaive", "snaive"), ("Theta", "theta"))
+    }
     n = ragged["unique_id"].nunique()
     widths = {80.0: np.full((n, H), 1.0), 97.5: np.full((n, H), 3.0)}
     model = ForecastPyfunc(forecasters, ["SeasonalNaive", "Theta"], widths, horizon=H)
     out = model.predict(None, pd.DataFrame({"unique_id": ["s1"], "h": [2]}))
-    assert out.columns.tolist() == ["unique_id", "ds", "yhat", "yhat-lo-97.5", "yhat-lo-80", "yhat-hi-80", "yhat-hi-97.5"]
+    assert out.columns.tolist() == [
+        "unique_id",
+        "ds",
+        "yhat",
+        "yhat-lo-97.5",
+        "yhat-lo-80",
+        "yhat-hi-80",
+        "yhat-hi-97.5",
+    ]
     both = [f.predict(2).query("unique_id == 's1'")[a].to_numpy() for a, f in forecasters.items()]
     np.testing.assert_allclose(out["yhat"], np.mean(both, axis=0))
     np.testing.assert_allclose(out["yhat-hi-97.5"] - out["yhat"], 3.0)

@@ -45,8 +45,9 @@ def test_weekly_frame_matches_the_oracle_and_the_simulator(wh, sim) -> None:
     assert list(frame.columns) == ["date", "search", "social", "tv", "promo", "price_index", "revenue"]
     expected = oracle(sim.touchpoints, "W", "revenue", ["search", "social", "tv"])
     np.testing.assert_array_equal(frame["date"].to_numpy(), expected["date"].to_numpy())
-    np.testing.assert_allclose(frame[["search", "social", "tv", "revenue"]], expected[["search", "social", "tv",
-                                                                                        "revenue"]])  # fmt: skip
+    np.testing.assert_allclose(
+        frame[["search", "social", "tv", "revenue"]], expected[["search", "social", "tv", "revenue"]]
+    )
     # and it reproduces the simulator's model frame exactly, controls included
     cols = ["search", "social", "tv", "promo", "price_index", "revenue"]
     np.testing.assert_allclose(frame[cols].to_numpy(), sim.frame[cols].to_numpy(), rtol=1e-12)
@@ -54,9 +55,14 @@ def test_weekly_frame_matches_the_oracle_and_the_simulator(wh, sim) -> None:
 
 def test_daily_frame_with_bounds_other_target_and_chosen_channels(wh, sim) -> None:
     frame = aggregate_touchpoints(
-        wh, "touchpoints", freq="D", target="conversions", channels=["tv", "search"], start="2022-01-05",
+        wh,
+        "touchpoints",
+        freq="D",
+        target="conversions",
+        channels=["tv", "search"],
+        start="2022-01-05",
         end="2022-02-13",
-    )  # fmt: skip
+    )
     tp = sim.touchpoints[
         (sim.touchpoints["date"] >= "2022-01-05") & (sim.touchpoints["date"] <= "2022-02-13")
     ]

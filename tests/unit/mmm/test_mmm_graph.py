@@ -28,8 +28,15 @@ CASES = [
 @pytest.fixture(scope="module")
 def design():
     sim = simulate("2y_3ch", seed=2, n_periods=40)
-    return build_design(sim.frame, date_column="date", channels=sim.channels, controls=sim.controls,
-                        target_column="revenue", fourier_order=2, trend=True)  # fmt: skip
+    return build_design(
+        sim.frame,
+        date_column="date",
+        channels=sim.channels,
+        controls=sim.controls,
+        target_column="revenue",
+        fourier_order=2,
+        trend=True,
+    )
 
 
 @pytest.mark.parametrize(("adstock_name", "saturation_name", "roas_prior"), CASES)
@@ -41,8 +48,9 @@ def test_graph_likelihood_equals_numpy(design, adstock_name, saturation_name, ro
     point = {name: value + rng.normal(scale=0.3, size=np.shape(value)) for name, value in start.items()}
     # the Potential is written on the random variables; evaluate it at their values, as the model's logp does
     outputs = [*model.replace_rvs_by_values([model["target_loglik"]]), *model.unobserved_value_vars]
-    evaluate = model.compile_fn(outputs, inputs=model.value_vars, on_unused_input="ignore", mode="FAST_COMPILE",
-                                point_fn=False)  # fmt: skip
+    evaluate = model.compile_fn(
+        outputs, inputs=model.value_vars, on_unused_input="ignore", mode="FAST_COMPILE", point_fn=False
+    )
     loglik, *values = evaluate(*[point[v.name] for v in model.value_vars])
     at = {
         v.name: np.asarray(value)[None, ...]

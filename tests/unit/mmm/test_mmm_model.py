@@ -46,8 +46,16 @@ def test_fit_keeps_the_posterior_and_how_it_was_sampled(model, sim) -> None:
     posterior = model.idata_.posterior
     assert list(posterior["beta"].coords["channel"].values) == list(sim.channels)
     assert posterior["beta"].shape == (CHAINS, DRAWS, 3)
-    assert {"adstock_alpha", "saturation_lam", "intercept", "trend_slope", "gamma_fourier", "gamma_control",
-            "sigma", "lift_predicted"} <= set(posterior.data_vars)  # fmt: skip
+    assert {
+        "adstock_alpha",
+        "saturation_lam",
+        "intercept",
+        "trend_slope",
+        "gamma_fourier",
+        "gamma_control",
+        "sigma",
+        "lift_predicted",
+    } <= set(posterior.data_vars)
     assert not [name for name in posterior.data_vars if name.endswith("__")]  # natural scale only
     assert model.posterior_.n_draws == CHAINS * DRAWS
     assert model.channels_ == sim.channels

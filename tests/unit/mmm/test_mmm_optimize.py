@@ -56,8 +56,15 @@ def known_model(alpha, lam, beta, *, n_draws: int = 40, jitter: float = 0.05, se
     rng = np.random.default_rng(seed)
     sim = simulate(None, seed=1, n_periods=40, channels=("a", "b"))
     mmm = MediaMixModel("date", ["a", "b"], "revenue", yearly_seasonality=0, trend=False)
-    design = build_design(sim.frame, date_column="date", channels=("a", "b"), controls=(),
-                          target_column="revenue", fourier_order=0, trend=False)  # fmt: skip
+    design = build_design(
+        sim.frame,
+        date_column="date",
+        channels=("a", "b"),
+        controls=(),
+        target_column="revenue",
+        fourier_order=0,
+        trend=False,
+    )
     adstock, saturation = get_adstock("geometric", l_max=8), get_saturation("logistic")
 
     def scatter(values):
@@ -66,9 +73,18 @@ def known_model(alpha, lam, beta, *, n_draws: int = 40, jitter: float = 0.05, se
     zeros = np.zeros(n_draws)
     mmm.design_, mmm.adstock_, mmm.saturation_ = design, adstock, saturation
     mmm.posterior_ = PosteriorDraws(
-        design, adstock, saturation, {"alpha": np.clip(scatter(alpha), 0.0, 0.95)}, {"lam": scatter(lam)},
-        scatter(beta), zeros, zeros, np.zeros((n_draws, 0)), np.zeros((n_draws, 0)), zeros + 1.0,
-    )  # fmt: skip
+        design,
+        adstock,
+        saturation,
+        {"alpha": np.clip(scatter(alpha), 0.0, 0.95)},
+        {"lam": scatter(lam)},
+        scatter(beta),
+        zeros,
+        zeros,
+        np.zeros((n_draws, 0)),
+        np.zeros((n_draws, 0)),
+        zeros + 1.0,
+    )
     return mmm
 
 
@@ -84,8 +100,9 @@ def test_closed_form_objective_equals_expected_response(model, history, include_
     surface = _ResponseSurface(model, model.posterior_, dates, history=history, include_tail=include_tail)
     rng = np.random.default_rng(0)
     for spend in (np.zeros(3), rng.uniform(0, 2, 3) * model.design_.spend.mean(axis=0)):
-        expected = model.expected_response(plan_frame(model, dates, spend), history=history,
-                                           include_tail=include_tail)  # fmt: skip
+        expected = model.expected_response(
+            plan_frame(model, dates, spend), history=history, include_tail=include_tail
+        )
         np.testing.assert_allclose(surface.per_draw(spend), expected, rtol=1e-9, atol=1e-6)
     # the central-difference gradient matches a finite difference of expected_response
     spend = model.design_.spend.mean(axis=0)
@@ -94,9 +111,13 @@ def test_closed_form_objective_equals_expected_response(model, history, include_
         bumped = spend.copy()
         bumped[k] += step[k]
         slope = (
-            model.expected_response(plan_frame(model, dates, bumped), history=history, include_tail=include_tail)
-            - model.expected_response(plan_frame(model, dates, spend), history=history, include_tail=include_tail)
-        ).sum(axis=1).mean() / step[k]  # fmt: skip
+            model.expected_response(
+                plan_frame(model, dates, bumped), history=history, include_tail=include_tail
+            )
+            - model.expected_response(
+                plan_frame(model, dates, spend), history=history, include_tail=include_tail
+            )
+        ).sum(axis=1).mean() / step[k]
         assert surface.gradient(spend)[k] == pytest.approx(slope, rel=1e-2)
 
 
@@ -162,10 +183,13 @@ def test_two_channel_optimum_matches_a_fine_grid_on_known_curves(history, includ
     plan = optimize_budget(mmm, budget, 10, bounds=wide, history=history, include_tail=include_tail)
     shares = np.linspace(0.0, 1.0, 2001)
     values = [
-        mmm.expected_response(np.tile(np.array([s, 1 - s]) * budget / 10, (10, 1)), history=history,
-                              include_tail=include_tail).sum(axis=1).mean()
+        mmm.expected_response(
+            np.tile(np.array([s, 1 - s]) * budget / 10, (10, 1)), history=history, include_tail=include_tail
+        )
+        .sum(axis=1)
+        .mean()
         for s in shares
-    ]  # fmt: skip
+    ]
     best = int(np.argmax(values))
     assert 0 < best < len(shares) - 1  # interior, so the check is about the optimiser, not a corner
     assert plan.allocation["share"].iloc[0] == pytest.approx(shares[best], abs=1e-3)
@@ -243,17 +267,24 @@ def test_start_date_and_history(model, budget) -> None:
         ({"horizon_periods": 2.5}, r"'horizon_periods' must be an int >= 1, got 2.5"),
         ({"bounds": {"nope": (0, 1)}}, r"unknown channel 'nope'; the model's channels are \['a', 'b'\]"),
         ({"bounds": {"a": (5.0, 1.0)}}, r"bounds\['a'\]: min 5 is above max 1 per period"),
-        ({"bounds": {"a": (-1.0, None)}}, r"bounds\['a'\] min must be a finite number >= 0 or None, got -1.0"),
+        (
+            {"bounds": {"a": (-1.0, None)}},
+            r"bounds\['a'\] min must be a finite number >= 0 or None, got -1.0",
+        ),
         ({"bounds": {"a": 3}}, r"bounds\['a'\] must be a \(min, max\) pair, got 3"),
         ({"bounds": [("a", 0, 1)]}, r"'bounds' must be a dict"),
-        ({"bounds": {"a": (0, 10.0), "b": (0, 20.0)}},
-         r"the bounds allow a total budget from 0.00 to 300.00 over 10 period\(s\), got total_budget=1,000.00"),
-        ({"bounds": {"a": (60.0, None), "b": (50.0, None)}},
-         r"the bounds allow a total budget from 1,100.00 to .* over 10 period\(s\), got total_budget=1,000.00"),
+        (
+            {"bounds": {"a": (0, 10.0), "b": (0, 20.0)}},
+            r"the bounds allow a total budget from 0.00 to 300.00 over 10 period\(s\), got total_budget=1,000.00",
+        ),
+        (
+            {"bounds": {"a": (60.0, None), "b": (50.0, None)}},
+            r"the bounds allow a total budget from 1,100.00 to .* over 10 period\(s\), got total_budget=1,000.00",
+        ),
         ({"hdi_prob": 1.5}, r"'hdi_prob' must be in \(0, 1\), got 1.5"),
         ({"max_draws": 0}, r"'max_draws' must be an int >= 1, got 0"),
     ],
-)  # fmt: skip
+)
 def test_bad_inputs_are_named(kwargs, message) -> None:
     mmm = known_model(alpha=[0.3, 0.6], lam=[1.0, 3.0], beta=[0.5, 0.3], n_draws=4)
     args = {"total_budget": 1000.0, "horizon_periods": 10} | kwargs

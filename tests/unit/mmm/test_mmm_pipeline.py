@@ -15,9 +15,8 @@ import pytest
 
 from stackml.errors import InputError, TableNotFoundError
 from stackml.mmm import simulate
-from stackml.mmm.diagnostics import GateFailedError
-from stackml.pipelines import Source
 from stackml.mmm.config import MMMConfig, parse_bounds
+from stackml.mmm.diagnostics import GateFailedError
 from stackml.mmm.pipeline import (
     check_frame,
     check_model,
@@ -27,11 +26,20 @@ from stackml.mmm.pipeline import (
     run_pipeline,
     summarise,
 )
+from stackml.pipelines import Source
 
 CHANNELS, CONTROLS = ("search", "social", "tv"), ("promo", "price_index")
 # Few draws keep the module fast; the sampler gates are relaxed to what such short chains reach.
-SHORT = {"draws": 100, "tune": 200, "chains": 2, "random_state": 7, "min_ess": 10.0, "max_rhat": 1.2,
-         "max_divergences": 10, "horizon": 6}  # fmt: skip
+SHORT = {
+    "draws": 100,
+    "tune": 200,
+    "chains": 2,
+    "random_state": 7,
+    "min_ess": 10.0,
+    "max_rhat": 1.2,
+    "max_divergences": 10,
+    "horizon": 6,
+}
 
 
 @pytest.fixture(scope="module")
@@ -72,10 +80,16 @@ def test_config_reports_every_problem_at_once() -> None:
     with pytest.raises(InputError) as caught:
         MMMConfig(channels=(), draws=0, freq="M", holdout=0.9, horizon=-1, budget=-5.0, adstock="nope")
     message = str(caught.value)
-    for part in ("7 problem(s) with the media-mix configuration", "'channels': Value should have at least 1 item",
-                 "'draws': Input should be greater than or equal to 1, got 0", "'freq': must be one of ['W', 'D']",
-                 "'holdout': Input should be less than or equal to 0.5", "'horizon': Input should be greater than or "
-                 "equal to 0", "'budget': Input should be greater than 0", "'adstock': unknown adstock"):  # fmt: skip
+    for part in (
+        "7 problem(s) with the media-mix configuration",
+        "'channels': Value should have at least 1 item",
+        "'draws': Input should be greater than or equal to 1, got 0",
+        "'freq': must be one of ['W', 'D']",
+        "'holdout': Input should be less than or equal to 0.5",
+        "'horizon': Input should be greater than or equal to 0",
+        "'budget': Input should be greater than 0",
+        "'adstock': unknown adstock",
+    ):
         assert part in message
     with pytest.raises(InputError, match=r"'draws': must be a number, not a bool, got True"):
         MMMConfig(channels=CHANNELS, draws=True)
@@ -207,9 +221,16 @@ def test_the_report_shows_every_section_and_says_when_gates_failed(result, confi
     from stackml.mmm.report import mmm_report
 
     html = mmm_report(result, title="MMM test", registry_note="Registered as x v1.").to_html()
-    for text in ("Contributions", "Return on ad spend", "Response curves", "Budget plan", "Diagnostics",
-                 "It passed every diagnostics gate", "Registered as x v1.",
-                 "gates were relaxed from the defaults (max_divergences ≤ 10 (default 0)"):  # fmt: skip
+    for text in (
+        "Contributions",
+        "Return on ad spend",
+        "Response curves",
+        "Budget plan",
+        "Diagnostics",
+        "It passed every diagnostics gate",
+        "Registered as x v1.",
+        "gates were relaxed from the defaults (max_divergences ≤ 10 (default 0)",
+    ):
         assert text in html
     strict = MMMConfig(channels=CHANNELS, controls=CONTROLS, **{**SHORT, "min_ess": 1e6})
     failed = summarise(
@@ -228,7 +249,9 @@ def test_register_promote_and_serve_a_spend_plan(result, frame, sim, tmp_path_fa
     first = publish(result, frame, model_name="mmm-unit", settings=settings)
     assert first.model_version == 1 and first.promotion.promoted and first.promotion.metric == "holdout_mape"
     assert first.note.startswith("Registered as mmm-unit v1: ")
-    second = publish(result, frame.iloc[1:], model_name="mmm-unit", settings=settings)  # other data: not compared
+    second = publish(
+        result, frame.iloc[1:], model_name="mmm-unit", settings=settings
+    )  # other data: not compared
     assert second.model_version == 2 and not second.promotion.promoted and "was not compared" in second.note
 
     model = tracking.load_model("mmm-unit", settings=settings)

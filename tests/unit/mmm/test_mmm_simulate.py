@@ -44,12 +44,27 @@ def test_same_seed_same_data_other_seed_other_data(sim) -> None:
 
 def test_shapes_and_columns(sim) -> None:
     assert sim.channels == ("search", "social", "tv")
-    assert list(sim.frame.columns) == ["date", "search", "social", "tv", "promo", "price_index", "revenue",
-                                       "conversions"]  # fmt: skip
+    assert list(sim.frame.columns) == [
+        "date",
+        "search",
+        "social",
+        "tv",
+        "promo",
+        "price_index",
+        "revenue",
+        "conversions",
+    ]
     assert len(sim.frame) == 104 and (sim.frame["date"].diff().dropna() == pd.Timedelta(days=7)).all()
     assert sim.frame["date"].iloc[0].dayofweek == 0  # weeks start on Monday, like date_trunc('week')
-    assert list(sim.touchpoints.columns) == ["date", "channel", "spend", "impressions", "clicks", "conversions",
-                                             "revenue"]  # fmt: skip
+    assert list(sim.touchpoints.columns) == [
+        "date",
+        "channel",
+        "spend",
+        "impressions",
+        "clicks",
+        "conversions",
+        "revenue",
+    ]
     assert set(sim.touchpoints["channel"]) == {"search", "social", "tv", "organic"}
     assert len(sim.touchpoints) == 104 * 7 * 4
 
@@ -66,8 +81,9 @@ def test_truth_round_trip(sim) -> None:
 
 
 def test_touchpoints_add_up_to_the_frame(sim) -> None:
-    tp = sim.touchpoints.assign(week=sim.touchpoints["date"] - pd.to_timedelta(sim.touchpoints["date"].dt.dayofweek,
-                                                                                unit="D"))  # fmt: skip
+    tp = sim.touchpoints.assign(
+        week=sim.touchpoints["date"] - pd.to_timedelta(sim.touchpoints["date"].dt.dayofweek, unit="D")
+    )
     spend = tp.pivot_table(index="week", columns="channel", values="spend", aggfunc="sum")
     np.testing.assert_allclose(spend[list(sim.channels)].to_numpy(), sim.frame[list(sim.channels)].to_numpy())
     np.testing.assert_allclose(

@@ -61,8 +61,15 @@ def test_dates_must_be_dates_unique_and_evenly_spaced(frame) -> None:
     with pytest.raises(InputError, match="column 'date' has repeated dates"):
         model().fit(pd.concat([frame, frame.tail(1)]))
     with pytest.raises(InputError, match="not evenly spaced"):
-        build_design(frame.drop(index=[5, 6]), date_column="date", channels=("tv",), controls=(),
-                     target_column="revenue", fourier_order=2, trend=True)  # fmt: skip
+        build_design(
+            frame.drop(index=[5, 6]),
+            date_column="date",
+            channels=("tv",),
+            controls=(),
+            target_column="revenue",
+            fourier_order=2,
+            trend=True,
+        )
 
 
 def test_roles_and_priors_are_checked(frame) -> None:
@@ -86,8 +93,14 @@ def test_unfitted_model_says_so(frame) -> None:
 
 
 def lift_rows(**changes) -> pd.DataFrame:
-    row = {"channel": "tv", "start_date": "2022-03-07", "end_date": "2022-04-03", "spend_change": -1000.0,
-           "incremental_target": -2500.0, "incremental_target_sd": 300.0}  # fmt: skip
+    row = {
+        "channel": "tv",
+        "start_date": "2022-03-07",
+        "end_date": "2022-04-03",
+        "spend_change": -1000.0,
+        "incremental_target": -2500.0,
+        "incremental_target_sd": 300.0,
+    }
     return pd.DataFrame([{**row, **changes}])
 
 
@@ -100,8 +113,13 @@ def test_lift_test_csv_is_read_and_checked(tmp_path: Path) -> None:
         load_lift_tests(tmp_path / "nope.csv")
     with pytest.raises(InputError, match=r"missing columns \['incremental_target_sd'\]"):
         load_lift_tests(lift_rows().drop(columns=["incremental_target_sd"]))
-    bad = pd.concat([lift_rows(end_date="2022-01-01"), lift_rows(incremental_target_sd=0, spend_change="x"),
-                     lift_rows(start_date="someday", spend_change=0.0)])  # fmt: skip
+    bad = pd.concat(
+        [
+            lift_rows(end_date="2022-01-01"),
+            lift_rows(incremental_target_sd=0, spend_change="x"),
+            lift_rows(start_date="someday", spend_change=0.0),
+        ]
+    )
     with pytest.raises(InputError) as info:
         load_lift_tests(bad)
     message = str(info.value)
@@ -116,14 +134,25 @@ def test_lift_test_csv_is_read_and_checked(tmp_path: Path) -> None:
 
 
 def test_lift_tests_must_fit_the_data(frame) -> None:
-    design = build_design(frame, date_column="date", channels=("search", "tv"), controls=(),
-                          target_column="revenue", fourier_order=2, trend=True)  # fmt: skip
+    design = build_design(
+        frame,
+        date_column="date",
+        channels=("search", "tv"),
+        controls=(),
+        target_column="revenue",
+        fourier_order=2,
+        trend=True,
+    )
     window_spend = frame.loc[(frame["date"] >= "2022-03-07") & (frame["date"] <= "2022-04-03"), "tv"].sum()
-    tests = load_lift_tests(pd.concat([
-        lift_rows(channel="radio"),
-        lift_rows(start_date="2030-01-01", end_date="2030-02-01"),
-        lift_rows(spend_change=-2 * window_spend - 1),
-    ]))  # fmt: skip
+    tests = load_lift_tests(
+        pd.concat(
+            [
+                lift_rows(channel="radio"),
+                lift_rows(start_date="2030-01-01", end_date="2030-02-01"),
+                lift_rows(spend_change=-2 * window_spend - 1),
+            ]
+        )
+    )
     with pytest.raises(InputError) as info:
         build_lift_design(tests, design, l_max=8)
     message = str(info.value)

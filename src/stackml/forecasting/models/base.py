@@ -45,7 +45,9 @@ class ForecastModel(abc.ABC):
 
     def fit(self, panel: Panel) -> ForecastModel:
         if panel.n_series == 0:
-            raise InputError(f"{self.name}: cannot fit on an empty panel (0 series).", hint="Pass at least one series.")
+            raise InputError(
+                f"{self.name}: cannot fit on an empty panel (0 series).", hint="Pass at least one series."
+            )
         self._fit(panel)
         self.n_series_ = panel.n_series
         return self
@@ -53,7 +55,8 @@ class ForecastModel(abc.ABC):
     def predict(self, h: int, X_future: np.ndarray | None = None) -> np.ndarray:
         if not hasattr(self, "n_series_"):
             raise NotFittedError(
-                f"{self.name} is not fitted yet.", hint=f"Call {type(self).__name__}.fit(panel) before predict()."
+                f"{self.name} is not fitted yet.",
+                hint=f"Call {type(self).__name__}.fit(panel) before predict().",
             )
         if not isinstance(h, (int, np.integer)) or h < 1:
             raise InputError(f"The horizon h must be a positive integer, got {h!r}.", hint="Pass e.g. h=48.")
