@@ -1,7 +1,7 @@
 """Shared helpers for the benchmarks: run a measured subprocess, describe the machine, print and write tables.
 
-Every benchmark runs each case in its own subprocess so that its wall time and peak resident memory belong to that
-case alone (``os.wait4`` hands back the child's ``ru_maxrss``; no polling, no sampling gaps).
+Every benchmark runs each case in its own subprocess so that its wall time and peak resident memory belong to
+that case alone (``os.wait4`` hands back the child's ``ru_maxrss``; no polling, no sampling gaps).
 """
 
 from __future__ import annotations
@@ -32,7 +32,8 @@ class Measured:
     peak_rss_mb: float
 
     def check(self, what: str) -> Measured:
-        """Return self, or exit with the child's stderr when it failed (a benchmark must not report a failure)."""
+        """Return self, or exit with the child's stderr when it failed
+        (a benchmark must not report a failure)."""
         if self.returncode != 0:
             sys.exit(f"{what} failed with exit code {self.returncode}:\n{self.stderr.strip()[-3000:]}")
         return self
@@ -41,8 +42,8 @@ class Measured:
 def run_measured(cmd: list[str], *, env: dict[str, str] | None = None, cwd: Path | None = None) -> Measured:
     """Run ``cmd`` to completion and measure its wall time and peak RSS (Linux/macOS).
 
-    Output goes to temporary files rather than pipes, so a chatty child can never block on a full pipe while we
-    wait for it in ``wait4``.
+    Output goes to temporary files rather than pipes, so a chatty child can never block on a full pipe while
+    we wait for it in ``wait4``.
     """
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         started = time.perf_counter()
@@ -66,7 +67,8 @@ def run_measured(cmd: list[str], *, env: dict[str, str] | None = None, cwd: Path
 
 
 def machine_info(packages: list[str], extra: dict[str, str] | None = None) -> dict[str, str]:
-    """Facts a reader needs to compare numbers: CPU, cores, RAM, OS, Python, package versions, date, commit."""
+    """Facts a reader needs to compare numbers: CPU, cores, RAM, OS, Python, package versions,
+    date, commit."""
     info = {
         "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "cpu": _cpu_model(),

@@ -1,11 +1,13 @@
 """Forecasting on full M4 Hourly: every stackml model, the default configuration, and the peers, in one run.
 
-Peers (installed only for the benchmark, `pip install -e '.[bench]'`): mlforecast's LightGBM on the same lags, rolling
-means, season-position feature and learner settings as ours, and statsforecast's AutoETS / AutoTheta / SeasonalNaive /
-Naive. Every forecast is scored by the same SQL (stackml.forecasting.evaluation, DuckDB) against the official test file.
+Peers (installed only for the benchmark, `pip install -e '.[bench]'`): mlforecast's LightGBM on the same lags,
+rolling means, season-position feature and learner settings as ours, and statsforecast's AutoETS / AutoTheta /
+SeasonalNaive / Naive. Every forecast is scored by the same SQL (stackml.forecasting.evaluation, DuckDB)
+against the official test file.
 
-Targets (issue #3): default configuration OWA <= 0.44; our LightGBM fit+predict no slower than mlforecast's on the same
-features; the whole default run (``stackml forecast run`` through Metaflow, backtest and choice included) under 5 min.
+Targets (issue #3): default configuration OWA <= 0.44; our LightGBM fit+predict no slower than mlforecast's on
+the same features; the whole default run (``stackml forecast run`` through Metaflow,
+backtest and choice included) under 5 min.
 
     .venv/bin/python bench/forecast_m4.py                 # about 15-25 min on 2 cores
     .venv/bin/python bench/forecast_m4.py --skip ets,arima --no-write   # quicker look
@@ -49,7 +51,8 @@ def ours(name: str, train: pd.DataFrame) -> tuple[pd.DataFrame, float]:
 
 
 def mlforecast_lgbm(train: pd.DataFrame) -> tuple[pd.DataFrame, float]:
-    """mlforecast with our LightGBM's lags, rolling means, season position, scaling idea and learner settings."""
+    """mlforecast with our LightGBM's lags, rolling means, season position,
+    scaling idea and learner settings."""
     import lightgbm as lgb
     from mlforecast import MLForecast
     from mlforecast.lag_transforms import RollingMean
@@ -240,18 +243,20 @@ def main(argv: list[str] | None = None) -> None:
         + table
         + "\n\n"
         "## How it was measured\n\n"
-        "- Every model is fitted on the full training file and forecasts the 48 test hours; all forecasts are scored "
-        "by the same SQL in DuckDB (sMAPE, MASE with the in-sample seasonal-naive scale, OWA against our Naive2, "
-        "which reproduces the official Naive2 row).\n"
-        "- stackml models run with their defaults, one thread each; mlforecast's LightGBM gets our default lags, the "
-        "mean of the last season and of the season before, the position in the season, and the same LightGBM "
-        "settings (l1, 255 leaves, 300 trees, learning rate 0.1, one thread); it needs LocalStandardScaler + "
-        "Differences([1]) as target transforms (ours scales by the in-sample seasonal-naive error).\n"
+        "- Every model is fitted on the full training file and forecasts the 48 test hours; all forecasts "
+        "are scored by the same SQL in DuckDB (sMAPE, MASE with the in-sample seasonal-naive scale, OWA "
+        "against our Naive2, which reproduces the official Naive2 row).\n"
+        "- stackml models run with their defaults, one thread each; mlforecast's LightGBM gets our default "
+        "lags, the mean of the last season and of the season before, the position in the season, and the "
+        "same LightGBM settings (l1, 255 leaves, 300 trees, learning rate 0.1, one thread); it needs "
+        "LocalStandardScaler + Differences([1]) as target transforms (ours scales by the in-sample "
+        "seasonal-naive error).\n"
         "- The default configuration is the real command, `stackml forecast run --format m4-wide --test ... "
-        "--horizon 48 --season 24 --no-register`, through Metaflow: the default candidates are backtested on 2 "
-        "windows, mean ensembles of the best are scored on the same windows, the best by backtest OWA is chosen, "
-        "and its holdout score is shown. Its wall time includes everything (process start, flow, backtests, final "
-        f"fits, evaluation, report).\n- Default configuration chosen: {best} = mean of {', '.join(default['members'])}.\n"
+        "--horizon 48 --season 24 --no-register`, through Metaflow: the default candidates are backtested on "
+        "2 windows, mean ensembles of the best are scored on the same windows, the best by backtest OWA is "
+        "chosen, and its holdout score is shown. Its wall time includes everything (process start, flow, "
+        "backtests, final fits, evaluation, report).\n"
+        f"- Default configuration chosen: {best} = mean of {', '.join(default['members'])}.\n"
         f"- Load average at the end (1/5/15 min): {load_avg} (the machine has 2 cores).\n"
     )
     info = machine_info(["lightgbm", "xgboost", "torch", "statsforecast", "mlforecast", "duckdb", "metaflow"])

@@ -7,14 +7,15 @@ file size. One run measures both engines side by side on the same seeded synthet
 How each number is taken:
   * every case runs in its own subprocess; wall time and peak RSS (``ru_maxrss`` from ``os.wait4``) are that
     process's alone;
-  * ``stackml`` is the real CLI (``stackml ingest FILE --table ... --if-exists replace --json``) and its rows/s is
-    rows over the *whole process* wall time, interpreter start-up, imports and connecting included;
-  * the baseline is ``pd.read_csv(path, parse_dates=[...])`` then ``df.to_sql(table, engine, index=False)`` with
-    pandas' defaults otherwise (``method=None``, ``chunksize=None``) through SQLAlchemy (``duckdb_engine`` and
-    ``psycopg``); its rows/s is rows over read_csv + to_sql time measured inside the worker, start-up and imports
-    excluded, which favours the baseline;
-  * the PostgreSQL baseline loads the whole file; the DuckDB one loads the first ``--baseline-rows-duckdb`` rows
-    (500k), because pandas' default path into DuckDB inserts a few thousand rows/s (5M rows: over ten minutes).
+  * ``stackml`` is the real CLI (``stackml ingest FILE --table ... --if-exists replace --json``) and its
+    rows/s is rows over the *whole process* wall time, interpreter start-up, imports and connecting included;
+  * the baseline is ``pd.read_csv(path, parse_dates=[...])`` then ``df.to_sql(table, engine, index=False)``
+    with pandas' defaults otherwise (``method=None``, ``chunksize=None``) through SQLAlchemy
+    (``duckdb_engine`` and ``psycopg``); its rows/s is rows over read_csv + to_sql time measured inside the
+    worker, start-up and imports excluded, which favours the baseline;
+  * the PostgreSQL baseline loads the whole file; the DuckDB one loads the first ``--baseline-rows-duckdb``
+    rows (500k), because pandas' default path into DuckDB inserts a few thousand rows/s (5M rows:
+    over ten minutes).
 
 Run from the repository root:
     .venv/bin/python bench/ingest.py                      # 5M rows, writes bench/results/ingest.md
@@ -64,9 +65,10 @@ CATEGORIES = [
 CITIES = ["London", "Paris", "Washington, D.C.", "São Paulo", "Tokyo", "Berlin", "Lagos", 'The "Quoted" Town']
 
 
-# -- data ---------------------------------------------------------------------------------------------------------
+# -- data ----------------------------------------------------------------------------------------------------
 def make_csv(path: Path, rows: int, seed: int) -> None:
-    """Write a seeded synthetic sales CSV of ``rows`` rows: ints, a timestamp, strings, floats, a nullable column, bools.
+    """Write a seeded synthetic sales CSV of ``rows`` rows: ints, a timestamp, strings, floats,
+    a nullable column, bools.
 
     Generated in chunks so the generator's own memory stays small; the same (rows, seed) gives the same bytes.
     """
@@ -119,7 +121,7 @@ def cached_csv(data_dir: Path, rows: int, seed: int) -> Path:
     return path
 
 
-# -- cases ----------------------------------------------------------------------------------------------------------
+# -- cases ---------------------------------------------------------------------------------------------------
 @dataclass
 class Case:
     """One measured load, already reduced over its repeats."""
@@ -145,7 +147,8 @@ def stackml_command() -> list[str]:
 def run_stackml(
     engine: str, url: str, csv: Path, rows: int, repeat: int, env: dict[str, str], pg_url: str
 ) -> Case:
-    """Run the real CLI ``repeat`` times on a fresh target; keep the median wall time and the largest peak RSS."""
+    """Run the real CLI ``repeat`` times on a fresh target;
+    keep the median wall time and the largest peak RSS."""
     runs: list[tuple[Measured, dict]] = []
     for _ in range(repeat):
         reset_target(engine, url, pg_url, TABLE)
@@ -249,7 +252,7 @@ def baseline_worker(args: argparse.Namespace) -> None:
     )
 
 
-# -- targets ----------------------------------------------------------------------------------------------------------
+# -- targets -------------------------------------------------------------------------------------------------
 def sqlalchemy_url(url: str) -> str:
     if url.startswith(("postgresql://", "postgres://")):
         return "postgresql+psycopg://" + url.split("://", 1)[1]
@@ -286,7 +289,8 @@ def count_rows(engine: str, url: str, pg_url: str, table: str) -> int:
 
 
 def prepare_postgres(pg_url: str) -> str:
-    """Create the benchmark database when missing (through the server's `postgres` database); return the version."""
+    """Create the benchmark database when missing (through the server's `postgres` database);
+    return the version."""
     import psycopg
     from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
@@ -297,14 +301,15 @@ def prepare_postgres(pg_url: str) -> str:
     except psycopg.OperationalError as exc:
         if "does not exist" not in str(exc):
             sys.exit(
-                f"Cannot reach PostgreSQL at {pg_url}: {exc}\nStart it, pass --postgres-url, or --engines duckdb."
+                f"Cannot reach PostgreSQL at {pg_url}: {exc}\n"
+                "Start it, pass --postgres-url, or --engines duckdb."
             )
     with psycopg.connect(make_conninfo(pg_url, dbname="postgres"), autocommit=True, connect_timeout=5) as con:
         con.execute(f'CREATE DATABASE "{params["dbname"]}"')
         return con.execute("SHOW server_version").fetchone()[0]
 
 
-# -- report ----------------------------------------------------------------------------------------------------------
+# -- report --------------------------------------------------------------------------------------------------
 def ours(cases: list[Case], engine: str) -> list[Case]:
     return sorted(
         (c for c in cases if c.engine == engine and c.method == "stackml ingest"), key=lambda c: c.rows
@@ -329,7 +334,10 @@ def verdicts(cases: list[Case], rows: int) -> list[tuple[str, str, bool]]:
         if len(sizes) >= 2:
             below, top = sizes[-2], sizes[-1]
             growth = top.peak_rss_mb / below.peak_rss_mb - 1
-            target = f"{engine}: peak RSS flat in file size (<= +{FLAT_TOLERANCE:.0%} from {below.rows:,} to {top.rows:,} rows)"
+            target = (
+                f"{engine}: peak RSS flat in file size "
+                f"(<= +{FLAT_TOLERANCE:.0%} from {below.rows:,} to {top.rows:,} rows)"
+            )
             measured = (
                 f"{below.peak_rss_mb:.0f} MB -> {top.peak_rss_mb:.0f} MB ({growth:+.0%}) "
                 f"for a {top.file_mb / below.file_mb:.1f}x larger file"
@@ -389,15 +397,15 @@ def report_body(cases: list[Case], args: argparse.Namespace, pg_version: str, lo
     )
     if any(n < args.rows for n in baseline_sizes(args).values()):
         prefix += (
-            " (rows/s is per-row throughput, so a prefix keeps the ratio comparable; pandas' default path into "
-            "DuckDB inserts a few thousand rows/s, so the whole file would take over ten minutes)"
+            " (rows/s is per-row throughput, so a prefix keeps the ratio comparable; pandas' default path "
+            "into DuckDB inserts a few thousand rows/s, so the whole file would take over ten minutes)"
         )
     repeat = f" Median of {args.repeat} runs; peak RSS is the largest of them." if args.repeat > 1 else ""
     base = {c.engine: c.rows_per_s for c in cases if c.method == "read_csv + to_sql"}
     multi = {c.engine: c.rows_per_s / base[c.engine] for c in cases if "multi" in c.method}
     multi_note = (
-        "- `method='multi'` (one multi-row INSERT per chunk of 3,333 rows) is an extra reference only; its rows/s "
-        "relative to pandas' default: " + ", ".join(f"{e} {r:.2f}x" for e, r in multi.items()) + "."
+        "- `method='multi'` (one multi-row INSERT per chunk of 3,333 rows) is an extra reference only; its "
+        "rows/s relative to pandas' default: " + ", ".join(f"{e} {r:.2f}x" for e, r in multi.items()) + "."
         if multi
         else ""
     )
@@ -412,32 +420,47 @@ def report_body(cases: list[Case], args: argparse.Namespace, pg_version: str, lo
 
 ## How it was measured
 
-- Data: a seeded synthetic sales CSV (seed {args.seed}): `id` and `customer_id` (int), `event_time` (timestamp),
-  `category` and `city` (strings, some needing CSV quoting, some non-ASCII), `price` (float), `quantity` (int),
+- Data: a seeded synthetic sales CSV (seed {args.seed}): `id` and `customer_id` (int), \
+`event_time` (timestamp),
+  `category` and `city` (strings, some needing CSV quoting, some non-ASCII), `price` (float), \
+`quantity` (int),
   `discount` (float, 10% empty), `is_member` (bool).
-- `stackml ingest`: the real CLI, `stackml ingest FILE --table {TABLE} --if-exists replace --warehouse URL --json`,
-  in its own process, into a new DuckDB file or a dropped-first PostgreSQL table; every run's row count is checked.
-  **rows/s = rows / wall s of the whole process** (interpreter start-up, imports and connecting included); `load s`
+- `stackml ingest`: the real CLI, \
+`stackml ingest FILE --table {TABLE} --if-exists replace --warehouse URL --json`,
+  in its own process, into a new DuckDB file or a dropped-first PostgreSQL table; \
+every run's row count is checked.
+  **rows/s = rows / wall s of the whole process** (interpreter start-up, imports and connecting included); \
+`load s`
   is the time the CLI itself reports for the load.{repeat}
-- Baseline, the common reference on both engines: `pd.read_csv(path, nrows=N, parse_dates=["event_time"])` then
-  `df.to_sql(table, sqlalchemy_engine, index=False)` with pandas' other defaults (`method=None`, `chunksize=None`),
-  through SQLAlchemy with `duckdb_engine` (DuckDB) and `psycopg` 3 (PostgreSQL). **Its rows/s = rows / (read_csv +
-  to_sql) timed inside the worker**, start-up and imports excluded, which favours the baseline. It ran on {prefix}.
+- Baseline, the common reference on both engines: \
+`pd.read_csv(path, nrows=N, parse_dates=["event_time"])` then
+  `df.to_sql(table, sqlalchemy_engine, index=False)` with pandas' other defaults (`method=None`, \
+`chunksize=None`),
+  through SQLAlchemy with `duckdb_engine` (DuckDB) and `psycopg` 3 (PostgreSQL). \
+**Its rows/s = rows / (read_csv +
+  to_sql) timed inside the worker**, start-up and imports excluded, which favours the baseline. \
+It ran on {prefix}.
   `parse_dates` is there so both paths create a real timestamp column.
 - `vs baseline` is each row's rows/s over the default baseline's rows/s on the same engine.
 - Memory: peak RSS is `ru_maxrss` of the measured process (from `os.wait4`), client side only (the PostgreSQL
-  server's memory is not included). `stackml ingest` ran at {len(ours(cases, cases[0].engine))} file sizes. Peak RSS
-  first rises while reader buffers and allocator caches warm up, so the flatness target compares the two largest
-  files. DuckDB's buffer pool also keeps the blocks of the table it has just written (an evictable cache, bounded
-  only by DuckDB's `memory_limit`, by default 80% of RAM), which adds RSS in proportion to the table's compressed
+  server's memory is not included). `stackml ingest` ran at {len(ours(cases, cases[0].engine))} file sizes. \
+Peak RSS
+  first rises while reader buffers and allocator caches warm up, \
+so the flatness target compares the two largest
+  files. DuckDB's buffer pool also keeps the blocks of the table it has just written (an evictable cache, \
+bounded
+  only by DuckDB's `memory_limit`, by default 80% of RAM), \
+which adds RSS in proportion to the table's compressed
   size.
 {multi_note}
-- PostgreSQL {pg_version} ran on the same machine, so its COPY work competed with the client for the same cores.
-  Load average (1 min) before and after the run: {load}; on a shared machine other work competes for the cores too.
+- PostgreSQL {pg_version} ran on the same machine, \
+so its COPY work competed with the client for the same cores.
+  Load average (1 min) before and after the run: {load}; \
+on a shared machine other work competes for the cores too.
 """
 
 
-# -- main ------------------------------------------------------------------------------------------------------------
+# -- main ----------------------------------------------------------------------------------------------------
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command")
@@ -470,7 +493,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--multi-rows",
         type=int,
         default=50_000,
-        help="also run to_sql(method='multi') on this many rows, an extra reference beside the default (0: skip)",
+        help=(
+            "also run to_sql(method='multi') on this many rows, "
+            "an extra reference beside the default (0: skip)"
+        ),
     )
     parser.add_argument("--repeat", type=int, default=3, help="runs of each stackml case; the median is kept")
     parser.add_argument("--seed", type=int, default=0)
@@ -533,7 +559,8 @@ def main(argv: list[str] | None = None) -> None:
                 )
             )
             if multi_rows > 0:
-                # PostgreSQL caps a statement at 65,535 bound parameters; 3,333 rows x 9 columns stays well under.
+                # PostgreSQL caps a statement at 65,535 bound parameters;
+                # 3,333 rows x 9 columns stays well under.
                 print(f"[{engine}] pandas to_sql(method='multi'), {multi_rows:,} rows", flush=True)
                 cases.append(
                     run_baseline(

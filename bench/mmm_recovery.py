@@ -1,18 +1,20 @@
-"""Benchmark: the media-mix model against the ground truth of issue 4, and its speed against pymc-marketing's MMM.
+"""Benchmark: the media-mix model against the ground truth of issue 4,
+and its speed against pymc-marketing's MMM.
 
 Sections (each model fit runs in its own subprocess, so its wall time, compile cache and memory are its own):
 
 * ``example``: ``mmm_example.csv`` fitted with the default settings; adstock decays inside the 94% HDIs,
   contribution shares within 10% of the truth, no divergences, r_hat <= 1.01.
-* ``roas``: ``mmm_roas_data.csv`` (a hidden confounder drives x1): the uncalibrated ROAS bias, then one go-dark
-  experiment per channel (built as ``tests/integration/test_mmm_truth.py`` builds them) at 3% and at 10% standard
-  error; target: ROAS within 15% of the truth.
-* ``presets``: the simulator presets over several seeds: ROAS error and 94% interval coverage, without and with
-  the simulator's go-dark experiments.
-* ``speed``: our fit against pymc-marketing's multidimensional ``MMM`` (GeometricAdstock + LogisticSaturation, its
-  documented default sampler, and its nutpie option beside it) on the same data and draws, back to back; every
-  run starts with an empty PyTensor/numba cache (``cold``, what a first fit costs), then once more on the cache
-  it left (``warm``). Target: ours >= 2x faster wall time, compile included, at equal or better ROAS error.
+* ``roas``: ``mmm_roas_data.csv`` (a hidden confounder drives x1): the uncalibrated ROAS bias, then one
+  go-dark experiment per channel (built as ``tests/integration/test_mmm_truth.py`` builds them) at 3% and at
+  10% standard error; target: ROAS within 15% of the truth.
+* ``presets``: the simulator presets over several seeds: ROAS error and 94% interval coverage, without and
+  with the simulator's go-dark experiments.
+* ``speed``: our fit against pymc-marketing's multidimensional ``MMM`` (GeometricAdstock + LogisticSaturation,
+  its documented default sampler, and its nutpie option beside it) on the same data and draws, back to back;
+  every run starts with an empty PyTensor/numba cache (``cold``, what a first fit costs), then once more on
+  the cache it left (``warm``). Target: ours >= 2x faster wall time, compile included,
+  at equal or better ROAS error.
 
 Run from the repository root (pymc-marketing is needed only for ``speed``: ``pip install pymc-marketing``):
     .venv/bin/python bench/mmm_recovery.py                         # everything, writes bench/results/mmm.md
@@ -55,7 +57,7 @@ ROAS_VARIANTS = {  # name -> (experiment standard error as a share of the effect
 }
 
 
-# -- workers: one model fit each, run in a subprocess ---------------------------------------------------------
+# -- workers: one model fit each, run in a subprocess --------------------------------------------------------
 def _effect(spend, dgp: dict[str, float], l_max: int, scale: float):
     import numpy as np
 
@@ -80,7 +82,8 @@ def example_true_roas() -> dict[str, float]:
 
 def go_dark_tests(raw, sd_share: float, noise_seed: int | None):
     """One go-dark test per channel with the true effect, as in tests/integration/test_mmm_truth.py; with a
-    seed, the reported effect is drawn around the truth with the stated standard error (a real measurement)."""
+    seed, the reported effect is drawn around the truth with the stated standard error
+    (a real measurement)."""
     import numpy as np
     import pandas as pd
 
@@ -220,7 +223,8 @@ def work_speed_ours(job: dict[str, Any]) -> dict[str, Any]:
 
 
 def work_speed_pmm(job: dict[str, Any]) -> dict[str, Any]:
-    """pymc-marketing's multidimensional MMM as its docs set it up on this data (``t`` as the trend control)."""
+    """pymc-marketing's multidimensional MMM as its docs set it up on this data
+    (``t`` as the trend control)."""
     started = time.perf_counter()
     import numpy as np
     import pandas as pd
@@ -289,9 +293,10 @@ WORKERS = {
 }
 
 
-# -- the driver -----------------------------------------------------------------------------------------------
+# -- the driver ----------------------------------------------------------------------------------------------
 def run_job(job: dict[str, Any], cache: Path | None = None) -> dict[str, Any]:
-    """Run one worker in a fresh interpreter; ``cache`` points PyTensor's (and numba's) compile cache there."""
+    """Run one worker in a fresh interpreter; ``cache`` points PyTensor's
+    (and numba's) compile cache there."""
     env = os.environ | {"MLFLOW_DISABLE_TELEMETRY": "true", "PYTHONWARNINGS": "ignore"}
     if cache is not None:
         env |= {"PYTENSOR_FLAGS": f"compiledir={cache}", "NUMBA_CACHE_DIR": str(cache / "numba")}
@@ -360,8 +365,8 @@ def section_example(args) -> tuple[str, list[list[Any]]]:
         f"## mmm_example.csv: truth checks with the default settings\n\n"
         f"`MediaMixModel('date_week', ['x1', 'x2'], 'y', control_columns=['event_1', 'event_2'])`, "
         f"`fit(frame, random_state=20240)`: draws {d['draws']}, tune {d['tune']}, chains {d['chains']}, "
-        f"sampler {f['sampler']} (compile {f['compile_seconds']:.0f} s, sampling {f['sampling_seconds']:.0f} s; "
-        f"min bulk ESS {r['min_ess']:.0f}, R² {r['r2']:.3f}).\n\n"
+        f"sampler {f['sampler']} (compile {f['compile_seconds']:.0f} s, sampling "
+        f"{f['sampling_seconds']:.0f} s; min bulk ESS {r['min_ess']:.0f}, R² {r['r2']:.3f}).\n\n"
         + markdown_table(["check", "measured", "verdict"], rows)
     )
     return text, rows
@@ -404,11 +409,11 @@ def section_roas(args) -> tuple[str, list[list[Any]]]:
     text = (
         "## mmm_roas_data.csv: confounded ROAS, then calibrated with go-dark experiments\n\n"
         f"True ROAS: x1 {TRUE_ROAS['x1']}, x2 {TRUE_ROAS['x2']}. The model sees `date, x1, x2, y` only. One "
-        "8-week go-dark test per channel (x1 from 2022-07-09, x2 from 2023-04-15), its effect computed from the "
-        "file's data-generating process (checked against the file's effect columns), with the standard error "
-        "shown; the last row reports a measurement drawn around the truth with that error (seed 0: "
-        f"{measured}). Fits: draws {fit['draws']}, tune {fit['tune']}, chains {fit['chains']}, nutpie, seed 7. "
-        "Cells: ROAS mean [94% HDI], error vs truth.\n\n"
+        "8-week go-dark test per channel (x1 from 2022-07-09, x2 from 2023-04-15), its effect computed from "
+        "the file's data-generating process (checked against the file's effect columns), with the standard "
+        "error shown; the last row reports a measurement drawn around the truth with that error (seed 0: "
+        f"{measured}). Fits: draws {fit['draws']}, tune {fit['tune']}, chains {fit['chains']}, nutpie, "
+        "seed 7. Cells: ROAS mean [94% HDI], error vs truth.\n\n"
         + markdown_table(["fit", "x1", "x2", "divergences", "max r_hat", "within 15%"], rows)
     )
     loose = {c: (results["go-dark, SE 10%"]["roas"][c]["mean"] - t) / t for c, t in TRUE_ROAS.items()}
@@ -416,11 +421,11 @@ def section_roas(args) -> tuple[str, list[list[Any]]]:
     text += (
         f"\n\nReading: without experiments the confounder inflates x1's ROAS by {bias['x1']:+.0%} (x2 "
         f"{bias['x2']:+.0%}). The 15% target is met with experiments at 3% standard error, the precision "
-        "tests/integration/test_mmm_truth.py uses. At 10% standard error one 8-week test per channel does not "
-        f"outweigh 131 confounded weeks: x1 stays {loose['x1']:+.0%} off (x2 {loose['x2']:+.0%}), whether the "
-        "test reports the exact effect or a noisy measurement of it. The posterior is honest about the pull it "
-        "got (the SE 10% intervals are wider), but it is not within 15% there: calibrating a channel this "
-        "confounded needs precise experiments, or more of them."
+        "tests/integration/test_mmm_truth.py uses. At 10% standard error one 8-week test per channel does "
+        f"not outweigh 131 confounded weeks: x1 stays {loose['x1']:+.0%} off (x2 {loose['x2']:+.0%}), "
+        "whether the test reports the exact effect or a noisy measurement of it. The posterior is honest "
+        "about the pull it got (the SE 10% intervals are wider), but it is not within 15% there: calibrating "
+        "a channel this confounded needs precise experiments, or more of them."
     )
     return text, targets
 
@@ -460,9 +465,10 @@ def section_presets(args) -> tuple[str, list[list[Any]]]:
     text = (
         "## Simulator presets: ROAS error and 94% interval coverage\n\n"
         f"`simulate(preset, seed)` for seeds 0..{args.seeds - 1}; the model gets the channels, `promo` and "
-        f"`price_index`; fits: draws {fit['draws']}, tune {fit['tune']}, chains {fit['chains']}, nutpie. Error is "
-        "|ROAS mean - true ROAS| / true ROAS per channel; coverage is the share of channels whose true ROAS lies "
-        "inside the 94% HDI. The issue sets no numeric target here; these are reported, not gated.\n\n"
+        f"`price_index`; fits: draws {fit['draws']}, tune {fit['tune']}, chains {fit['chains']}, nutpie. "
+        "Error is |ROAS mean - true ROAS| / true ROAS per channel; coverage is the share of channels whose "
+        "true ROAS lies inside the 94% HDI. The issue sets no numeric target here; these are reported, not "
+        "gated.\n\n"
         + markdown_table(
             [
                 "preset",
@@ -480,10 +486,11 @@ def section_presets(args) -> tuple[str, list[list[Any]]]:
             rows,
         )
         + "\n\nReading: a 94% coverage near 100% next to a large error means wide intervals, not good "
-        "estimates: without experiments the channels (especially correlated ones) are weakly identified and the "
-        "posterior says so. The simulator's go-dark tests (SE 10%, where the simulated data has no confounder) "
-        "bring the error down and coverage close to the nominal 94%. Divergences, where any, come from the "
-        "uncalibrated fits at the default target_accept 0.9; the model's diagnostics gate would refuse those."
+        "estimates: without experiments the channels (especially correlated ones) are weakly identified and "
+        "the posterior says so. The simulator's go-dark tests (SE 10%, where the simulated data has no "
+        "confounder) bring the error down and coverage close to the nominal 94%. Divergences, where any, "
+        "come from the uncalibrated fits at the default target_accept 0.9; the model's diagnostics gate "
+        "would refuse those."
     )
     return text, []
 
@@ -567,36 +574,39 @@ def section_speed(args) -> tuple[str, list[list[Any]]]:
     compiled = {key: statistics.median(r["compile"] for r in rs) for key, rs in runs.items()}
     notes = (
         "\n\nReading: the ROAS errors are equal within sampling noise (same model family, same data; neither "
-        "model is better at recovering the truth here). The speed comes from two places: sampling with nutpie "
-        f"({sampling[(ours_name, 'cold')]:.1f} s for us, {sampling[(runners[2][0], 'cold')]:.1f} s for "
-        f"pymc-marketing on nutpie, {sampling[(base_name, 'cold')]:.1f} s with PyMC's default NUTS) and a "
-        f"cheaper compile ({compiled[(ours_name, 'cold')]:.1f} s vs "
-        f"{compiled[(runners[2][0], 'cold')]:.1f} s for the same nutpie compile step on pymc-marketing's model). "
-        "PyMC's C compile is cached on disk, which is why pymc-marketing's warm default is much faster than its "
-        "cold one; nutpie's numba compile is not reused between processes here, so our warm and cold runs cost "
-        f"about the same. pymc-marketing {_version('pymc-marketing')} was installed into the project's virtual "
-        "environment for this run: it only added packages (pymc-extras, preliz, arviz-stats, better-optimize, "
-        "pytensor-distributions, pyprojroot, seaborn) and left PyMC, PyTensor, nutpie, numba, NumPy and ArviZ "
-        "at the versions listed under Machine, so both models ran on the same stack."
+        "model is better at recovering the truth here). The speed comes from two places: sampling with "
+        f"nutpie ({sampling[(ours_name, 'cold')]:.1f} s for us, {sampling[(runners[2][0], 'cold')]:.1f} s "
+        f"for pymc-marketing on nutpie, {sampling[(base_name, 'cold')]:.1f} s with PyMC's default NUTS) and "
+        f"a cheaper compile ({compiled[(ours_name, 'cold')]:.1f} s vs "
+        f"{compiled[(runners[2][0], 'cold')]:.1f} s for the same nutpie compile step on pymc-marketing's "
+        "model). PyMC's C compile is cached on disk, which is why pymc-marketing's warm default is much "
+        "faster than its cold one; nutpie's numba compile is not reused between processes here, so our warm "
+        f"and cold runs cost about the same. pymc-marketing {_version('pymc-marketing')} was installed into "
+        "the project's virtual environment for this run: it only added packages (pymc-extras, preliz, "
+        "arviz-stats, better-optimize, pytensor-distributions, pyprojroot, seaborn) and left PyMC, PyTensor, "
+        "nutpie, numba, NumPy and ArviZ at the versions listed under Machine, so both models ran on the same "
+        "stack."
     )
     text = (
         "## Speed: stackml vs pymc-marketing on mmm_example.csv\n\n"
         f"Same data, same draws: draws {fit['draws']}, tune {fit['tune']}, chains {fit['chains']}, seed 1, "
-        f"{args.repeats} repeat(s) of each, run back to back in one invocation (medians shown). Each fit runs in "
-        "its own process. `cold`: a fresh, empty PyTensor compile directory (and numba cache), so compilation is "
-        "paid in full as on a first fit; `warm`: the same fit again on the cache the cold run left. Our model: "
-        "`MediaMixModel('date_week', ['x1','x2'], 'y', control_columns=['event_1','event_2'])` (geometric "
-        "adstock l_max 8, logistic saturation, trend, yearly order 2, nutpie). Theirs: "
-        "`pymc_marketing.mmm.multidimensional.MMM(date_column='date_week', channel_columns=['x1','x2'], "
-        "control_columns=['event_1','event_2','t'], adstock=GeometricAdstock(l_max=8), "
-        "saturation=LogisticSaturation(), yearly_seasonality=2)` with its default priors, `fit(X, y)` with its "
-        "default sampler (PyMC NUTS) and, beside it, `nuts_sampler='nutpie'`.\n\n"
-        "wall s is `fit()` from building the model to the returned posterior (interpreter start-up and imports "
-        "excluded for both). compile s: ours, nutpie's `compile_pymc_model`; theirs, PyMC's `init_nuts` (which "
-        "compiles the log-density and gradient) or nutpie's `compile_pymc_model`. sampling s: the sampler's own "
-        "clock. other s = wall - compile - sampling (graph building, deterministics, bookkeeping). ROAS is "
-        f"contribution / spend over the data; true ROAS x1 {truth['x1']:,.1f}, x2 {truth['x2']:,.1f} (recomputed "
-        "from the data-generating process in SOURCE.md); error is the mean over the two channels.\n\n"
+        f"{args.repeats} repeat(s) of each, run back to back in one invocation (medians shown). Each fit "
+        "runs in its own process. `cold`: a fresh, empty PyTensor compile directory (and numba cache), so "
+        "compilation is paid in full as on a first fit; `warm`: the same fit again on the cache the cold run "
+        "left. Our model: `MediaMixModel('date_week', ['x1','x2'], 'y', "
+        "control_columns=['event_1','event_2'])` (geometric adstock l_max 8, logistic saturation, trend, "
+        "yearly order 2, nutpie). Theirs: `pymc_marketing.mmm.multidimensional.MMM(date_column='date_week', "
+        "channel_columns=['x1','x2'], control_columns=['event_1','event_2','t'], "
+        "adstock=GeometricAdstock(l_max=8), saturation=LogisticSaturation(), yearly_seasonality=2)` with its "
+        "default priors, `fit(X, y)` with its default sampler (PyMC NUTS) and, beside it, "
+        "`nuts_sampler='nutpie'`.\n\n"
+        "wall s is `fit()` from building the model to the returned posterior (interpreter start-up and "
+        "imports excluded for both). compile s: ours, nutpie's `compile_pymc_model`; theirs, PyMC's "
+        "`init_nuts` (which compiles the log-density and gradient) or nutpie's `compile_pymc_model`. "
+        "sampling s: the sampler's own clock. other s = wall - compile - sampling (graph building, "
+        "deterministics, bookkeeping). ROAS is contribution / spend over the data; true ROAS x1 "
+        f"{truth['x1']:,.1f}, x2 {truth['x2']:,.1f} (recomputed from the data-generating process in "
+        "SOURCE.md); error is the mean over the two channels.\n\n"
         + markdown_table(
             [
                 "model",
@@ -667,11 +677,11 @@ def main() -> None:
     print(summary)
     body = (
         "## Targets\n\n" + summary + "\n\n" + "\n\n".join(bodies) + "\n\n## Conditions\n\n"
-        f"Total run time {time.perf_counter() - started:,.0f} s. The machine was shared with other work: load "
-        f"average (1/5/15 min) {load_start[0]:.1f}/{load_start[1]:.1f}/{load_start[2]:.1f} at the start and "
-        f"{load_end[0]:.1f}/{load_end[1]:.1f}/{load_end[2]:.1f} at the end; each speed run's 1-minute load at its "
-        "start is in its row. Timings on a loaded machine are noisy; ratios of back-to-back runs are the "
-        "meaningful numbers.\n"
+        f"Total run time {time.perf_counter() - started:,.0f} s. The machine was shared with other work: "
+        f"load average (1/5/15 min) {load_start[0]:.1f}/{load_start[1]:.1f}/{load_start[2]:.1f} at the start "
+        f"and {load_end[0]:.1f}/{load_end[1]:.1f}/{load_end[2]:.1f} at the end; each speed run's 1-minute "
+        "load at its start is in its row. Timings on a loaded machine are noisy; ratios of back-to-back runs "
+        "are the meaningful numbers.\n"
     )
     if not args.no_write:
         command = [".venv/bin/python", "bench/mmm_recovery.py", *sys.argv[1:]]

@@ -1,7 +1,7 @@
 """Shared fixtures: an isolated stackml home per test and a throwaway PostgreSQL database per session.
 
-Service-backed tests skip with a reason when the service is missing, unless the matching STACKML_REQUIRE_* variable
-is set (CI sets them), in which case a missing service fails the run instead of hiding it.
+Service-backed tests skip with a reason when the service is missing, unless the matching STACKML_REQUIRE_*
+variable is set (CI sets them), in which case a missing service fails the run instead of hiding it.
 """
 
 from __future__ import annotations

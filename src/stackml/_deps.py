@@ -23,12 +23,13 @@ _EXTRA_FOR = {
 
 
 def _restore_typing_patch() -> None:
-    """Undo Metaflow's vendored typing_extensions patch of ``typing._collect_parameters`` when it shadows the real one.
+    """Undo Metaflow's vendored typing_extensions patch of ``typing._collect_parameters`` when it shadows the
+    real one.
 
-    Both the real typing_extensions and Metaflow's vendored copy patch that function on Python 3.11, each checking
-    type-parameter defaults against its own ``NoDefault`` sentinel. When the vendored copy loads second (it does
-    inside Metaflow tasks), classes built with the real package's TypeVars, such as torch's, fail to define with
-    "Type parameter ... without a default follows type parameter with a default".
+    Both the real typing_extensions and Metaflow's vendored copy patch that function on Python 3.11, each
+    checking type-parameter defaults against its own ``NoDefault`` sentinel. When the vendored copy loads
+    second (it does inside Metaflow tasks), classes built with the real package's TypeVars, such as torch's,
+    fail to define with "Type parameter ... without a default follows type parameter with a default".
     """
     import sys
     import typing
@@ -45,11 +46,12 @@ def _restore_typing_patch() -> None:
 
 
 def guard_typing_against_metaflow() -> None:
-    """Load Metaflow's vendored typing_extensions now and undo its patch, so nothing imported later trips on it.
+    """Load Metaflow's vendored typing_extensions now and undo its patch, so nothing imported later trips on
+    it.
 
-    Call this at the top of a flow file and wherever Metaflow is loaded in a process that may later unpickle or
-    import torch (a Metaflow task, a process that reads a run's artifacts back). Once the vendored module is
-    cached, Metaflow importing it again does not re-patch.
+    Call this at the top of a flow file and wherever Metaflow is loaded in a process that may later unpickle
+    or import torch (a Metaflow task, a process that reads a run's artifacts back). Once the vendored module
+    is cached, Metaflow importing it again does not re-patch.
     """
     try:
         import typing_extensions  # noqa: F401 - the real package must be loaded before the vendored copy

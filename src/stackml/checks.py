@@ -1,7 +1,7 @@
 """Small value checks shared by every layer: one "is a number, not a bool", one "missing columns" message.
 
-Each check returns a problem (a short sentence naming the parameter, what was expected and what was received) or
-``None``, so callers collect every problem and raise once with :func:`stackml.errors.raise_if_problems`.
+Each check returns a problem (a short sentence naming the parameter, what was expected and what was received)
+or ``None``, so callers collect every problem and raise once with :func:`stackml.errors.raise_if_problems`.
 
 Example:
     >>> from stackml.checks import int_problem, is_number
@@ -38,7 +38,8 @@ def is_int(value: Any) -> bool:
 
 
 def int_problem(name: str, value: Any, *, low: int | None = None, extra: str = "") -> str | None:
-    """``None`` when ``value`` is an int ``>= low``; else the sentence that says so. ``extra`` explains the value."""
+    """``None`` when ``value`` is an int ``>= low``; else the sentence that says so. ``extra`` explains the
+    value."""
     if is_int(value) and (low is None or value >= low):
         return None
     bound = f" >= {low}" if low is not None else ""

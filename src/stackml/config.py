@@ -132,7 +132,8 @@ class Settings(BaseSettings):
 
 
 def get_settings(**overrides: Any) -> Settings:
-    """Build :class:`Settings`, turning validation failures into a :class:`ConfigError` that names the field."""
+    """Build :class:`Settings`, turning validation failures into a :class:`ConfigError` that names the
+    field."""
     overrides = {k: v for k, v in overrides.items() if v is not None}
     try:
         return Settings(**overrides)

@@ -59,11 +59,16 @@ def test_help_is_fast_and_lists_commands() -> None:
         assert command in proc.stdout
     assert elapsed < 3.0  # about 0.2 s here; generous for a loaded CI machine
     # The start-up path must not import the heavy libraries.
+    probe_code = (
+        "import sys, stackml.cli; "
+        "print(sorted(m for m in ('pandas','duckdb','mlflow','metaflow','plotly','psycopg') "
+        "if m in sys.modules))"
+    )
     probe = subprocess.run(
         [
             sys.executable,
             "-c",
-            "import sys, stackml.cli; print(sorted(m for m in ('pandas','duckdb','mlflow','metaflow','plotly','psycopg') if m in sys.modules))",
+            probe_code,
         ],
         capture_output=True,
         text=True,

@@ -1,5 +1,5 @@
-"""MMMFlow end to end through the CLI: touchpoints in the warehouse -> SQL -> fit -> gates -> registry -> plan ->
-report, then ``stackml mmm optimize`` on the registered model; bad input exits 2 before any flow starts."""
+"""MMMFlow end to end through the CLI: touchpoints in the warehouse -> SQL -> fit -> gates -> registry -> plan
+-> report, then ``stackml mmm optimize`` on the registered model; bad input exits 2 before any flow starts."""
 
 from __future__ import annotations
 
@@ -131,7 +131,8 @@ def test_fit_registers_promotes_plans_and_reports(fitted: dict, home: Path) -> N
 
 
 def test_the_budget_plan_reaches_the_registered_run(fitted: dict, home: Path) -> None:
-    """The flow plans before it publishes, so the plan's metrics are on the run behind the registered version."""
+    """The flow plans before it publishes, so the plan's metrics are on the run behind the registered
+    version."""
     from stackml import tracking
     from stackml.config import get_settings
 

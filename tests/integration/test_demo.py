@@ -1,4 +1,5 @@
-"""The demo on embedded defaults: the sample lands in the warehouse, every pipeline runs, the index is written."""
+"""The demo on embedded defaults: the sample lands in the warehouse, every pipeline runs,
+the index is written."""
 
 from __future__ import annotations
 

@@ -1,11 +1,11 @@
 """Golden test: the official M4 Hourly benchmark scores, reproduced end to end.
 
-Loads the full M4 Hourly train/test files (414 series, h = 48, m = 24), forecasts with our Naive, SeasonalNaive
-and Naive2, stores the forecasts in a warehouse and scores them in SQL. The numbers must equal the official
-table (``M4-Evaluation-and-Ranks.xlsx``) to three decimals.
+Loads the full M4 Hourly train/test files (414 series, h = 48, m = 24), forecasts with our Naive,
+SeasonalNaive and Naive2, stores the forecasts in a warehouse and scores them in SQL. The numbers must equal
+the official table (``M4-Evaluation-and-Ranks.xlsx``) to three decimals.
 
-The data live outside the repository: ``$STACKML_M4_DIR`` or ``<repo>/../shared/data/m4`` (see SOURCE.md there).
-Without them the test is skipped, except on CI (``CI`` set), where missing data is a failure.
+The data live outside the repository: ``$STACKML_M4_DIR`` or ``<repo>/../shared/data/m4`` (see SOURCE.md
+there). Without them the test is skipped, except on CI (``CI`` set), where missing data is a failure.
 """
 
 from __future__ import annotations
@@ -50,7 +50,8 @@ def _require_data(*files: str) -> None:
 
 @pytest.fixture(scope="module")
 def hourly_backtest() -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The test period as a one-window backtest frame with the three benchmarks' forecasts, and the train frame."""
+    """The test period as a one-window backtest frame with the three benchmarks' forecasts,
+    and the train frame."""
     _require_data("Hourly-train.csv", "Hourly-test.csv")
     train, test = load_m4_wide(M4_DIR / "Hourly-train.csv", M4_DIR / "Hourly-test.csv", frequency="Hourly")
     lengths = train.groupby("unique_id", sort=False).size()

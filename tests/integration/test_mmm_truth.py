@@ -1,5 +1,6 @@
-"""Ground truth of issue 4: parameter recovery on pymc-marketing's example data, and lift-test calibration under a
-hidden confounder. Each data set is fitted once per module (nutpie compiles each model once, 20-70 s on 2 cores).
+"""Ground truth of issue 4: parameter recovery on pymc-marketing's example data, and lift-test calibration
+under a hidden confounder. Each data set is fitted once per module (nutpie compiles each model once,
+20-70 s on 2 cores).
 
 The data files and their truth are described in ``../shared/data/mmm/SOURCE.md``. The models see only dates,
 spend, controls and the target; truth columns are used only to build the experiments and to score the fits.
@@ -33,7 +34,8 @@ if not EXAMPLE.exists() or not ROAS_DATA.exists():
 TRUE_ALPHA = {"x1": 0.4, "x2": 0.2}
 TRUE_SHARE = {"x1": 0.2905, "x2": 0.0697}
 TRUE_ROAS = {"x1": 93.39, "x2": 171.41}
-# mmm_roas_data.csv: geometric adstock (l_max 4, normalised), logistic saturation, effect coefficient, y scale 100
+# mmm_roas_data.csv: geometric adstock (l_max 4, normalised), logistic saturation, effect coefficient,
+# y scale 100
 ROAS_DGP = {"x1": {"alpha": 0.3, "lam": 1.0, "coef": 2.0}, "x2": {"alpha": 0.5, "lam": 2.5, "coef": 1.5}}
 GO_DARK = {"x1": ("2022-07-09", 8), "x2": ("2023-04-15", 8)}  # first week and length of each experiment
 LIFT_SD = 0.03  # the experiments' standard error, as a share of the effect they measure
@@ -126,8 +128,8 @@ def test_confounder_biases_uncalibrated_roas_and_lift_tests_fix_it(roas_models) 
     calibrated = outputs.roas(roas_models["calibrated"])["mean"]
     for channel, truth in TRUE_ROAS.items():
         print(
-            f"{channel}: ROAS uncalibrated {uncalibrated[channel]:.1f}, calibrated {calibrated[channel]:.1f}, "
-            f"truth {truth}"
+            f"{channel}: ROAS uncalibrated {uncalibrated[channel]:.1f}, calibrated "
+            f"{calibrated[channel]:.1f}, truth {truth}"
         )
     # the hidden confounder drives x1's spend and the target, so the uncalibrated model over-credits x1
     assert uncalibrated["x1"] > 1.5 * TRUE_ROAS["x1"]

@@ -218,7 +218,10 @@ def test_duckdb_file_locked_by_another_process(tmp_path: Path) -> None:
 def test_translated_sql_keeps_bound_parameters(warehouse_url: str) -> None:
     with connect(warehouse_url) as wh:
         wh.ingest(pd.DataFrame({"d": pd.to_datetime(["2024-03-05", "2024-04-20"]), "s": ["a%b", "c"]}), "t")
-        sql = "SELECT date_trunc('month', d) AS m, s FROM t WHERE s LIKE '%\\%%' ESCAPE '\\' OR s = ? ORDER BY d"
+        sql = (
+            "SELECT date_trunc('month', d) AS m, s FROM t "
+            "WHERE s LIKE '%\\%%' ESCAPE '\\' OR s = ? ORDER BY d"
+        )
         assert wh.query(sql, ["c"], dialect="duckdb")["s"].tolist() == ["a%b", "c"]
         named = "SELECT count(*) AS n FROM t WHERE s = :x OR strftime(d, '%Y') = :year"
         assert int(wh.query(named, {"x": "zz", "year": "2024"}, dialect="duckdb")["n"].iloc[0]) == 2

@@ -5,7 +5,8 @@ import pytest
 
 
 def test_torch_imports_after_metaflows_vendored_typing_extensions() -> None:
-    """Inside a Metaflow task the vendored typing_extensions loads after the real one; torch must still import."""
+    """Inside a Metaflow task the vendored typing_extensions loads after the real one;
+    torch must still import."""
     pytest.importorskip("metaflow")
     pytest.importorskip("torch")
     code = (

@@ -1,4 +1,5 @@
-"""The pipeline skeleton: the configuration base, the source, and publish with a small real result and pyfunc."""
+"""The pipeline skeleton: the configuration base, the source,
+and publish with a small real result and pyfunc."""
 
 from __future__ import annotations
 
@@ -45,7 +46,7 @@ class ToyConfig(PipelineConfig):
         return self
 
 
-# -- the configuration base -------------------------------------------------------------------------------------
+# -- the configuration base ----------------------------------------------------------------------------------
 def test_every_field_problem_is_reported_at_once_in_one_format() -> None:
     with pytest.raises(InputError) as caught:
         ToyConfig(columns=(), draws=0, share=0.9, colour="red")
@@ -109,7 +110,7 @@ def test_pickles_are_the_same_bytes_under_any_hash_seed() -> None:
     assert len(digests) == 1 and len(next(iter(digests)).strip()) == 40
 
 
-# -- the source -------------------------------------------------------------------------------------------------
+# -- the source ----------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def frame() -> pd.DataFrame:
     return pd.DataFrame(
@@ -167,7 +168,7 @@ def test_tables_are_read_from_the_warehouse_given(frame: pd.DataFrame) -> None:
         source.read()
 
 
-# -- publish ----------------------------------------------------------------------------------------------------
+# -- publish -------------------------------------------------------------------------------------------------
 def _constant_model(value: float) -> Any:
     import mlflow.pyfunc
 

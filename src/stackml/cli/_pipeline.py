@@ -1,4 +1,5 @@
-"""What every pipeline command shares: the source, warehouse, registry and output options, and running its flow.
+"""What every pipeline command shares: the source, warehouse, registry and output options, and running its
+flow.
 
 A pipeline command declares its own options with defaults read from its configuration class (:func:`default`),
 builds the configuration (which checks every value at once), checks the source, and hands all of it to
@@ -66,7 +67,8 @@ def default(config_class: type[PipelineConfig], field: str) -> Any:
 
 
 def open_source(data: Path | None, table: str | None, warehouse: str | None) -> Source:
-    """The checked source: exactly one of the two, an existing file, or a table that exists in the warehouse."""
+    """The checked source: exactly one of the two, an existing file, or a table that exists in the
+    warehouse."""
     from stackml.pipelines import Source
     from stackml.warehouse import connect
 

@@ -18,7 +18,8 @@ from stackml.errors import StackmlError
 
 app = typer.Typer(
     name="stackml",
-    help="stackml: from a warehouse table to a tracked, registered, served and monitored model, with a report.",
+    help="stackml: from a warehouse table to a tracked, registered, served and monitored model, "
+    "with a report.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
@@ -48,7 +49,7 @@ def _root(
         os.environ["STACKML_DEBUG"] = "1"
 
 
-# -- warehouse --------------------------------------------------------------------------------------------------
+# -- warehouse -----------------------------------------------------------------------------------------------
 @app.command()
 def ingest(
     path: Annotated[Path, typer.Argument(help="A .csv, .csv.gz or .parquet file.")],
@@ -152,7 +153,7 @@ def schema(
         print_frame(pd.DataFrame(list(columns.items()), columns=["column", "type"]), title=table)
 
 
-# -- tracking ---------------------------------------------------------------------------------------------------
+# -- tracking ------------------------------------------------------------------------------------------------
 @app.command()
 def runs(
     limit: Annotated[int, typer.Option("--limit", "-n", help="How many recent runs to show.")] = 20,
@@ -177,13 +178,13 @@ def models(as_json: JsonOption = False) -> None:
     print_json(frame_to_records(df)) if as_json else print_frame(df, title="Registered models")
 
 
-# -- serving ----------------------------------------------------------------------------------------------------
+# -- serving -------------------------------------------------------------------------------------------------
 from stackml.cli.serve import serve  # noqa: E402  (imports only typer; FastAPI, uvicorn and MLflow load inside)
 
 app.command()(serve)
 
 
-# -- pipelines --------------------------------------------------------------------------------------------------
+# -- pipelines -----------------------------------------------------------------------------------------------
 from stackml.cli.forecast import forecast_app  # noqa: E402  (imports only typer)
 from stackml.cli.mmm import mmm_app  # noqa: E402  (imports only typer)
 
@@ -191,7 +192,7 @@ app.add_typer(forecast_app, name="forecast")
 app.add_typer(mmm_app, name="mmm")
 
 
-# -- demo -------------------------------------------------------------------------------------------------------
+# -- demo ----------------------------------------------------------------------------------------------------
 @app.command()
 def demo(
     home: Annotated[
@@ -208,7 +209,7 @@ def demo(
     typer.echo(f"Report index: {result.index_path}")
 
 
-# -- plumbing ---------------------------------------------------------------------------------------------------
+# -- plumbing ------------------------------------------------------------------------------------------------
 def _console():  # noqa: ANN202 - a rich Console, imported lazily
     from stackml.cli.output import console
 

@@ -1,7 +1,8 @@
 """``stackml mmm fit`` and ``stackml mmm optimize``: the media-mix pipeline (MMMFlow) and budget planning.
 
-Exit codes as everywhere: 2 for bad input, checked before the flow starts where possible, and also when the fitted
-model fails a diagnostics gate (it is then not registered; the summary and the report say which gate and what to try).
+Exit codes as everywhere: 2 for bad input, checked before the flow starts where possible, and also when the
+fitted model fails a diagnostics gate (it is then not registered; the summary and the report say which gate
+and what to try).
 """
 
 from __future__ import annotations
@@ -67,7 +68,8 @@ def fit(
         Optional[Path],
         typer.Option(
             "--lift-tests",
-            help="Lift-test CSV: channel,start_date,end_date,spend_change,incremental_target,incremental_target_sd.",
+            help="Lift-test CSV: channel,start_date,end_date,spend_change,incremental_target,"
+            "incremental_target_sd.",
         ),
     ] = None,
     adstock: Annotated[
@@ -162,9 +164,10 @@ def fit(
     if not as_json:
         from stackml.cli.output import console
 
+        slice_check = ", and again for the time-slice check" if holdout else ""
         console(stderr=True).print(
             f"[dim]Step 'fit' compiles the model with numba first (20-70 s on a small machine), then samples "
-            f"{chains} chains x {tune}+{draws} draws{', and again for the time-slice check' if holdout else ''}.[/dim]"
+            f"{chains} chains x {tune}+{draws} draws{slice_check}.[/dim]"
         )
     result = run_pipeline(
         "mmm",
@@ -278,7 +281,8 @@ def optimize(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
 ) -> None:
-    """Split a budget over channels with a registered media-mix model: allocation, expected uplift, binding bounds."""
+    """Split a budget over channels with a registered media-mix model: allocation, expected uplift, binding
+    bounds."""
     from stackml.errors import InputError
     from stackml.mmm.config import parse_bounds
     from stackml.mmm.optimize import optimize_budget
@@ -314,7 +318,8 @@ def _load_mmm(name: str, alias: str) -> tuple[Any, int]:
     except Exception as exc:
         raise RegistryError(
             f"No registered model '{name}' with the alias '{alias}'.",
-            hint="Run `stackml models` to list registered models and their aliases; fit one with `stackml mmm fit`.",
+            hint="Run `stackml models` to list registered models and their aliases; "
+            "fit one with `stackml mmm fit`.",
         ) from exc
     loaded = tracking.load_model(f"models:/{name}/{version.version}")
     python_model = loaded.unwrap_python_model()

@@ -1,7 +1,7 @@
 """``stackml demo``: every pipeline on bundled or simulated data, with embedded defaults and no configuration.
 
-Each pipeline contributes one step (a plain function taking a :class:`DemoContext`); the steps run in order and
-each may write a report. The demo ends by rebuilding the report index.
+Each pipeline contributes one step (a plain function taking a :class:`DemoContext`); the steps run in order
+and each may write a report. The demo ends by rebuilding the report index.
 """
 
 from __future__ import annotations
@@ -43,8 +43,8 @@ class DemoContext:
             self.console.print(text)
 
     def run_pipeline(self, pipeline: str, config: PipelineConfig, table: str, model_name: str) -> Any:
-        """Run a pipeline's flow on a warehouse table; returns the data of its ``end`` step, whose report joins
-        the demo's reports."""
+        """Run a pipeline's flow on a warehouse table; returns the data of its ``end`` step, whose report
+        joins the demo's reports."""
         from stackml.flows import run_pipeline_flow
         from stackml.pipelines import Source
 

@@ -1,8 +1,9 @@
-"""The media-mix step of ``stackml demo``: simulated touchpoints -> warehouse -> SQL -> MMMFlow -> registry -> report.
+"""The media-mix step of ``stackml demo``: simulated touchpoints -> warehouse -> SQL -> MMMFlow -> registry ->
+report.
 
-The simulator knows the truth, so the step ends by printing each channel's estimated ROAS next to the true one. The
-sampler runs short (two chains of 500 draws, about a minute with the compile) and the convergence gates are relaxed
-to match; the CLI's defaults are the ones to use for decisions.
+The simulator knows the truth, so the step ends by printing each channel's estimated ROAS next to the true
+one. The sampler runs short (two chains of 500 draws, about a minute with the compile) and the convergence
+gates are relaxed to match; the CLI's defaults are the ones to use for decisions.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ DEMO_SAMPLER = {
 
 
 def mmm_step(ctx: DemoContext) -> None:
-    """Simulate two years of touchpoints for three channels, load them, and run MMMFlow on them with lift tests."""
+    """Simulate two years of touchpoints for three channels, load them, and run MMMFlow on them with lift
+    tests."""
     from stackml.mmm import simulate
     from stackml.mmm.config import MMMConfig
 
@@ -42,8 +44,8 @@ def mmm_step(ctx: DemoContext) -> None:
         warehouse.ingest(sim.controls_frame, CONTROLS_TABLE, if_exists="replace")
     ctx.say(
         f"Simulated {loaded.rows:,} daily touchpoints ({', '.join(sim.channels)} and organic) into "
-        f"[bold]{TOUCHPOINTS_TABLE}[/bold], with {len(sim.lift_tests)} go-dark lift tests; fitting a Bayesian MMM "
-        "(the first fit compiles the model: up to a minute)"
+        f"[bold]{TOUCHPOINTS_TABLE}[/bold], with {len(sim.lift_tests)} go-dark lift tests; "
+        "fitting a Bayesian MMM (the first fit compiles the model: up to a minute)"
     )
     config = MMMConfig(
         channels=sim.channels,

@@ -25,7 +25,8 @@ def sample_report(warehouse: Warehouse, table: str) -> Report:
     )
     weekly = warehouse.query(
         f"SELECT unique_id, date_trunc('week', ds) AS week, sum(y) AS sales FROM {source} "
-        "GROUP BY 1, 2 HAVING count(*) = 7 ORDER BY 1, 2",  # complete weeks only: a partial week looks like a drop
+        # complete weeks only: a partial week looks like a drop
+        "GROUP BY 1, 2 HAVING count(*) = 7 ORDER BY 1, 2",
         dialect="duckdb",
     )
     figure = go.Figure()
@@ -33,10 +34,11 @@ def sample_report(warehouse: Warehouse, table: str) -> Report:
         figure.add_trace(go.Scatter(x=rows["week"], y=rows["sales"], mode="lines", name=str(store)))
     figure.update_layout(xaxis_title="week", yaxis_title="sales", legend_title="store", height=420)
 
+    observations = int(summary["days"].sum())
     report = Report(
         title="Sample data: daily store sales",
         narrative=(
-            f"The demo loaded {int(summary['days'].sum()):,} daily observations of {len(summary)} stores into the "
+            f"The demo loaded {observations:,} daily observations of {len(summary)} stores into the "
             f"warehouse table '{table}'. Sales follow a weekly rhythm and a yearly swing; the forecasting "
             "pipeline uses this table as its input."
         ),

@@ -6,8 +6,8 @@
 4. publish: track the run in MLflow, register the chosen forecaster, promote it to champion only if it wins.
 5. end: write the report.
 
-Steps 1-3 are the functions :func:`stackml.forecasting.pipeline.run_pipeline` calls in the same order; this file
-only wires them.
+Steps 1-3 are the functions :func:`stackml.forecasting.pipeline.run_pipeline` calls in the same order; this
+file only wires them.
 """
 
 from metaflow import FlowSpec, Parameter, current, step
@@ -51,7 +51,8 @@ class ForecastFlow(FlowSpec):
 
     @step
     def choose(self, inputs):
-        """Score the backtests in the warehouse, add ensembles, choose, attach intervals, score the holdout."""
+        """Score the backtests in the warehouse, add ensembles, choose, attach intervals, score the
+        holdout."""
         from stackml.forecasting.pipeline import summarise
         from stackml.warehouse import connect
 

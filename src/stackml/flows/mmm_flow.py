@@ -1,10 +1,12 @@
-"""MMMFlow: from raw touchpoints (or a model frame) to a checked, registered media-mix model, a budget plan and a report.
+"""MMMFlow: from raw touchpoints (or a model frame) to a checked, registered media-mix model, a budget plan
+and a report.
 
 1. start: read the data (raw touchpoints are aggregated in the warehouse with SQL) and validate it.
 2. fit: sample the posterior with nutpie, then the time-slice check (refit without the last periods).
 3. diagnose: apply the gates (divergences, r_hat, ESS, fit, held-out error); compute ROAS, shares and curves.
 4. optimize: plan the budget over the horizon (only for a model that passed).
-5. publish: track the run; register the model and promote it only if it passed every gate and beats the champion.
+5. publish: track the run; register the model and promote it only if it passed every gate and beats the
+   champion.
 6. end: write the report, which says which gate failed and what to try when one did.
 
 Steps 1-4 are the functions :func:`stackml.mmm.pipeline.run_pipeline` calls in the same order; this file only

@@ -27,7 +27,8 @@ def run_pipeline_flow(
     show_progress: bool = True,
     console: Any = None,
 ) -> FlowResult:
-    """Run ``<pipeline>_flow.py`` with ``config`` as its ``config`` Parameter and the source's ``data``/``table``.
+    """Run ``<pipeline>_flow.py`` with ``config`` as its ``config`` Parameter and the source's
+    ``data``/``table``.
 
     Args:
         pipeline: the flow's name, e.g. ``"mmm"`` (see :func:`stackml.flows.available_flows`).

@@ -35,10 +35,11 @@ class ForecastConfig(PipelineConfig):
         season_length: main seasonal period (``m``; 1 for none).
         freq: pandas frequency of timestamp ``ds`` (inferred when ``None``); ``None`` for integer steps.
         models: candidate model names (see :func:`stackml.forecasting.available_models`).
-        n_windows: backtest windows of ``horizon`` values at the end of each series; ``None`` (the default) picks
-            them from the data with :func:`stackml.forecasting.pipeline.auto_windows`.
+        n_windows: backtest windows of ``horizon`` values at the end of each series; ``None`` (the default)
+            picks them from the data with :func:`stackml.forecasting.pipeline.auto_windows`.
         level: prediction interval coverages in percent.
-        ensemble_sizes: mean ensembles of the best ``k`` single models (by backtest OWA) to score as candidates.
+        ensemble_sizes: mean ensembles of the best ``k`` single models (by backtest OWA) to score as
+            candidates.
         n_jobs: processes for per-series models.
         data_format: ``"long"`` (``unique_id, ds, y``) or ``"m4-wide"`` (the M4 competition's files).
         test: an optional holdout file in the same format, scored with the M4 metrics.

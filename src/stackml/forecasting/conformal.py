@@ -1,20 +1,21 @@
-"""Prediction intervals from backtest residuals (split conformal, per horizon step), and backtest error scores.
+"""Prediction intervals from backtest residuals (split conformal, per horizon step),
+and backtest error scores.
 
 The front door backtests every model over ``n_windows`` windows of ``h`` values at the end of each series and
 keeps the absolute errors ``|y - yhat|`` per window, series and horizon step. For a level ``L`` (in %), the
-interval half-width at step ``j`` is a conformal quantile of those errors: the ``k``-th smallest of ``n`` scores
-with ``k = ceil((n + 1) L / 100)``, which covers a new error with probability at least ``L`` when the errors are
-exchangeable.
+interval half-width at step ``j`` is a conformal quantile of those errors: the ``k``-th smallest of ``n``
+scores with ``k = ceil((n + 1) L / 100)``, which covers a new error with probability at least ``L`` when the
+errors are exchangeable.
 
 Which scores are pooled:
 
-- **per series** when there are enough windows for the level, i.e. ``k <= n_windows`` (80% needs 4 windows, 95%
-  needs 19): the errors of that series at that step only;
-- **pooled** otherwise (the usual case with the default 2-3 windows): errors are divided by each series' in-sample
-  scale (the mean absolute seasonal difference, the MASE denominator), pooled across all series at that step, and
-  the quantile is multiplied back by each series' scale. Series of different size then get widths in proportion
-  to how variable they are. When even the pool is too small (``k > n``), the largest score is used, so intervals on
-  very small panels under-cover rather than fail.
+- **per series** when there are enough windows for the level, i.e. ``k <= n_windows`` (80% needs 4 windows,
+  95% needs 19): the errors of that series at that step only;
+- **pooled** otherwise (the usual case with the default 2-3 windows): errors are divided by each series'
+  in-sample scale (the mean absolute seasonal difference, the MASE denominator), pooled across all series at
+  that step, and the quantile is multiplied back by each series' scale. Series of different size then get
+  widths in proportion to how variable they are. When even the pool is too small (``k > n``), the largest
+  score is used, so intervals on very small panels under-cover rather than fail.
 """
 
 from __future__ import annotations
@@ -85,8 +86,8 @@ def scaled_errors(
         actual: held-out values ``(n_windows, n_series, h)``.
         forecast: forecasts of the same shape.
         scales: per-series scale for ``"mase"``.
-        metric: ``"mase"`` (absolute error over the in-sample scale) or ``"smape"`` (symmetric percentage error,
-            0-200).
+        metric: ``"mase"`` (absolute error over the in-sample scale) or ``"smape"`` (symmetric percentage
+            error, 0-200).
     """
     actual = np.asarray(actual, dtype=np.float64)
     forecast = np.asarray(forecast, dtype=np.float64)

@@ -1,18 +1,18 @@
 """Backtest evaluation in the warehouse: forecasts stored long, accuracy computed in SQL.
 
-Three tables (names ``<prefix>backtest``, ``<prefix>intervals``, ``<prefix>train``) hold every stored run, told
-apart by ``run_id``:
+Three tables (names ``<prefix>backtest``, ``<prefix>intervals``, ``<prefix>train``) hold every stored run,
+told apart by ``run_id``:
 
 - backtest: ``run_id, unique_id, cutoff, ds, h, model, y, yhat`` (``h`` = 1..H, the step after the cutoff);
 - intervals: ``run_id, unique_id, cutoff, ds, model, level, lo, hi``;
 - train: ``run_id, unique_id, ds, y``, the history the MASE scale is computed from.
 
 The metrics follow the M4 competition (``Benchmarks and Evaluation.R``): per forecast point
-``sMAPE = 200 |y - yhat| / (|y| + |yhat|)`` and ``|y - yhat| / scale`` for MASE, where ``scale`` is the mean of
-``|y_t - y_{t-m}|`` over the training data of that series up to that cutoff only. Each is averaged over the
+``sMAPE = 200 |y - yhat| / (|y| + |yhat|)`` and ``|y - yhat| / scale`` for MASE, where ``scale`` is the mean
+of ``|y_t - y_{t-m}|`` over the training data of that series up to that cutoff only. Each is averaged over the
 horizon of a (series, cutoff) window, then over windows. ``OWA = 0.5 (sMAPE / sMAPE_base + MASE / MASE_base)``
-over the whole set, against Naive2 by default. ``rmse`` is the mean over windows of each window's RMSE; coverage is
-the share of points inside the interval.
+over the whole set, against Naive2 by default. ``rmse`` is the mean over windows of each window's RMSE;
+coverage is the share of points inside the interval.
 
 Example:
     >>> from stackml.warehouse import connect
@@ -56,7 +56,7 @@ def backtest_tables(table_prefix: str = "forecast_") -> dict[str, str]:
     return {kind: validate_table_name(f"{table_prefix}{kind}") for kind in ("backtest", "intervals", "train")}
 
 
-# -- wide -> long --------------------------------------------------------------------------------------------------
+# -- wide -> long --------------------------------------------------------------------------------------------
 def to_long(cv: pd.DataFrame, models: Sequence[str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Turn the front door's wide backtest frame into long point and interval frames.
 
@@ -95,7 +95,8 @@ def to_long(cv: pd.DataFrame, models: Sequence[str] | None = None) -> tuple[pd.D
     unknown = [m for m in models if m not in cv.columns]
     if unknown or not models:
         raise InputError(
-            f"The backtest frame has no column for the models {unknown or '(none given)'} (model columns: {candidates}).",
+            f"The backtest frame has no column for the models {unknown or '(none given)'} "
+            f"(model columns: {candidates}).",
             hint="Pass models= with aliases that are columns of the backtest frame.",
         )
     bad = {m: int((~np.isfinite(cv[m].to_numpy(dtype=np.float64))).sum()) for m in models}
@@ -135,7 +136,7 @@ def to_long(cv: pd.DataFrame, models: Sequence[str] | None = None) -> tuple[pd.D
     return points, intervals[interval_columns]
 
 
-# -- storing -------------------------------------------------------------------------------------------------------
+# -- storing -------------------------------------------------------------------------------------------------
 def store_backtest(
     warehouse: Warehouse,
     cv: pd.DataFrame,
@@ -151,8 +152,8 @@ def store_backtest(
     Args:
         warehouse: from :func:`stackml.warehouse.connect`.
         cv: the wide backtest frame (see :func:`to_long`).
-        train: the long training frame ``unique_id, ds, y`` the backtest was made from (all of it: each cutoff's
-            MASE scale uses only the rows up to that cutoff). Only the series in ``cv`` are stored.
+        train: the long training frame ``unique_id, ds, y`` the backtest was made from (all of it: each
+            cutoff's MASE scale uses only the rows up to that cutoff). Only the series in ``cv`` are stored.
         run_id: a name for this run; default a new random id.
         models: the aliases to store (default all model columns of ``cv``).
         table_prefix: prefix of the three table names.
@@ -199,7 +200,7 @@ def store_backtest(
     return run_id
 
 
-# -- evaluation ----------------------------------------------------------------------------------------------------
+# -- evaluation ----------------------------------------------------------------------------------------------
 def evaluate(
     warehouse: Warehouse,
     run_id: str | None = None,
@@ -215,7 +216,8 @@ def evaluate(
         warehouse: the warehouse the run was stored in.
         run_id: the run; may be omitted when the tables hold exactly one.
         season_length: ``m`` of the MASE scale (``1`` for a lag-1 scale).
-        baseline: the model OWA is relative to (every other model must cover the same points); ``None`` for no OWA.
+        baseline: the model OWA is relative to (every other model must cover the same points); ``None``
+            for no OWA.
         models: restrict to these aliases (the baseline is still used for OWA).
         table_prefix: as given to :func:`store_backtest`.
 
@@ -339,15 +341,16 @@ class _Context:
         unknown = sorted(set(self.models or []) - set(stored))
         if unknown:
             raise InputError(
-                f"The run {self.run_id!r} has no forecasts of the models {unknown} (stored: {sorted(stored)}).",
+                f"The run {self.run_id!r} has no forecasts of the models {unknown} "
+                f"(stored: {sorted(stored)}).",
                 hint="Pass models= from the stored aliases.",
             )
         if baseline is not None and baseline not in stored:
             raise InputError(
                 f"OWA needs the baseline model {baseline!r}, which run {self.run_id!r} does not have "
                 f"(stored: {sorted(stored)}).",
-                hint=f"Include {baseline} in the backtest, pass baseline= one of the stored models, or baseline=None "
-                "to skip OWA.",
+                hint=f"Include {baseline} in the backtest, pass baseline= one of the stored models, "
+                "or baseline=None to skip OWA.",
             )
         selected = (
             stored if self.models is None else sorted(set(self.models) | ({baseline} if baseline else set()))
@@ -358,12 +361,13 @@ class _Context:
         in_models = ", ".join(f":m{i}" for i in range(len(selected)))
         train = quote_table(self.tables["train"])
         # season_length is a checked integer, so it is safe to inline (LAG needs a constant offset).
+        seasonal_diff = f"abs(y - lag(y, {int(season_length)}) OVER (PARTITION BY unique_id ORDER BY ds))"
         self.cte = f"""WITH points AS (
         SELECT unique_id, cutoff, ds, h, model, y, yhat FROM {bt}
         WHERE run_id = :run_id AND model IN ({in_models})
     ),
     diffs AS (
-        SELECT unique_id, ds, abs(y - lag(y, {int(season_length)}) OVER (PARTITION BY unique_id ORDER BY ds)) AS d
+        SELECT unique_id, ds, {seasonal_diff} AS d
         FROM {train} WHERE run_id = :run_id
     ),
     scales AS (
@@ -405,8 +409,8 @@ class _Context:
         if len(bad):
             detail = ", ".join(f"{r.model} ({r.n_points} points)" for r in bad.itertuples())
             raise InputError(
-                f"OWA against {baseline!r} ({int(counts.n_baseline.iloc[0])} points) needs every model to forecast "
-                f"the same points; these differ: {detail}.",
+                f"OWA against {baseline!r} ({int(counts.n_baseline.iloc[0])} points) needs every model "
+                f"to forecast the same points; these differ: {detail}.",
                 hint="Backtest all models on the same series and windows, or pass baseline=None.",
             )
 
@@ -417,8 +421,9 @@ def _with_coverage(ctx: _Context, result: pd.DataFrame, keys: list[str]) -> pd.D
         return result
     iv = quote_table(ctx.tables["intervals"])
     group = ", ".join(f"p.{k}" for k in keys)
+    inside = "CASE WHEN p.y >= i.lo AND p.y <= i.hi THEN CAST(1 AS DOUBLE PRECISION) ELSE 0 END"
     sql = f"""{ctx.cte}
-    SELECT {group}, i.level, avg(CASE WHEN p.y >= i.lo AND p.y <= i.hi THEN CAST(1 AS DOUBLE PRECISION) ELSE 0 END) AS coverage
+    SELECT {group}, i.level, avg({inside}) AS coverage
     FROM {iv} i JOIN points p
       ON i.unique_id = p.unique_id AND i.cutoff = p.cutoff AND i.ds = p.ds AND i.model = p.model
     WHERE i.run_id = :run_id

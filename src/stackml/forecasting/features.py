@@ -2,9 +2,10 @@
 
 Everything here works on the packed layout of :class:`~stackml.forecasting.panel.Panel`: one flat float array
 ``y`` with offsets ``indptr``. Training features are computed for every observation at once with NumPy index
-arithmetic (no Python loop over rows), and :meth:`FeatureSpec.next_row` computes the same features for the step after
-the end of every series from a small 2-D tail buffer, which is what recursive multi-step prediction needs. A value
-that would reach before the start of its series (or into a value a transform left undefined) is ``NaN``, on both paths.
+arithmetic (no Python loop over rows), and :meth:`FeatureSpec.next_row` computes the same features for the
+step after the end of every series from a small 2-D tail buffer, which is what recursive multi-step prediction
+needs. A value that would reach before the start of its series (or into a value a transform left undefined) is
+``NaN``, on both paths.
 
 Example:
     >>> import numpy as np
@@ -46,7 +47,7 @@ _STATS = ("mean", "std", "min", "max")
 _CHUNK_VALUES = 1 << 22  # window values copied at a time by the non-mean rolling statistics
 
 
-# --------------------------------------------------------------------------------------------------------- indexing
+# --------------------------------------------------------------------------------------------------- indexing
 def series_codes(indptr: np.ndarray) -> np.ndarray:
     """The series number of every observation (shape ``(n_obs,)``)."""
     return np.repeat(np.arange(len(indptr) - 1), np.diff(indptr))
@@ -61,8 +62,9 @@ def positions(indptr: np.ndarray) -> np.ndarray:
 def start_steps(panel: Panel) -> np.ndarray:
     """The integer time step of each series' first value, when the panel's ``ds`` holds integers, else zeros.
 
-    ``(start + position) mod m`` is then the absolute phase in the season, the same for every series at the same
-    time (``Panel.extra["ds"]`` and ``["freq"]`` are set by the front door; a bare panel counts from each start).
+    ``(start + position) mod m`` is then the absolute phase in the season, the same for every series at the
+    same time (``Panel.extra["ds"]`` and ``["freq"]`` are set by the front door; a bare panel counts from each
+    start).
     """
     ds = panel.extra.get("ds")
     n = panel.n_series
@@ -73,7 +75,7 @@ def start_steps(panel: Panel) -> np.ndarray:
     return np.asarray(ds, dtype=np.int64)[panel.indptr[:-1]] // step
 
 
-# --------------------------------------------------------------------------------------------------------- features
+# --------------------------------------------------------------------------------------------------- features
 def lag_features(y: np.ndarray, indptr: np.ndarray, lags: Sequence[int]) -> np.ndarray:
     """``out[t, j] = y[t - lags[j]]`` within the same series, ``NaN`` before the series starts.
 
@@ -99,8 +101,9 @@ def lag_features(y: np.ndarray, indptr: np.ndarray, lags: Sequence[int]) -> np.n
 class RollingSpec:
     """A statistic of the ``window`` values that end ``lag`` steps before the target.
 
-    ``RollingSpec(lag=1, window=24, stat="mean")`` is the mean of the last 24 known values; ``lag=24`` shifts the same
-    window one season back. A window that reaches before the series start, or over a ``NaN``, gives ``NaN``.
+    ``RollingSpec(lag=1, window=24, stat="mean")`` is the mean of the last 24 known values; ``lag=24`` shifts
+    the same window one season back. A window that reaches before the series start, or over a ``NaN``, gives
+    ``NaN``.
     """
 
     lag: int
@@ -131,7 +134,8 @@ class RollingSpec:
 
 
 def _window_view(y: np.ndarray, spec: RollingSpec) -> np.ndarray:
-    """Windows ending ``spec.lag`` before each index, as a strided view (no copy) over ``y`` padded with NaN."""
+    """Windows ending ``spec.lag`` before each index, as a strided view (no copy) over ``y``
+    padded with NaN."""
     pad = np.concatenate([np.full(spec.reach, np.nan), y])
     # row t of the view covers y[t - reach .. t - lag]
     return np.lib.stride_tricks.sliding_window_view(pad, spec.window)[: len(y)]
@@ -150,8 +154,8 @@ def _reduce(windows: np.ndarray, stat: str) -> np.ndarray:
 def rolling_features(y: np.ndarray, indptr: np.ndarray, specs: Sequence[RollingSpec]) -> np.ndarray:
     """One column per :class:`RollingSpec`, computed for every observation at once.
 
-    Means use cumulative sums (O(n) whatever the window); the other statistics reduce a strided window view, which is
-    exact and, for the window lengths forecasting uses (up to a few seasons), as fast.
+    Means use cumulative sums (O(n) whatever the window); the other statistics reduce a strided window view,
+    which is exact and, for the window lengths forecasting uses (up to a few seasons), as fast.
 
     Returns:
         Array of shape ``(n_obs, len(specs))``.
@@ -195,9 +199,9 @@ def rolling_features(y: np.ndarray, indptr: np.ndarray, specs: Sequence[RollingS
 def default_lags(season_length: int, max_lag: int | None = None) -> list[int]:
     """Lags that suit any frequency: every lag of the last season plus whole seasons further back.
 
-    With ``m = season_length``: ``1..max(m, 7)`` and ``2m, 3m, ..., 7m`` (for hourly data that reaches one week
-    back, for monthly data seven years), cut at ``max_lag`` (e.g. half the typical series length) so that short
-    series still give training rows.
+    With ``m = season_length``: ``1..max(m, 7)`` and ``2m, 3m, ..., 7m`` (for hourly data that reaches one
+    week back, for monthly data seven years), cut at ``max_lag`` (e.g. half the typical series length) so that
+    short series still give training rows.
 
     Example:
         >>> default_lags(4)
@@ -223,9 +227,9 @@ class FeatureSpec:
         lags: positive lags of the (transformed) target.
         rolling: rolling-window statistics over lagged windows.
         season_length: the seasonal period for the position-in-season feature.
-        season_position: add ``(start + position) mod season_length``, where ``start`` is a per-series offset passed
-            to :meth:`transform` (e.g. the integer time of each series' first value; 0 counts from the series start,
-            which is consistent across series only when they start at the same phase).
+        season_position: add ``(start + position) mod season_length``, where ``start`` is a per-series offset
+            passed to :meth:`transform` (e.g. the integer time of each series' first value; 0 counts from the
+            series start, which is consistent across series only when they start at the same phase).
         n_time_features: number of calendar columns taken from ``Panel.time_features``.
         n_exog: number of exogenous columns taken from ``Panel.X``.
     """
@@ -263,8 +267,8 @@ class FeatureSpec:
 
     @property
     def min_history(self) -> int:
-        """Shortest history that gives a training row the smallest lag and every rolling window (long lags may be NaN,
-        the tree learners treat NaN as missing)."""
+        """Shortest history that gives a training row the smallest lag and every rolling window (long lags may
+        be NaN, the tree learners treat NaN as missing)."""
         return max([min(self.lags, default=1), *(r.reach for r in self.rolling)])
 
     def transform(
@@ -304,10 +308,10 @@ class FeatureSpec:
         """Features of the step right after ``tail`` for every series at once.
 
         Args:
-            tail: the last ``W >= self.history`` values of every series (shape ``(n_series, W)``), left-padded with
-                NaN for series shorter than ``W``.
-            next_position: position of the step being predicted, counted like in :meth:`transform` (series length
-                plus steps ahead plus ``start``).
+            tail: the last ``W >= self.history`` values of every series (shape ``(n_series, W)``), left-padded
+                with NaN for series shorter than ``W``.
+            next_position: position of the step being predicted, counted like in :meth:`transform` (series
+                length plus steps ahead plus ``start``).
             time_features: calendar values of that step (shape ``(n_series, n_time_features)``).
             X: exogenous values of that step (shape ``(n_series, n_exog)``).
         """
@@ -328,7 +332,8 @@ class FeatureSpec:
 
 
 def tails(y: np.ndarray, indptr: np.ndarray, width: int) -> np.ndarray:
-    """The last ``width`` values of every series as a 2-D array, left-padded with NaN (shape ``(n_series, width)``)."""
+    """The last ``width`` values of every series as a 2-D array, left-padded with NaN
+    (shape ``(n_series, width)``)."""
     lengths = np.diff(indptr)
     n_series = len(lengths)
     out = np.full((n_series, width), np.nan)
@@ -341,13 +346,14 @@ def tails(y: np.ndarray, indptr: np.ndarray, width: int) -> np.ndarray:
     return out
 
 
-# ---------------------------------------------------------------------------------------------- target transforms
+# ------------------------------------------------------------------------------------------ target transforms
 class TargetTransform(abc.ABC):
     """An invertible, per-series transform of the target.
 
-    ``fit_transform`` learns what it needs from each series and returns transformed values of the same packed shape
-    (values a transform cannot define, like the first differences, are NaN). ``inverse_forecast`` maps forecasts of
-    the transformed series (shape ``(n_series, h)``) back; ``inverse_transform`` maps in-sample values back.
+    ``fit_transform`` learns what it needs from each series and returns transformed values of the same packed
+    shape (values a transform cannot define, like the first differences, are NaN). ``inverse_forecast`` maps
+    forecasts of the transformed series (shape ``(n_series, h)``) back; ``inverse_transform`` maps in-sample
+    values back.
     """
 
     @abc.abstractmethod
@@ -370,12 +376,13 @@ class LocalScaler(TargetTransform):
     """Per-series scaling, so one global model sees every series on a comparable scale.
 
     Args:
-        method: ``"mean"`` divides by the mean absolute value; ``"standard"`` subtracts the mean and divides by the
-            standard deviation; ``"robust"`` subtracts the median and divides by the mean absolute deviation from it;
-            ``"mase"`` divides by the mean absolute seasonal difference (the in-sample seasonal-naive error that MASE
-            divides by, so an absolute-error loss on the scaled values is a MASE loss).
-        window: compute the statistics over the last ``window`` values of each series (the level the forecasts start
-            from); ``None`` uses the whole series.
+        method: ``"mean"`` divides by the mean absolute value; ``"standard"`` subtracts the mean and divides
+            by the standard deviation; ``"robust"`` subtracts the median and divides by the mean absolute
+            deviation from it; ``"mase"`` divides by the mean absolute seasonal difference (the in-sample
+            seasonal-naive error that MASE divides by, so an absolute-error loss on the scaled values is a
+            MASE loss).
+        window: compute the statistics over the last ``window`` values of each series (the level the forecasts
+            start from); ``None`` uses the whole series.
         season_length: the lag of the differences for ``"mase"`` (1 = naive).
     """
 
@@ -457,8 +464,8 @@ def _grouped_median(values: np.ndarray, codes: np.ndarray, n_groups: int) -> np.
 class Differences(TargetTransform):
     """Differencing at ``lag`` (1 = first differences, ``m`` = seasonal differences), per series.
 
-    ``z[t] = y[t] - y[t - lag]``; the first ``lag`` values of each series become NaN. Forecasts are integrated back
-    from the last ``lag`` values of each series, step by step across all series at once.
+    ``z[t] = y[t] - y[t - lag]``; the first ``lag`` values of each series become NaN. Forecasts are integrated
+    back from the last ``lag`` values of each series, step by step across all series at once.
     """
 
     def __init__(self, lag: int = 1) -> None:
@@ -495,8 +502,8 @@ class Differences(TargetTransform):
         for i in range(len(self.indptr_) - 1):
             a, b = self.indptr_[i], self.indptr_[i + 1]
             n, rows = b - a, -(-(b - a) // lag)
-            # where z is undefined (the first lag values, or a prefix another transform left NaN) the stored input
-            # seeds the integration; the sum restarts at the last seed of each residue class
+            # where z is undefined (the first lag values, or a prefix another transform left NaN) the stored
+            # input seeds the integration; the sum restarts at the last seed of each residue class
             seed = np.zeros(rows * lag, dtype=bool)
             seed[:n] = np.isnan(z[a:b])
             vals = np.zeros(rows * lag)

@@ -33,7 +33,8 @@ __all__ = ["Forecaster"]
 
 
 class _Fitted:
-    """One model fitted on the whole panel, or one copy per contiguous chunk of series (parallel local fits)."""
+    """One model fitted on the whole panel, or one copy per contiguous chunk of series
+    (parallel local fits)."""
 
     def __init__(self, parts: list[tuple[int, int, ForecastModel]]) -> None:
         self.parts = parts
@@ -53,13 +54,13 @@ class Forecaster:
 
     Args:
         models: model instances (:class:`~stackml.forecasting.models.base.ForecastModel`) or registry names
-            (see :func:`stackml.forecasting.available_models`), e.g. ``["snaive", "ets", "lgbm"]``. An ensemble
-            given by name without members (``"mean_ensemble"``) combines all the other models.
-        freq: pandas frequency of timestamp ``ds`` (``"h"``, ``"D"``, ``"MS"``...), inferred when ``None``; for
-            integer ``ds``, ``None`` or the integer step.
+            (see :func:`stackml.forecasting.available_models`), e.g. ``["snaive", "ets", "lgbm"]``. An
+            ensemble given by name without members (``"mean_ensemble"``) combines all the other models.
+        freq: pandas frequency of timestamp ``ds`` (``"h"``, ``"D"``, ``"MS"``...), inferred when ``None``;
+            for integer ``ds``, ``None`` or the integer step.
         season_length: main seasonal period (24 for hourly data with a daily cycle, 12 for monthly...).
-        n_jobs: processes for fitting per-series models (joblib; ``-1`` = all cores). Global models use their own
-            threads.
+        n_jobs: processes for fitting per-series models (joblib; ``-1`` = all cores). Global models use their
+            own threads.
         conformal_windows: backtest windows of ``h`` values used to calibrate prediction intervals.
 
     Attributes:
@@ -71,8 +72,9 @@ class Forecaster:
         >>> df = generate_series(n_series=2, freq="D", min_length=60, max_length=60, season_length=7)
         >>> fc = Forecaster(models=["snaive", "theta"], freq="D", season_length=7).fit(df)
         >>> out = fc.predict(h=7, level=[80])
-        >>> out.columns.tolist()
-        ['unique_id', 'ds', 'SeasonalNaive', 'SeasonalNaive-lo-80', 'SeasonalNaive-hi-80', 'Theta', 'Theta-lo-80', 'Theta-hi-80']
+        >>> out.columns.tolist()  # doctest: +NORMALIZE_WHITESPACE
+        ['unique_id', 'ds', 'SeasonalNaive', 'SeasonalNaive-lo-80', 'SeasonalNaive-hi-80', 'Theta',
+        'Theta-lo-80', 'Theta-hi-80']
     """
 
     def __init__(
@@ -95,8 +97,8 @@ class Forecaster:
     ) -> Forecaster:
         """Validate ``df`` and fit every model on all of it.
 
-        Every column other than the id, time and target columns is an exogenous regressor (it must be numeric);
-        ``predict`` then needs their future values in ``X_df``.
+        Every column other than the id, time and target columns is an exogenous regressor (it must be
+        numeric); ``predict`` then needs their future values in ``X_df``.
 
         Raises:
             InputError: listing every problem with the arguments or the frame.
@@ -121,18 +123,18 @@ class Forecaster:
         Args:
             h: horizon.
             level: prediction interval coverages in percent, e.g. ``[80, 95]``. Intervals are conformal: the
-                models are backtested on ``conformal_windows`` windows of ``h`` values (refitted for each), and the
-                interval half-width at each step is a quantile of the absolute backtest errors at that step (per
-                series when there are enough windows, else pooled across series after scaling; see
+                models are backtested on ``conformal_windows`` windows of ``h`` values (refitted for each),
+                and the interval half-width at each step is a quantile of the absolute backtest errors at that
+                step (per series when there are enough windows, else pooled across series after scaling; see
                 :mod:`stackml.forecasting.conformal`). The backtest is cached per ``h``; it also gives a
-                :class:`~stackml.forecasting.models.ensemble.BestOnBacktest` whose members are all models of this
-                forecaster its backtest errors, with or without ``level``.
-            X_df: future values of the exogenous columns: id, time and every exogenous column, one row per series
-                and future step (needed only when a model uses exogenous columns).
+                :class:`~stackml.forecasting.models.ensemble.BestOnBacktest` whose members are all models of
+                this forecaster its backtest errors, with or without ``level``.
+            X_df: future values of the exogenous columns: id, time and every exogenous column, one row per
+                series and future step (needed only when a model uses exogenous columns).
 
         Returns:
-            Long frame ``unique_id, ds, <alias>...`` with ``<alias>-lo-<level>`` / ``<alias>-hi-<level>`` columns
-            when ``level`` is given (id and time columns keep the names given to ``fit``).
+            Long frame ``unique_id, ds, <alias>...`` with ``<alias>-lo-<level>`` / ``<alias>-hi-<level>``
+            columns when ``level`` is given (id and time columns keep the names given to ``fit``).
         """
         if not hasattr(self, "_fitted"):
             raise NotFittedError("This Forecaster is not fitted yet.", hint="Call fit(df) before predict().")
@@ -164,13 +166,13 @@ class Forecaster:
         time_col: str = "ds",
         target_col: str = "y",
     ) -> pd.DataFrame:
-        """Backtest: for each of ``n_windows`` windows at the end of each series, fit on the data before it and
-        forecast its ``h`` values.
+        """Backtest: for each of ``n_windows`` windows at the end of each series, fit on the data before it
+        and forecast its ``h`` values.
 
-        Windows end ``step_size`` apart (default ``h``, i.e. back to back); the last window ends at each series'
-        end. Exogenous columns of ``df`` provide their own future values. With ``level``, intervals in each window
-        are calibrated on that window's training data only (nested backtest), so their coverage can be scored.
-        This does not change what ``fit`` learned.
+        Windows end ``step_size`` apart (default ``h``, i.e. back to back); the last window ends at each
+        series' end. Exogenous columns of ``df`` provide their own future values. With ``level``, intervals in
+        each window are calibrated on that window's training data only (nested backtest), so their coverage
+        can be scored. This does not change what ``fit`` learned.
 
         Args:
             df: long frame as for ``fit``.
@@ -178,15 +180,15 @@ class Forecaster:
             n_windows: number of windows.
             step_size: distance between window ends; ``None`` means ``h``.
             level: prediction interval coverages in percent.
-            refit: must be ``True``: every model is refitted on each window's history (the model contract has no
-                step that updates a fitted model with new values).
+            refit: must be ``True``: every model is refitted on each window's history (the model contract has
+                no step that updates a fitted model with new values).
             id_col: series id column.
             time_col: time column.
             target_col: target column.
 
         Returns:
-            Long frame ``unique_id, ds, cutoff, y, <alias>...`` (+ interval columns), ``cutoff`` being the last
-            training time of the window.
+            Long frame ``unique_id, ds, cutoff, y, <alias>...`` (+ interval columns), ``cutoff`` being the
+            last training time of the window.
         """
         models = self._resolve_models()
         h = check_horizon(h)
@@ -365,7 +367,8 @@ class Forecaster:
             windows_needed(h, n, h),
             f"conformal intervals with h={h}",
             f"conformal_windows {n} x h {h} + 1 training value",
-            "Use fewer conformal_windows (Forecaster(conformal_windows=1)), a smaller h, or drop these series.",
+            "Use fewer conformal_windows (Forecaster(conformal_windows=1)), a smaller h, "
+            "or drop these series.",
         )
         forecasts: dict[str, list[np.ndarray]] = {m.name: [] for m in models}
         actuals = []
@@ -389,7 +392,8 @@ class Forecaster:
         levels: list[float],
         backtest: dict[str, tuple[np.ndarray, np.ndarray]] | None,
     ) -> tuple[dict[str, np.ndarray], Widths]:
-        """Point forecasts per alias and, with ``levels``, conformal half-widths per alias from ``backtest``."""
+        """Point forecasts per alias and, with ``levels``, conformal half-widths per alias
+        from ``backtest``."""
         scales = panel_scales(panel) if backtest is not None else None
         if backtest is not None:
             self._share_backtest(models, fitted, backtest, scales, h)
@@ -403,8 +407,8 @@ class Forecaster:
     def _can_share(self, models: list[ForecastModel], panel: Panel, h: int) -> bool:
         """Whether a combination can take its errors from the front door's backtest (see ``_share_backtest``).
 
-        Sharing whenever possible, not only when intervals are asked for, keeps point forecasts the same with and
-        without ``level``.
+        Sharing whenever possible, not only when intervals are asked for, keeps point forecasts the same with
+        and without ``level``.
         """
         reprs = {repr(m) for m in models}
         sharable = any(
@@ -450,12 +454,13 @@ class Forecaster:
             return None
         cols = list(spec.exog_cols)
         hint = (
-            f"Pass X_df with columns {[spec.id_col, spec.time_col, *cols]} and one row per series for each of "
-            f"the {h} future steps."
+            f"Pass X_df with columns {[spec.id_col, spec.time_col, *cols]} and one row per series "
+            f"for each of the {h} future steps."
         )
         if X_df is None:
             raise InputError(
-                f"The models were fitted with exogenous columns {cols}; predict needs their future values in X_df.",
+                f"The models were fitted with exogenous columns {cols}; "
+                "predict needs their future values in X_df.",
                 hint=hint,
             )
         if not isinstance(X_df, pd.DataFrame):

@@ -2,14 +2,15 @@
 
 Conventions shared with the models:
 
-- ``Panel.extra["ds"]`` holds the time values aligned with ``Panel.y`` and ``Panel.extra["freq"]`` the step (a pandas
-  ``DateOffset`` for timestamps, a positive ``int`` for integer steps), so a model can ask for future dates.
+- ``Panel.extra["ds"]`` holds the time values aligned with ``Panel.y`` and ``Panel.extra["freq"]`` the step (a
+  pandas ``DateOffset`` for timestamps, a positive ``int`` for integer steps), so a model can ask for future
+  dates.
 - Exogenous values for the future (``X_future`` in ``ForecastModel.predict``) are a 2-D array of shape
-  ``(n_series * h, n_exog)``, series after series in panel order, columns in ``Panel.exog_names`` order: the same
-  layout as ``Panel.X``.
+  ``(n_series * h, n_exog)``, series after series in panel order, columns in ``Panel.exog_names`` order: the
+  same layout as ``Panel.X``.
 - Calendar features (``Panel.time_features``) are derived from timestamp ``ds`` only;
-  ``Panel.extra["future_time_features"]`` (a :class:`FutureCalendar`, also :func:`future_time_features`) gives the
-  matching block ``(n_series * h, k)`` for the ``h`` steps after each series' end.
+  ``Panel.extra["future_time_features"]`` (a :class:`FutureCalendar`, also :func:`future_time_features`) gives
+  the matching block ``(n_series * h, k)`` for the ``h`` steps after each series' end.
 """
 
 from __future__ import annotations
@@ -90,8 +91,8 @@ def parse_freq(freq: Any, is_timestamp: bool) -> Any:
 def resolve_freq(df: pd.DataFrame, id_col: str, time_col: str, freq: Any, is_timestamp: bool) -> Any:
     """The frequency to use: ``freq`` parsed, or inferred from the data when ``None``.
 
-    Timestamps: pandas infers it from the longest series (the most common answer among up to ten). Integers: the
-    most common step between consecutive values, 1 when no series has two values.
+    Timestamps: pandas infers it from the longest series (the most common answer among up to ten). Integers:
+    the most common step between consecutive values, 1 when no series has two values.
 
     Raises:
         InputError: if ``freq`` is invalid or cannot be inferred.
@@ -114,7 +115,8 @@ def resolve_freq(df: pd.DataFrame, id_col: str, time_col: str, freq: Any, is_tim
         raise InputError(
             f"Could not infer the frequency of '{time_col}': no series has three or more regularly spaced "
             "timestamps.",
-            hint="Pass the frequency explicitly, e.g. Forecaster(freq='h'), or fill gaps with fill_gaps(df, freq=...).",
+            hint="Pass the frequency explicitly, e.g. Forecaster(freq='h'), "
+            "or fill gaps with fill_gaps(df, freq=...).",
         )
     return parse_freq(max(set(found), key=found.count), True)
 
@@ -191,7 +193,8 @@ class FutureCalendar:
 
 
 def future_time_features(panel: Panel, h: int) -> np.ndarray | None:
-    """Calendar features for the ``h`` steps after each series of ``panel`` (``(n_series * h, k)``), or ``None``.
+    """Calendar features for the ``h`` steps after each series of ``panel``
+    (``(n_series * h, k)``), or ``None``.
 
     ``None`` when the panel has no calendar features (integer time steps). Columns follow
     ``panel.time_feature_names``.
@@ -284,8 +287,8 @@ def split_panel(
     Args:
         panel: the full panel.
         h: how many values to hold out per series.
-        end: per series, how many values of it the window uses (default: all); the last ``h`` of those are held out.
-            Every entry must exceed ``h``.
+        end: per series, how many values of it the window uses (default: all); the last ``h`` of those are
+            held out. Every entry must exceed ``h``.
     """
     lengths = panel.lengths if end is None else np.asarray(end, dtype=np.int64)
     train = take_panel(panel, stops=lengths - h)
@@ -310,9 +313,9 @@ def fill_gaps(
         freq: pandas frequency for timestamps (inferred when ``None``), or an integer step for integer times.
         id_col: series id column.
         time_col: time column.
-        fill: how to fill the other columns of the new rows (target and exogenous): ``None`` leaves them missing,
-            ``"ffill"`` repeats the last value, ``"interpolate"`` interpolates linearly within each series, a number
-            fills that constant. The filling also covers values that were already missing.
+        fill: how to fill the other columns of the new rows (target and exogenous): ``None`` leaves them
+            missing, ``"ffill"`` repeats the last value, ``"interpolate"`` interpolates linearly within each
+            series, a number fills that constant. The filling also covers values that were already missing.
         end: ``"per_series"`` stops each series at its own last time; ``"global"`` extends every series to the
             latest time in the frame.
 

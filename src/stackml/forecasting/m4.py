@@ -1,8 +1,8 @@
 """The M4 competition's wide CSV format and constants.
 
-An M4 file has one quoted row per series: the id in column ``V1`` and the values in ``V2, V3, ...``, left-aligned
-and padded with empty cells up to the longest series. There are no timestamps, so the long frames use integer
-steps ``ds = 1..n`` for training and ``n+1..n+h`` for the test values that follow.
+An M4 file has one quoted row per series: the id in column ``V1`` and the values in ``V2, V3, ...``,
+left-aligned and padded with empty cells up to the longest series. There are no timestamps, so the long frames
+use integer steps ``ds = 1..n`` for training and ``n+1..n+h`` for the test values that follow.
 
 Example:
     >>> M4_SPECS["Hourly"].horizon, M4_SPECS["Hourly"].season_length
@@ -78,8 +78,8 @@ def load_m4_wide(
     Args:
         train_path: the wide training CSV (e.g. ``Hourly-train.csv``).
         test_path: the wide test CSV whose rows continue the training rows of the same ids.
-        frequency: the M4 subset (``"Hourly"``, ...). When given, every test row must hold exactly its horizon of
-            values. When omitted it is inferred from the id prefix if all ids share a known one.
+        frequency: the M4 subset (``"Hourly"``, ...). When given, every test row must hold exactly its horizon
+            of values. When omitted it is inferred from the id prefix if all ids share a known one.
 
     Returns:
         ``(train, test)``: long frames sorted by series then step, ``unique_id`` as strings and integer ``ds``

@@ -1,7 +1,7 @@
 """The :class:`Panel`: many series packed into one float array with offsets, the one shape models see.
 
-It sits below both the front door (:mod:`stackml.forecasting.frame` builds it from a long frame) and the models
-(:mod:`stackml.forecasting.models`), so neither has to import the other for it.
+It sits below both the front door (:mod:`stackml.forecasting.frame` builds it from a long frame) and the
+models (:mod:`stackml.forecasting.models`), so neither has to import the other for it.
 """
 
 from __future__ import annotations

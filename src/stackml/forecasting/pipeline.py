@@ -1,12 +1,13 @@
 """The forecasting pipeline as plain functions: load, backtest, choose, fit, score, explain.
 
-``ForecastFlow`` (Metaflow) and ``stackml forecast run`` call these in order; a notebook can too. Nothing here knows
-about Metaflow, MLflow or the CLI.
+``ForecastFlow`` (Metaflow) and ``stackml forecast run`` call these in order; a notebook can too. Nothing here
+knows about Metaflow, MLflow or the CLI.
 
-The backtest is the single source of truth for choosing: every candidate model is backtested on the same windows,
-the backtests are stored in the warehouse and scored there in SQL (sMAPE, MASE, OWA against Naive2), mean ensembles
-of the best few models are scored on the same windows, and the best by OWA is chosen. Prediction intervals of the
-final forecasts are conformal, from the same backtest residuals, so nothing is refitted just for intervals.
+The backtest is the single source of truth for choosing: every candidate model is backtested on the same
+windows, the backtests are stored in the warehouse and scored there in SQL (sMAPE, MASE, OWA against Naive2),
+mean ensembles of the best few models are scored on the same windows, and the best by OWA is chosen.
+Prediction intervals of the final forecasts are conformal, from the same backtest residuals, so nothing is
+refitted just for intervals.
 """
 
 from __future__ import annotations
@@ -46,11 +47,12 @@ REFERENCE_ALIAS = "Naive2"
 ENSEMBLE_PREFIX = "Ensemble"
 
 
-# -- loading ---------------------------------------------------------------------------------------------------
+# -- loading -------------------------------------------------------------------------------------------------
 def load_data(
     config: ForecastConfig, source: Source, warehouse: Warehouse | None = None
 ) -> tuple[pd.DataFrame, pd.DataFrame | None]:
-    """Read the training frame (and the holdout ``config.test``) as long frames ``unique_id, ds, y`` (+ exogenous).
+    """Read the training frame (and the holdout ``config.test``) as long frames
+    ``unique_id, ds, y`` (+ exogenous).
 
     Args:
         config: says the format (``long`` or ``m4-wide``) and the optional holdout file.
@@ -61,7 +63,8 @@ def load_data(
         if source.table is not None:
             raise InputError(
                 f"The m4-wide format is read from the competition's CSV files, not from {source.describe()}.",
-                hint="Pass --data Hourly-train.csv (and --test Hourly-test.csv), or a long table with --format long.",
+                hint="Pass --data Hourly-train.csv (and --test Hourly-test.csv), "
+                "or a long table with --format long.",
             )
         from stackml.forecasting.m4 import load_m4_wide
 
@@ -101,8 +104,8 @@ MAX_AUTO_WINDOWS = 3
 
 
 def auto_windows(train: pd.DataFrame, horizon: int) -> int:
-    """Backtest windows for a panel: enough that about 200 series-windows are scored, 1 to 3, and never more than
-    the shortest series can hold.
+    """Backtest windows for a panel: enough that about 200 series-windows are scored, 1 to 3, and never more
+    than the shortest series can hold.
 
     Many series need one window (each already gives a forecast to score, and more windows only cost refits); a
     handful of series needs more windows for a stable choice and for per-step interval quantiles.
@@ -151,13 +154,14 @@ def check_data(
         unknown = sorted(set(test["unique_id"].astype(str)) - set(clean["unique_id"].astype(str)))
         if unknown:
             raise InputError(
-                f"The holdout has {len(unknown)} series that are not in the training data, e.g. {unknown[:5]}.",
+                f"The holdout has {len(unknown)} series that are not in the training data, "
+                f"e.g. {unknown[:5]}.",
                 hint="Use a holdout with the same series ids as the training data.",
             )
     return config
 
 
-# -- backtesting and choosing ----------------------------------------------------------------------------------
+# -- backtesting and choosing --------------------------------------------------------------------------------
 def _forecaster(models: Sequence[Any], config: ForecastConfig) -> Forecaster:
     from stackml.forecasting.forecaster import Forecaster
 
@@ -170,7 +174,8 @@ def _forecaster(models: Sequence[Any], config: ForecastConfig) -> Forecaster:
 
 
 def _instance(model: Any, config: ForecastConfig) -> Any:
-    """A model by name, told the horizon when it trains for one (the neural model fits a fixed output length)."""
+    """A model by name, told the horizon when it trains for one
+    (the neural model fits a fixed output length)."""
     import inspect
 
     from stackml.forecasting.models import make_model, model_class
@@ -267,7 +272,8 @@ def score_holdout(
     if len(joined) != len(forecasts):
         raise InputError(
             f"The holdout covers {len(joined)} of the {len(forecasts)} forecast points.",
-            hint=f"Give the next {config.horizon} values of every series in the test file (same ids, next ds).",
+            hint=f"Give the next {config.horizon} values of every series in the test file "
+            "(same ids, next ds).",
         )
     last = train.assign(unique_id=train["unique_id"].astype(str)).groupby("unique_id")["ds"].max()
     joined["cutoff"] = joined["unique_id"].map(last)
@@ -281,7 +287,7 @@ def score_holdout(
     )
 
 
-# -- the whole pipeline ----------------------------------------------------------------------------------------
+# -- the whole pipeline --------------------------------------------------------------------------------------
 @dataclass
 class CandidateResult:
     """One candidate model: its backtest, its forecaster fitted on all the data, and its point forecasts."""
@@ -319,7 +325,7 @@ class PipelineResult:
         alias_of = {name: alias for alias, name in self.alias_names.items()}
         return [alias_of[m] for m in self.choice.members] if self.choice.is_ensemble else [self.choice.alias]
 
-    # -- the publish protocol (stackml.pipelines.publish): the champion moves only on the same backtest ----------
+    # -- the publish protocol (stackml.pipelines.publish): the champion moves only on the same backtest ------
     pipeline = "forecasting"
     primary_metric = "backtest_owa"
     higher_is_better = False
@@ -401,7 +407,8 @@ def summarise(
     run_id: str,
     test: pd.DataFrame | None = None,
 ) -> PipelineResult:
-    """Score the candidates' backtests in the warehouse, add ensembles, choose, attach intervals, score the holdout."""
+    """Score the candidates' backtests in the warehouse, add ensembles, choose, attach intervals,
+    score the holdout."""
     import time
 
     from stackml.forecasting.selection import choose, interval_widths, join_forecasts, with_intervals
@@ -465,7 +472,8 @@ def run_pipeline(
     candidates in parallel instead). Publishing and the report attach from outside, as in the flow.
 
     Args:
-        on_model: optional callback ``on_model(name, result)`` after each candidate, e.g. to advance a progress bar.
+        on_model: optional callback ``on_model(name, result)`` after each candidate, e.g. to advance a
+            progress bar.
     """
     config = check_data(train, config, test)
     results = []

@@ -1,13 +1,13 @@
 """The forecaster as a registered MLflow pyfunc: given ``unique_id`` values (and optionally ``h``), forecasts.
 
-Input rows: ``unique_id`` (required) and ``h`` (optional, at most the trained horizon; the largest ``h`` in the
-request applies to all its rows). Output rows: ``unique_id, ds, yhat`` and ``yhat-lo-<level>`` /
+Input rows: ``unique_id`` (required) and ``h`` (optional, at most the trained horizon; the largest ``h`` in
+the request applies to all its rows). Output rows: ``unique_id, ds, yhat`` and ``yhat-lo-<level>`` /
 ``yhat-hi-<level>`` for every interval level (e.g. ``yhat-lo-80``; see
 :func:`stackml.forecasting.selection.interval_column`), ``h`` rows per requested series.
 
-The fitted forecasters and the conformal half-widths travel inside the pickled model; forecasts from the end of
-training are computed once per ``h`` and cached, so serving a request is a lookup. The ensemble mean and the
-intervals are those of :mod:`stackml.forecasting.selection`, as in the pipeline that chose the model.
+The fitted forecasters and the conformal half-widths travel inside the pickled model; forecasts from the end
+of training are computed once per ``h`` and cached, so serving a request is a lookup. The ensemble mean and
+the intervals are those of :mod:`stackml.forecasting.selection`, as in the pipeline that chose the model.
 """
 
 from __future__ import annotations
@@ -36,7 +36,8 @@ class ForecastPyfunc(mlflow_pyfunc.PythonModel):
     Args:
         forecasters: alias -> fitted :class:`~stackml.forecasting.Forecaster` holding that alias.
         members: aliases whose mean is the forecast (one alias for a single model).
-        widths: level -> conformal half-widths, array ``(n_series, horizon)`` in the forecasters' series order.
+        widths: level -> conformal half-widths, array ``(n_series, horizon)`` in the forecasters'
+            series order.
         horizon: the trained horizon; requests may ask for less.
     """
 
@@ -92,7 +93,8 @@ class ForecastPyfunc(mlflow_pyfunc.PythonModel):
         unknown = sorted(set(wanted) - set(table["unique_id"]))
         if unknown:
             raise InputError(
-                f"Unknown series {unknown[:10]}{' ...' if len(unknown) > 10 else ''} ({len(unknown)} in all).",
+                f"Unknown series {unknown[:10]}{' ...' if len(unknown) > 10 else ''} "
+                f"({len(unknown)} in all).",
                 hint="Ask for series the model was trained on.",
             )
         return table[table["unique_id"].isin(wanted)].reset_index(drop=True)

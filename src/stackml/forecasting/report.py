@@ -32,14 +32,18 @@ def forecast_report(
     narrative = (
         f"{n_series:,} series were forecast {cfg.horizon} steps ahead (season length {cfg.season_length}). "
         f"{len(result.forecasters)} candidate models were backtested on the last {cfg.n_windows} windows of "
-        f"{cfg.horizon} values of every series, scored in the warehouse with sMAPE, MASE and OWA against Naive2 "
-        f"(OWA below 1 beats Naive2), and mean ensembles of the best models were scored on the same windows. "
-        f"The chosen configuration is {what}, with a backtest OWA of {best['owa']:.3f}. Prediction intervals are "
-        "conformal, taken from the backtest errors."
+        f"{cfg.horizon} values of every series, scored in the warehouse with sMAPE, MASE and OWA "
+        f"against Naive2 (OWA below 1 beats Naive2), and mean ensembles of the best models were scored "
+        f"on the same windows. "
+        f"The chosen configuration is {what}, with a backtest OWA of {best['owa']:.3f}. "
+        "Prediction intervals are conformal, taken from the backtest errors."
     )
     if result.holdout is not None:
         held = result.holdout.set_index("model").loc[choice.alias]
-        narrative += f" On the held-out data it scores sMAPE {held['smape']:.3f}, MASE {held['mase']:.3f}, OWA {held['owa']:.3f}."
+        narrative += (
+            f" On the held-out data it scores sMAPE {held['smape']:.3f}, MASE {held['mase']:.3f}, "
+            f"OWA {held['owa']:.3f}."
+        )
     if registry_note:
         narrative += f"\n\n{registry_note}"
     report = Report(title=title, narrative=narrative, pipeline="forecasting", run_id=run_id)
@@ -70,7 +74,8 @@ def forecast_report(
         for label, uid in (("best", best_id), ("worst", worst_id)):
             report.add_figure(
                 _series_figure(result, train, test, uid),
-                caption=f"Series {uid}, the {label} of {choice.alias} on the backtest (by MASE), with its intervals",
+                caption=f"Series {uid}, the {label} of {choice.alias} on the backtest (by MASE), "
+                "with its intervals",
             )
     report.add_table(
         pd.DataFrame(

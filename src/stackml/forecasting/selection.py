@@ -1,4 +1,5 @@
-"""Choosing between forecasts and attaching intervals, in one place for the front door, the pipeline and the pyfunc.
+"""Choosing between forecasts and attaching intervals, in one place for the front door,
+the pipeline and the pyfunc.
 
 - the interval column convention: :func:`interval_column` (``<alias>-lo-<level>`` / ``<alias>-hi-<level>``);
 - mean ensembles: :func:`mean_ensemble`, the mean of member forecasts;
@@ -44,29 +45,32 @@ Widths = dict[str, dict[float, np.ndarray]]
 _SIDES = ("lo", "hi")
 
 
-# -- the interval column convention ------------------------------------------------------------------------------
+# -- the interval column convention --------------------------------------------------------------------------
 def interval_column(alias: str, side: str, level: float) -> str:
-    """``<alias>-lo-<level>`` or ``<alias>-hi-<level>``, the level written with ``:g`` (80.0 -> ``80``, 97.5 -> ``97.5``)."""
+    """``<alias>-lo-<level>`` or ``<alias>-hi-<level>``, the level written with ``:g``
+    (80.0 -> ``80``, 97.5 -> ``97.5``)."""
     if side not in _SIDES:
         raise ValueError(f"side must be 'lo' or 'hi', got {side!r}")
     return f"{alias}-{side}-{level:g}"
 
 
-# -- ensembles ---------------------------------------------------------------------------------------------------
+# -- ensembles -----------------------------------------------------------------------------------------------
 def mean_ensemble(forecasts: Sequence[Any] | np.ndarray) -> np.ndarray:
-    """The mean of member forecasts: arrays (or columns) of one shape, stacked on a first axis and averaged."""
+    """The mean of member forecasts: arrays (or columns) of one shape,
+    stacked on a first axis and averaged."""
     return np.mean(np.stack([np.asarray(f, dtype=np.float64) for f in forecasts]), axis=0)
 
 
 def join_forecasts(frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
-    """Join per-model point forecasts (``unique_id, ds, <alias>``, same series and steps) into one wide frame."""
+    """Join per-model point forecasts (``unique_id, ds, <alias>``, same series and steps)
+    into one wide frame."""
     joined = frames[0]
     for frame in frames[1:]:
         joined = joined.merge(frame, on=["unique_id", "ds"], how="inner", validate="one_to_one")
     return joined
 
 
-# -- conformal intervals -----------------------------------------------------------------------------------------
+# -- conformal intervals -------------------------------------------------------------------------------------
 def conformal_widths(
     residuals: Mapping[str, np.ndarray], scales: np.ndarray, levels: Sequence[float]
 ) -> Widths:
@@ -74,7 +78,8 @@ def conformal_widths(
 
     Args:
         residuals: alias -> ``y - yhat`` of the backtest, shape ``(n_windows, n_series, h)``.
-        scales: per-series in-sample scale, shape ``(n_series,)`` (see :func:`~stackml.forecasting.conformal.insample_scale`).
+        scales: per-series in-sample scale, shape ``(n_series,)`` (see
+            :func:`~stackml.forecasting.conformal.insample_scale`).
         levels: coverages in percent.
     """
     return {
@@ -95,8 +100,8 @@ def interval_widths(
 ) -> Widths:
     """:func:`conformal_widths` from a long backtest frame ``unique_id, ds, cutoff, y, <alias>...``.
 
-    Series are in the order of ``ids``; window ``w`` of a series is its ``w``-th backtest window (windows counted
-    back from each series' last one), as in the front door's own backtest. Scales come from ``train``.
+    Series are in the order of ``ids``; window ``w`` of a series is its ``w``-th backtest window (windows
+    counted back from each series' last one), as in the front door's own backtest. Scales come from ``train``.
     """
     ids = [str(i) for i in ids]
     position = {i: k for k, i in enumerate(ids)}
@@ -122,8 +127,8 @@ def interval_widths(
 
 
 def with_intervals(forecasts: pd.DataFrame, widths: Mapping[str, Mapping[float, np.ndarray]]) -> pd.DataFrame:
-    """``forecasts`` with interval columns after each alias of ``widths``: ``-lo-`` from the widest level in, then
-    ``-hi-`` outwards (see :func:`interval_column`).
+    """``forecasts`` with interval columns after each alias of ``widths``: ``-lo-`` from the widest level in,
+    then ``-hi-`` outwards (see :func:`interval_column`).
 
     Rows are ``h`` per series, series in the order of the widths' rows.
     """
@@ -146,7 +151,7 @@ def with_intervals(forecasts: pd.DataFrame, widths: Mapping[str, Mapping[float, 
     return pd.concat([forecasts, pd.DataFrame(added, index=forecasts.index)], axis=1)[order]
 
 
-# -- the choice --------------------------------------------------------------------------------------------------
+# -- the choice ----------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Choice:
     """The chosen configuration: one model, or the mean of several."""

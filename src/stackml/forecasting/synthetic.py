@@ -2,7 +2,9 @@
 
 Example:
     >>> from stackml.forecasting.synthetic import generate_series
-    >>> df = generate_series(n_series=2, freq="h", min_length=48, max_length=48, season_length=24, random_state=0)
+    >>> df = generate_series(
+    ...     n_series=2, freq="h", min_length=48, max_length=48, season_length=24, random_state=0
+    ... )
     >>> list(df.columns), len(df)
     (['unique_id', 'ds', 'y'], 96)
 """
@@ -32,12 +34,14 @@ def generate_series(
 ) -> pd.DataFrame:
     """A long frame ``unique_id, ds, y`` (+ ``x0, x1, ...`` when ``n_exog > 0``) of positive series.
 
-    Each series is ``level_i * (1 + trend + seasonality) + noise + exogenous effect``, with a per-series level drawn
-    around ``level``, so values stay positive (multiplicative models and sMAPE behave) and series differ in scale.
+    Each series is ``level_i * (1 + trend + seasonality) + noise + exogenous effect``, with a per-series level
+    drawn around ``level``, so values stay positive (multiplicative models and sMAPE behave) and series differ
+    in scale.
 
     Args:
         n_series: number of series (ids ``"s0"``, ``"s1"``, ...).
-        freq: a pandas frequency for timestamp ``ds`` starting at ``start``, or ``None`` for integer ``ds`` 0, 1, ...
+        freq: a pandas frequency for timestamp ``ds`` starting at ``start``, or ``None`` for integer
+            ``ds`` 0, 1, ...
         min_length: shortest series length (inclusive).
         max_length: longest series length (inclusive); lengths are drawn uniformly in between.
         season_length: period of a sine seasonality with a random phase; 1 means no seasonality.
@@ -45,8 +49,8 @@ def generate_series(
         with_trend: add a linear trend (up to about +50% of the level over the series).
         noise: standard deviation of the Gaussian noise relative to the series level.
         level: mean level of the series.
-        n_exog: number of exogenous columns ``x0..``; each enters ``y`` linearly with a random coefficient, so a model
-            that uses them can do better than one that does not.
+        n_exog: number of exogenous columns ``x0..``; each enters ``y`` linearly with a random coefficient, so
+            a model that uses them can do better than one that does not.
         start: first timestamp when ``freq`` is set.
 
     Returns:

@@ -90,7 +90,8 @@ def check_windows(h: int, n_windows: Any, step_size: Any) -> tuple[int, int]:
 
 
 def windows_needed(h: int, n_windows: int, step_size: int) -> int:
-    """Values a series needs for ``n_windows`` windows of ``h`` values ``step_size`` apart (plus training data)."""
+    """Values a series needs for ``n_windows`` windows of ``h`` values ``step_size`` apart
+    (plus training data)."""
     return h + (n_windows - 1) * step_size + MIN_TRAIN_LENGTH
 
 
@@ -110,8 +111,8 @@ def check_lengths(ids: np.ndarray, lengths: np.ndarray, needed: int, what: str, 
         detail = ", ".join(f"{_plain(ids[i])!r} ({int(lengths[i])})" for i in short[:_SHOW])
         more = f" and {short.size - _SHOW} more" if short.size > _SHOW else ""
         raise InputError(
-            f"{short.size} series are too short for {what}: {detail}{more} (length in brackets). Each needs at "
-            f"least {needed} values = {why}.",
+            f"{short.size} series are too short for {what}: {detail}{more} (length in brackets). "
+            f"Each needs at least {needed} values = {why}.",
             hint=hint,
         )
 
@@ -209,8 +210,8 @@ def _coerce_time(df: pd.DataFrame, time_col: str, problems: list[str]) -> bool:
         return True
     except (ValueError, TypeError):
         problems.append(
-            f"'{time_col}' must hold timestamps or integer steps; values such as {col.iloc[0]!r} could not be "
-            "parsed as dates"
+            f"'{time_col}' must hold timestamps or integer steps; values such as {col.iloc[0]!r} "
+            "could not be parsed as dates"
         )
         return False
 
@@ -230,8 +231,8 @@ def _coerce_target(
         series = df.loc[bad_text, id_col].unique()
         example = raw[bad_text].iloc[0]
         problems.append(
-            f"'{target_col}' must be numeric; {int(bad_text.sum())} values are not numbers (e.g. {example!r}) in "
-            f"series {_names(series)}"
+            f"'{target_col}' must be numeric; {int(bad_text.sum())} values are not numbers "
+            f"(e.g. {example!r}) in series {_names(series)}"
         )
     df[target_col] = values
     finite = np.isfinite(values.to_numpy(dtype=float, na_value=np.nan))
@@ -249,8 +250,8 @@ def _coerce_target(
             where = ", ".join(f"{_plain(k)!r} at {_fmt_time(v)}" for k, v in first.head(_SHOW).items())
             more = f" and {len(first) - _SHOW} more" if len(first) > _SHOW else ""
             problems.append(
-                f"'{target_col}' has missing or infinite values in {len(partly)} series (first at): {where}{more}; "
-                f"fill them, e.g. fill_gaps(df, fill='interpolate')"
+                f"'{target_col}' has missing or infinite values in {len(partly)} series (first at): "
+                f"{where}{more}; fill them, e.g. fill_gaps(df, fill='interpolate')"
                 if time_ok
                 else f"'{target_col}' has missing or infinite values in series {_names(partly)}"
             )
@@ -320,8 +321,8 @@ def _gap_problems(
         where = ", ".join(f"{_plain(k)!r} at {_fmt_time(v)}" for k, v in first_missing.head(_SHOW).items())
         more = f" and {len(first_missing) - _SHOW} more" if len(first_missing) > _SHOW else ""
         problems.append(
-            f"gaps in the time index of {len(first_missing)} series (first missing '{time_col}'): {where}{more}; "
-            f"insert the missing rows with fill_gaps(df, freq={freq_name!r}, fill='interpolate') or pass complete "
-            "series"
+            f"gaps in the time index of {len(first_missing)} series (first missing '{time_col}'): "
+            f"{where}{more}; insert the missing rows with "
+            f"fill_gaps(df, freq={freq_name!r}, fill='interpolate') or pass complete series"
         )
     return problems

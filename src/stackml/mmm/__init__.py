@@ -1,4 +1,5 @@
-"""Bayesian media-mix modelling on PyMC: from raw touchpoints to ROAS, response curves and a posterior to plan with.
+"""Bayesian media-mix modelling on PyMC: from raw touchpoints to ROAS, response curves and a posterior to plan
+with.
 
 The front door is :class:`MediaMixModel`; :func:`simulate` makes touchpoints with known truth, and
 :func:`aggregate_touchpoints` turns a raw touchpoint table in the warehouse into the model frame with SQL.

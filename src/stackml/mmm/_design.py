@@ -1,8 +1,8 @@
 """The model's design: scaled arrays and the time features, built once from the training frame.
 
-All frame handling of the model lives here and in :mod:`stackml.mmm.validation`; the graph and the posterior code see
-only NumPy arrays. Scales are fixed at fit time and reused for every later prediction, so a spend plan is scaled the
-same way as the training data.
+All frame handling of the model lives here and in :mod:`stackml.mmm.validation`; the graph and the posterior
+code see only NumPy arrays. Scales are fixed at fit time and reused for every later prediction, so a spend
+plan is scaled the same way as the training data.
 """
 
 from __future__ import annotations
@@ -77,8 +77,8 @@ def infer_period_days(dates: pd.DatetimeIndex, date_column: str) -> float:
         raise InputError(
             f"The dates in '{date_column}' are not evenly spaced (typical gap {period:g} days; "
             f"irregular at {bad}).",
-            hint="Aggregate to one row per week or day without gaps (stackml.mmm.aggregate_touchpoints does this), "
-            "filling missing periods with zero spend.",
+            hint="Aggregate to one row per week or day without gaps "
+            "(stackml.mmm.aggregate_touchpoints does this), filling missing periods with zero spend.",
         )
     return period
 

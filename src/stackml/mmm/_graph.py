@@ -1,12 +1,14 @@
 """The PyMC graph of the media-mix model, in scaled units.
 
 ``target / mean(target) ~ Normal(mu, sigma)`` with
-``mu = intercept + slope * t + fourier @ gamma_fourier + controls @ gamma_control + sum_k beta_k * sat_k(adstock_k(x_k))``
-where ``x_k`` is channel ``k``'s spend divided by its maximum and ``t`` runs from 0 to 1 over the training period.
-With every input on a unit scale the default priors below hold for any currency and any size of business.
+``mu = intercept + slope * t + fourier @ gamma_fourier + controls @ gamma_control
++ sum_k beta_k * sat_k(adstock_k(x_k))``
+where ``x_k`` is channel ``k``'s spend divided by its maximum and ``t`` runs from 0 to 1 over the training
+period. With every input on a unit scale the default priors below hold for any currency and any size of
+business.
 
-The likelihood is a ``Potential`` weighted by ``fit_mask`` (a data container): a time-slice check then re-samples
-the compiled model with the last periods masked out instead of compiling a second model.
+The likelihood is a ``Potential`` weighted by ``fit_mask`` (a data container): a time-slice check then
+re-samples the compiled model with the last periods masked out instead of compiling a second model.
 """
 
 from __future__ import annotations

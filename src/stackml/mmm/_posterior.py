@@ -88,7 +88,8 @@ class PosteriorDraws:
         return self.beta.shape[0]
 
     def media(self, spend: np.ndarray) -> np.ndarray:
-        """Saturated adstocked media ``(S, T, K)`` for raw ``spend`` ``(T, K)`` (zeros before its first row)."""
+        """Saturated adstocked media ``(S, T, K)`` for raw ``spend`` ``(T, K)`` (zeros before its first
+        row)."""
         lagged = lag_matrix(self.design.scaled_spend(spend), self.adstock.l_max)
         adstocked = self.adstock.apply_lagged_np(lagged, **self.adstock_params)
         return self.saturation.apply_np(adstocked, **self.saturation_params)

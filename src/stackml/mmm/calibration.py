@@ -1,14 +1,14 @@
 """Calibration with lift tests: each experiment becomes a likelihood term on the model's own counterfactual.
 
-A lift test row says: during ``start_date..end_date``, changing ``channel``'s spend by ``spend_change`` in total moved
-the target by ``incremental_target`` (standard error ``incremental_target_sd``). A go-dark test has ``spend_change``
-equal to minus the window's spend.
+A lift test row says: during ``start_date..end_date``, changing ``channel``'s spend by ``spend_change`` in
+total moved the target by ``incremental_target`` (standard error ``incremental_target_sd``). A go-dark test
+has ``spend_change`` equal to minus the window's spend.
 
-Inside the PyMC graph we recompute the channel's contribution twice over the whole series, with the actual spend and
-with the spend changed in the window, and sum the difference from the window's first period until ``l_max - 1``
-periods after its last. The full series is used so that carryover is counted both ways: spend before the window
-still carries into it, and the changed spend keeps acting after the window ends. ``incremental_target`` is therefore
-the total effect of the change, lagged effects included.
+Inside the PyMC graph we recompute the channel's contribution twice over the whole series, with the actual
+spend and with the spend changed in the window, and sum the difference from the window's first period until
+``l_max - 1`` periods after its last. The full series is used so that carryover is counted both ways: spend
+before the window still carries into it, and the changed spend keeps acting after the window ends.
+``incremental_target`` is therefore the total effect of the change, lagged effects included.
 
 The change is spread over the window in proportion to the actual spend (so a go-dark test zeroes the window
 exactly); when the window had no spend, it is spread evenly.
@@ -42,7 +42,8 @@ LIFT_TEST_COLUMNS = (
 _NUMERIC = ("spend_change", "incremental_target", "incremental_target_sd")
 _HINT = (
     "A lift-test CSV needs the columns channel,start_date,end_date,spend_change,incremental_target,"
-    "incremental_target_sd with one experiment per row; a go-dark test has spend_change = -(the window's spend)."
+    "incremental_target_sd with one experiment per row; "
+    "a go-dark test has spend_change = -(the window's spend)."
 )
 
 
@@ -144,8 +145,8 @@ def build_lift_design(tests: pd.DataFrame, design: Design, l_max: int) -> LiftDe
         in_window = np.asarray((dates >= test.start_date) & (dates <= test.end_date))
         if not in_window.any():
             problems.append(
-                f"row {row}: the window {test.start_date.date()}..{test.end_date.date()} holds no period of the data "
-                f"({dates[0].date()}..{dates[-1].date()})"
+                f"row {row}: the window {test.start_date.date()}..{test.end_date.date()} "
+                f"holds no period of the data ({dates[0].date()}..{dates[-1].date()})"
             )
             continue
         k = design.channels.index(test.channel)
@@ -153,7 +154,8 @@ def build_lift_design(tests: pd.DataFrame, design: Design, l_max: int) -> LiftDe
         window_spend = float(spend[in_window].sum())
         if test.spend_change < -window_spend * (1 + 1e-9):
             problems.append(
-                f"row {row}: spend_change {test.spend_change:g} is below minus the window's spend ({-window_spend:g})"
+                f"row {row}: spend_change {test.spend_change:g} "
+                f"is below minus the window's spend ({-window_spend:g})"
             )
             continue
         first, last = np.flatnonzero(in_window)[[0, -1]]
@@ -181,8 +183,8 @@ def add_lift_likelihood(pm: Any, lift: LiftDesign, contribution: Any) -> Any:
     Args:
         pm: the pymc module.
         lift: the tests.
-        contribution: ``f(x_lagged, channel_index) -> (T, R)`` scaled contribution in PyTensor, with the channel
-            parameters picked per column by ``channel_index``.
+        contribution: ``f(x_lagged, channel_index) -> (T, R)`` scaled contribution in PyTensor, with the
+            channel parameters picked per column by ``channel_index``.
     """
     delta = contribution(lift.changed_lagged, lift.channel_index) - contribution(
         lift.actual_lagged, lift.channel_index

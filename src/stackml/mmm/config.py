@@ -45,7 +45,8 @@ def _bounds_and_problems(text: str) -> tuple[Bounds, list[str]]:
 
 
 def parse_bounds(text: str | None) -> Bounds | None:
-    """``"search=0:5000,tv=:20000"`` -> ``{"search": (0.0, 5000.0), "tv": (None, 20000.0)}`` (per-period spend).
+    """``"search=0:5000,tv=:20000"`` -> ``{"search": (0.0, 5000.0), "tv": (None, 20000.0)}`` (per-period
+    spend).
 
     Example:
         >>> parse_bounds("search=0:5000,tv=:20000")
@@ -76,7 +77,8 @@ class MMMConfig(PipelineConfig):
 
     Attributes:
         channels, target, date_column, controls: the roles of the model frame's columns.
-        controls_table: for a touchpoint table, the table holding the controls (default: the touchpoint table).
+        controls_table: for a touchpoint table, the table holding the controls (default: the touchpoint
+            table).
         freq: ``"W"`` or ``"D"``, the period raw touchpoints are aggregated to.
         adstock, saturation, target_accept: passed to :class:`~stackml.mmm.MediaMixModel`.
         draws, tune, chains, random_state: NUTS settings.
@@ -85,7 +87,8 @@ class MMMConfig(PipelineConfig):
         max_divergences, max_rhat, min_ess, min_r2, max_mape, max_holdout_mape: the gates (None: not gated).
         horizon: periods of the budget plan (0: no plan).
         budget: total budget of the plan; default the historical spend rate times ``horizon``.
-        bounds: per-period spend bounds of the plan, ``{channel: (min, max)}`` or ``"search=0:5000,tv=:20000"``.
+        bounds: per-period spend bounds of the plan, ``{channel: (min, max)}`` or
+            ``"search=0:5000,tv=:20000"``.
         hdi_prob: mass of every reported interval.
     """
 
@@ -178,7 +181,8 @@ class MMMConfig(PipelineConfig):
 
 
 def config_default(field: str) -> Any:
-    """The pipeline's default for ``field``: what the front door and the gates use when the caller gives none."""
+    """The pipeline's default for ``field``: what the front door and the gates use when the caller gives
+    none."""
     from stackml.pipelines import default_of
 
     return default_of(MMMConfig, field)

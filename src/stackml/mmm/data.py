@@ -1,10 +1,10 @@
 """From raw touchpoints in the warehouse to the model frame, in SQL.
 
-The touchpoint table has one row per date and channel (``date, channel, spend, impressions, clicks, conversions,
-revenue``; extra columns are ignored). One query pivots it into one row per week (or day) with one spend column per
-channel and the target summed over all rows, so revenue not attributed to any paid channel (an ``organic`` row) still
-counts. It runs in the warehouse, so it scales with the engine, and is written once in DuckDB's dialect and translated
-for the others.
+The touchpoint table has one row per date and channel (``date, channel, spend, impressions, clicks,
+conversions, revenue``; extra columns are ignored). One query pivots it into one row per week (or day) with
+one spend column per channel and the target summed over all rows, so revenue not attributed to any paid
+channel (an ``organic`` row) still counts. It runs in the warehouse, so it scales with the engine, and is
+written once in DuckDB's dialect and translated for the others.
 
 Example:
     >>> from stackml.mmm import simulate
@@ -34,8 +34,8 @@ if TYPE_CHECKING:
 
 __all__ = ["FREQUENCIES", "aggregate_touchpoints"]
 
-# period start in DuckDB SQL; weeks start on Monday (ISO), as in PostgreSQL and Spark. The outer cast keeps a DATE:
-# PostgreSQL's date_trunc would return a time-zone-aware timestamp.
+# period start in DuckDB SQL; weeks start on Monday (ISO), as in PostgreSQL and Spark. The outer cast keeps a
+# DATE: PostgreSQL's date_trunc would return a time-zone-aware timestamp.
 FREQUENCIES = {"W": "CAST(date_trunc('week', CAST({col} AS DATE)) AS DATE)", "D": "CAST({col} AS DATE)"}
 _PERIOD_DAYS = {"W": 7, "D": 1}
 
@@ -55,7 +55,8 @@ def aggregate_touchpoints(
     channel_column: str = "channel",
     spend_column: str = "spend",
 ) -> pd.DataFrame:
-    """Aggregate a raw touchpoint table to the model frame ``date, <channel spend...>, <controls...>, <target>``.
+    """Aggregate a raw touchpoint table to the model frame
+    ``date, <channel spend...>, <controls...>, <target>``.
 
     Args:
         warehouse: a connected warehouse, or its URL.
@@ -63,8 +64,8 @@ def aggregate_touchpoints(
         freq: ``"W"`` (weeks starting Monday) or ``"D"``.
         target: the column summed into the target (``revenue`` or ``conversions``).
         channels: channels to keep, in this order; default every channel with positive total spend, sorted.
-        controls_table: optional table with ``date_column`` and the ``controls`` columns, averaged per period and
-            joined on the period (give it at the model's grain or finer).
+        controls_table: optional table with ``date_column`` and the ``controls`` columns, averaged per period
+            and joined on the period (give it at the model's grain or finer).
         controls: control columns to take from ``controls_table``.
         start, end: optional inclusive date bounds on the touchpoints.
         date_column, channel_column, spend_column: column names in the touchpoint table.
@@ -116,7 +117,8 @@ def aggregate_touchpoints(
         f"SUM(CASE WHEN {chan} = ? THEN {spend} ELSE 0 END) AS {quote_column(c)}" for c in channels
     )
     sql = (
-        f"WITH touch AS (\n  SELECT {period} AS period, {chan}, {spend}, {quote_column(target)} AS target_value\n"
+        "WITH touch AS (\n"
+        f"  SELECT {period} AS period, {chan}, {spend}, {quote_column(target)} AS target_value\n"
         f"  FROM {quote_table(table)}{where}\n),\n"
         f"media AS (\n  SELECT period,\n  {pivots},\n  SUM(target_value) AS target_value\n"
         f"  FROM touch GROUP BY period\n)"
@@ -162,7 +164,8 @@ def _date_filter(date: str, start: str | None, end: str | None) -> tuple[str, li
 
 def _spending_channels(warehouse, table, chan, spend, where, params) -> list[str]:
     rows = warehouse.query(
-        f"SELECT {chan} AS channel FROM {quote_table(table)}{where} GROUP BY {chan} HAVING SUM({spend}) > 0 ORDER BY 1",
+        f"SELECT {chan} AS channel FROM {quote_table(table)}{where} "
+        f"GROUP BY {chan} HAVING SUM({spend}) > 0 ORDER BY 1",
         params or None,
         dialect="duckdb",
     )
@@ -181,9 +184,10 @@ def _check_periods(dates: pd.Series, period_days: int, table: str) -> None:
     holes = np.flatnonzero(gaps != period_days)
     if holes.size:
         missing = [str((dates.iloc[i] + pd.Timedelta(days=period_days)).date()) for i in holes[:5]]
+        n_missing_periods = int((gaps[holes] // period_days - 1).sum())
         raise InputError(
-            f"The touchpoints in '{table}' have no rows for {int((gaps[holes] // period_days - 1).sum())} period(s), "
+            f"The touchpoints in '{table}' have no rows for {n_missing_periods} period(s), "
             f"starting at {missing}.",
-            hint="Load the missing periods (a row with zero spend is enough), or restrict start/end to a range "
-            "without gaps.",
+            hint="Load the missing periods (a row with zero spend is enough), "
+            "or restrict start/end to a range without gaps.",
         )

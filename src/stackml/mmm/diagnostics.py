@@ -1,7 +1,7 @@
 """Is the fitted model fit to use? Sampler health, in-sample fit and time-slice out-of-sample error, as gates.
 
-A model that fails a gate should not be registered; each failed gate says what it measured, the threshold and what
-to try.
+A model that fails a gate should not be registered; each failed gate says what it measured, the threshold and
+what to try.
 
 Example:
     >>> from stackml.mmm.diagnostics import Gate
@@ -29,14 +29,15 @@ __all__ = ["Diagnostics", "Gate", "GateFailedError", "diagnose", "fit_metrics", 
 ADVICE = {
     "divergences": "raise target_accept (MediaMixModel(target_accept=0.95)), give channels with little spend "
     "variation a roas_prior or lift tests, or use a simpler adstock/saturation",
-    "max_rhat": "the chains disagree: sample longer (tune=2000, draws=2000) or with more chains; if it persists "
-    "a channel is not identified (sparse or collinear spend), so add a roas_prior or lift tests",
+    "max_rhat": "the chains disagree: sample longer (tune=2000, draws=2000) or with more chains; "
+    "if it persists a channel is not identified (sparse or collinear spend), "
+    "so add a roas_prior or lift tests",
     "min_ess": "too few effective draws: increase draws (and tune)",
     "r2": "the model explains little of the target: add control columns (promotions, holidays, price), raise "
     "yearly_seasonality, or check that the target column is right",
     "mape": "large in-sample errors: add control columns for the periods with the largest residuals",
-    "oos_mape": "the model forecasts the held-out periods badly: check for breaks at the end of the data, add "
-    "controls for new events, or calibrate with lift tests",
+    "oos_mape": "the model forecasts the held-out periods badly: check for breaks at the end of the data, "
+    "add controls for new events, or calibrate with lift tests",
 }
 
 
@@ -143,7 +144,8 @@ def time_slice_error(model: MediaMixModel, holdout: float = 0.15, **sample_kwarg
     model._check_fitted()
     if not hasattr(model, "_sample_result"):
         raise NotFittedError(
-            "This MediaMixModel was loaded from a pickle, which keeps the posterior but not the compiled sampler.",
+            "This MediaMixModel was loaded from a pickle, "
+            "which keeps the posterior but not the compiled sampler.",
             hint="Run the time-slice check on the model object right after fit().",
         )
     d = model.design_

@@ -21,11 +21,12 @@ __all__ = ["MediaMixModel"]
 
 
 class MediaMixModel:
-    """Bayesian media-mix model: adstock, saturation, trend, yearly seasonality and controls, sampled with NUTS.
+    """Bayesian media-mix model: adstock, saturation, trend, yearly seasonality and controls, sampled with
+    NUTS.
 
-    Inputs are scaled before modelling (each channel's spend by its maximum, controls by their largest absolute
-    value, the target by its mean), so the default priors need no tuning. With ``roas_prior`` the channel
-    coefficients are parameterised by their return on ad spend instead, with a log-normal prior.
+    Inputs are scaled before modelling (each channel's spend by its maximum, controls by their largest
+    absolute value, the target by its mean), so the default priors need no tuning. With ``roas_prior`` the
+    channel coefficients are parameterised by their return on ad spend instead, with a log-normal prior.
 
     Args:
         date_column: one row per period (week or day), evenly spaced.
@@ -98,9 +99,9 @@ class MediaMixModel:
 
         Args:
             df: the model frame, one row per period.
-            draws, tune, chains: NUTS draws kept and warm-up draws per chain, and the number of chains; default
-                the pipeline's (:class:`~stackml.mmm.config.MMMConfig`: 2000 draws keep r_hat below 1.01
-                reliably; tests may use far fewer).
+            draws, tune, chains: NUTS draws kept and warm-up draws per chain, and the number of chains;
+                default the pipeline's (:class:`~stackml.mmm.config.MMMConfig`: 2000 draws keep r_hat below
+                1.01 reliably; tests may use far fewer).
             random_state: seed for the sampler.
             sampler: ``"nutpie"`` (default; falls back to PyMC with a warning if it is missing or fails) or
                 ``"pymc"``.
@@ -196,8 +197,9 @@ class MediaMixModel:
         return frame.sort_values(self.date_column).reset_index(drop=True)
 
     def __getstate__(self) -> dict[str, Any]:
-        # The compiled sampler (numba functions) and the PyMC graph do not pickle; the posterior and the design
-        # are all that predictions, outputs and the optimiser need, so a registered model carries only those.
+        # The compiled sampler (numba functions) and the PyMC graph do not pickle; the posterior and the
+        # design are all that predictions, outputs and the optimiser need, so a registered model carries only
+        # those.
         return {k: v for k, v in self.__dict__.items() if k not in ("pymc_model_", "_sample_result")}
 
     # -- using the posterior -------------------------------------------------------------------------------
@@ -213,7 +215,8 @@ class MediaMixModel:
             )
 
     def contribution_draws(self) -> np.ndarray:
-        """Channel contributions over the training period, ``(n_draws, n_periods, n_channels)`` in target units."""
+        """Channel contributions over the training period, ``(n_draws, n_periods, n_channels)`` in target
+        units."""
         self._check_fitted()
         return self.posterior_.contributions(self.design_.spend)
 
@@ -284,8 +287,8 @@ class MediaMixModel:
             or (spend < 0).any()
         ):
             raise InputError(
-                f"A spend plan array must be (n_periods, {len(d.channels)}) with finite, non-negative values; "
-                f"got shape {spend.shape}.",
+                f"A spend plan array must be (n_periods, {len(d.channels)}) with finite, non-negative "
+                f"values; got shape {spend.shape}.",
                 hint=f"Order the columns as the model's channels {list(d.channels)}.",
             )
         step = pd.Timedelta(days=d.period_days)
@@ -309,7 +312,8 @@ class MediaMixModel:
         raise_if_problems(
             problems,
             what="the spend plan",
-            hint=f"Give one row per period with '{self.date_column}' and the columns {list(d.channels) + controls}.",
+            hint=f"Give one row per period with '{self.date_column}' "
+            f"and the columns {list(d.channels) + controls}.",
         )
         frame = df.assign(**{self.date_column: pd.to_datetime(df[self.date_column])}).sort_values(
             self.date_column
@@ -319,8 +323,8 @@ class MediaMixModel:
             period = infer_period_days(dates, self.date_column)
             if abs(period - d.period_days) > 0.5:
                 raise InputError(
-                    f"The plan's periods are {period:g} days apart but the model was fitted on {d.period_days:g}-day "
-                    "periods.",
+                    f"The plan's periods are {period:g} days apart "
+                    f"but the model was fitted on {d.period_days:g}-day periods.",
                     hint="Aggregate the plan to the training frequency.",
                 )
         spend = frame[list(d.channels)].to_numpy(dtype=float)

@@ -1,22 +1,23 @@
 """Budget optimiser: split a total budget over channels to maximise the expected media response of a plan.
 
-A plan spends a constant amount per period on each channel over ``horizon_periods`` periods (the decision is one
-number per channel). Its response is each channel's total contribution over the horizon, posterior mean, with
-carryover from the training spend before the horizon counted (``history=True``) and, if asked, the plan's own
-carryover in the ``l_max - 1`` periods after it (``include_tail=True``); it is the same quantity
+A plan spends a constant amount per period on each channel over ``horizon_periods`` periods (the decision is
+one number per channel). Its response is each channel's total contribution over the horizon, posterior mean,
+with carryover from the training spend before the horizon counted (``history=True``) and, if asked, the plan's
+own carryover in the ``l_max - 1`` periods after it (``include_tail=True``); it is the same quantity
 :meth:`MediaMixModel.expected_response` returns, which is what the final plans are scored with.
 
-Because adstock is linear in spend, each draw's adstocked media over the horizon is ``h + x * g`` for a per-period
-spend ``x``, with ``h`` (carryover of past spend) and ``g`` (adstock of one spend unit per period) computed once.
-The objective is then cheap on a thinned posterior (``max_draws``), separable over channels, and its gradient is
-a central difference of all channels at once. SLSQP runs from several starts (the historical mix, an even split
-and random splits) and the best plan wins; it is never worse than the historical mix when that mix is feasible.
+Because adstock is linear in spend, each draw's adstocked media over the horizon is ``h + x * g`` for a
+per-period spend ``x``, with ``h`` (carryover of past spend) and ``g`` (adstock of one spend unit per period)
+computed once. The objective is then cheap on a thinned posterior (``max_draws``), separable over channels,
+and its gradient is a central difference of all channels at once. SLSQP runs from several starts (the
+historical mix, an even split and random splits) and the best plan wins; it is never worse than the historical
+mix when that mix is feasible.
 
 The reference plan is the **historical mix**: the same budget split in each channel's share of the training
 spend. The uplift and its interval compare the two plans draw by draw on the full posterior.
 
-Bounds are **per period**, in the units of the spend columns: ``{channel: (min, max)}`` spend per period, either
-side None for its default ``(0, 3 x the channel's mean spend per period in the training data)``.
+Bounds are **per period**, in the units of the spend columns: ``{channel: (min, max)}`` spend per period,
+either side None for its default ``(0, 3 x the channel's mean spend per period in the training data)``.
 
 Example:
     >>> plan = optimize_budget(model, total_budget=500_000, horizon_periods=12)  # doctest: +SKIP
@@ -143,7 +144,8 @@ def optimize_budget(
         start_date: first period of the plan; default the period right after the training data.
         history: count carryover from the training spend before the plan.
         include_tail: also count the plan's carryover after the horizon.
-        max_draws: posterior draws (evenly thinned) used inside the optimiser; the result is scored on all draws.
+        max_draws: posterior draws (evenly thinned) used inside the optimiser; the result is scored on all
+            draws.
         n_starts: optimiser starts (historical mix, even split, then random splits).
         hdi_prob: mass of the reported intervals.
         binding_tolerance: a bound binds when the spend is within this share of the per-period budget from it.
@@ -153,8 +155,8 @@ def optimize_budget(
         A :class:`BudgetPlan`.
 
     Raises:
-        InputError: every problem with the inputs at once (budget, horizon, unknown channels, bounds that do not
-            allow the budget, with the smallest and largest total they allow).
+        InputError: every problem with the inputs at once (budget, horizon, unknown channels, bounds that do
+            not allow the budget, with the smallest and largest total they allow).
     """
     from scipy.optimize import minimize  # scipy is a dependency of the mmm extra (via pymc)
 
@@ -237,7 +239,7 @@ def optimize_budget(
     )
 
 
-# -- the objective ---------------------------------------------------------------------------------------------
+# -- the objective -------------------------------------------------------------------------------------------
 class _ResponseSurface:
     """Expected response of constant per-period spend ``x`` (K,) over the plan, per draw, in closed form.
 
@@ -309,7 +311,8 @@ def _thin(draws: PosteriorDraws, max_draws: int) -> PosteriorDraws:
 
 
 def _project(share: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    """Closest point (Euclidean) to ``share`` with ``lo <= s <= hi`` and ``sum(s) == 1``, by bisection on a shift."""
+    """Closest point (Euclidean) to ``share`` with ``lo <= s <= hi`` and ``sum(s) == 1``, by bisection on a
+    shift."""
     share = np.asarray(share, dtype=float)
     low, high = float(np.min(lo - share)), float(np.max(hi - share))
     for _ in range(200):
@@ -325,7 +328,7 @@ def _project(share: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     return np.clip(out, lo, hi)
 
 
-# -- inputs and outputs -------------------------------------------------------------------------------------------
+# -- inputs and outputs --------------------------------------------------------------------------------------
 def _check_inputs(
     channels: tuple[str, ...],
     historical: np.ndarray,
@@ -390,7 +393,8 @@ def _check_inputs(
         problems,
         what="the budget optimisation",
         hint="Bounds are per-period spend {channel: (min, max)}; defaults are (0, "
-        f"{DEFAULT_UPPER_MULTIPLE:g} x the channel's mean spend per period). Widen them or change the budget.",
+        f"{DEFAULT_UPPER_MULTIPLE:g} x the channel's mean spend per period). "
+        "Widen them or change the budget.",
     )
     return lower, upper
 

@@ -1,8 +1,8 @@
 """What a fitted media-mix model says: contributions, ROAS, marginal ROAS and response curves, with intervals.
 
-Every function takes a fitted :class:`~stackml.mmm.MediaMixModel` and returns a tidy DataFrame whose intervals are
-highest-density intervals (HDI) of the posterior. ROAS is a channel's contribution over the fitted period divided by
-its spend over the same period; a contribution share is divided by the total target instead.
+Every function takes a fitted :class:`~stackml.mmm.MediaMixModel` and returns a tidy DataFrame whose intervals
+are highest-density intervals (HDI) of the posterior. ROAS is a channel's contribution over the fitted period
+divided by its spend over the same period; a contribution share is divided by the total target instead.
 """
 
 from __future__ import annotations
@@ -46,8 +46,8 @@ def contributions(model: MediaMixModel, hdi_prob: float = 0.94) -> pd.DataFrame:
     """Per-period contributions of every channel and baseline part, long format.
 
     Returns:
-        Columns ``date, component, kind (channel|baseline), mean, hdi_low, hdi_high``; the means of all components
-        add up to the expected target.
+        Columns ``date, component, kind (channel|baseline), mean, hdi_low, hdi_high``; the means of all
+        components add up to the expected target.
     """
     d = model.design_
     parts = {c: model.contribution_draws()[:, :, k] for k, c in enumerate(d.channels)}

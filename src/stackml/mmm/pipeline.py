@@ -1,12 +1,12 @@
 """The media-mix pipeline as plain functions: check, load, fit, hold out, diagnose, plan, summarise.
 
-``MMMFlow`` (Metaflow) and ``stackml mmm fit`` call these in order; a notebook can too. Nothing here knows about
-Metaflow, MLflow or the CLI.
+``MMMFlow`` (Metaflow) and ``stackml mmm fit`` call these in order; a notebook can too. Nothing here knows
+about Metaflow, MLflow or the CLI.
 
 The data come from a CSV or Parquet model frame (one row per period) or a warehouse table. A table with a
 ``channel`` column holds raw touchpoints and is aggregated to the model frame in SQL
-(:func:`stackml.mmm.aggregate_touchpoints`); any other table is read as the model frame itself. A fitted model must
-pass the diagnostics gates before anything downstream (registry, budget plan) may use it.
+(:func:`stackml.mmm.aggregate_touchpoints`); any other table is read as the model frame itself. A fitted model
+must pass the diagnostics gates before anything downstream (registry, budget plan) may use it.
 
 Example:
     >>> from stackml.mmm import simulate
@@ -64,7 +64,7 @@ TOUCHPOINT_CHANNEL_COLUMN = "channel"
 TOUCHPOINT_SPEND_COLUMN = "spend"
 
 
-# -- the source --------------------------------------------------------------------------------------------------
+# -- the source ----------------------------------------------------------------------------------------------
 def check_source(config: MMMConfig, source: Source, warehouse: Warehouse | None = None) -> str:
     """Everything that can be checked without reading the data: columns, tables, channels, lift tests.
 
@@ -72,7 +72,8 @@ def check_source(config: MMMConfig, source: Source, warehouse: Warehouse | None 
         :data:`SOURCE_TOUCHPOINTS` or :data:`SOURCE_FRAME`.
 
     Raises:
-        InputError: listing every problem found (missing columns, unknown channels, a bad lift-test file, ...).
+        InputError: listing every problem found (missing columns, unknown channels, a bad lift-test file,
+            ...).
     """
     columns = source.columns(warehouse)  # a missing table raises TableNotFoundError naming the known tables
     roles = [config.date_column, *config.channels, *config.controls, config.target]
@@ -93,14 +94,14 @@ def check_source(config: MMMConfig, source: Source, warehouse: Warehouse | None 
             if missing:
                 where = f"the controls table '{table}'" if config.controls_table else "the touchpoint table"
                 problems.append(
-                    f"controls {missing} are not in {where} (it has {ctl_columns}); give a table holding them "
-                    "with --controls-table"
+                    f"controls {missing} are not in {where} (it has {ctl_columns}); "
+                    "give a table holding them with --controls-table"
                 )
     raise_if_problems(
         problems,
         what=source.describe(),
-        hint="Name the columns with --date-column, --channels, --target and --controls; a touchpoint table needs "
-        f"'{TOUCHPOINT_CHANNEL_COLUMN}' and '{TOUCHPOINT_SPEND_COLUMN}' columns.",
+        hint="Name the columns with --date-column, --channels, --target and --controls; "
+        f"a touchpoint table needs '{TOUCHPOINT_CHANNEL_COLUMN}' and '{TOUCHPOINT_SPEND_COLUMN}' columns.",
     )
     if config.lift_tests:
         _check_lift_tests(config)
@@ -163,7 +164,8 @@ def load_frame(config: MMMConfig, source: Source, warehouse: Warehouse | None = 
 
 
 def check_frame(frame: pd.DataFrame, config: MMMConfig) -> None:
-    """Fail early, naming every problem of the model frame (the model would find the same ones at fit time)."""
+    """Fail early, naming every problem of the model frame (the model would find the same ones at fit
+    time)."""
     model = build_model(config)
     min_rows = checks.min_rows_for(
         len(config.channels), len(config.controls), model.yearly_seasonality, model.l_max
@@ -198,7 +200,7 @@ def build_model(config: MMMConfig) -> MediaMixModel:
     )
 
 
-# -- fitting and checking ------------------------------------------------------------------------------------------
+# -- fitting and checking ------------------------------------------------------------------------------------
 def fit_model(frame: pd.DataFrame, config: MMMConfig, *, progressbar: bool = False) -> MediaMixModel:
     """Fit the configured model (calibrated with ``config.lift_tests`` when given)."""
     return build_model(config).fit(
@@ -271,7 +273,7 @@ def plan_budget(model: MediaMixModel, config: MMMConfig) -> BudgetPlan | None:
     )
 
 
-# -- the result ----------------------------------------------------------------------------------------------------
+# -- the result ----------------------------------------------------------------------------------------------
 def summarise(
     model: MediaMixModel,
     diagnostics: Diagnostics,
@@ -281,7 +283,8 @@ def summarise(
     plan: BudgetPlan | None = None,
     seconds: dict[str, float] | None = None,
 ) -> MMMResult:
-    """Compute the outputs of a fitted model (contributions, ROAS, marginal ROAS, response curves) into a result."""
+    """Compute the outputs of a fitted model (contributions, ROAS, marginal ROAS, response curves) into a
+    result."""
     from stackml.mmm import outputs
 
     prob = config.hdi_prob
@@ -302,7 +305,7 @@ def summarise(
     )
 
 
-# -- the steps: MMMFlow runs one per Metaflow step, run_pipeline runs them in one process, in the same order ------
+# -- the steps: MMMFlow runs one per Metaflow step, run_pipeline runs them in one process, in the same order
 def load(config: MMMConfig, source: Source, warehouse: Warehouse | None = None) -> pd.DataFrame:
     """Step 1: read the model frame (aggregating touchpoints in SQL) and check it."""
     frame = load_frame(config, source, warehouse)

@@ -1,12 +1,13 @@
 """The media-mix model as a registered MLflow pyfunc: given a spend plan, the expected target per period.
 
 Input rows: one per period, the date column and one spend column per channel (evenly spaced at the training
-frequency, usually the periods after the training data), plus the control columns; a control that is left out is
-held at its training average. Output rows: ``date, prediction, hdi_low, hdi_high``: the posterior-mean expected
-target and its highest-density interval, with the training spend before the plan carrying over into it.
+frequency, usually the periods after the training data), plus the control columns; a control that is left out
+is held at its training average. Output rows: ``date, prediction, hdi_low, hdi_high``: the posterior-mean
+expected target and its highest-density interval, with the training spend before the plan carrying over into
+it.
 
-The fitted :class:`~stackml.mmm.MediaMixModel` travels inside the pickled pyfunc (posterior draws and design, no
-compiled sampler), so predicting is NumPy only; ``stackml mmm optimize`` unwraps it to plan budgets.
+The fitted :class:`~stackml.mmm.MediaMixModel` travels inside the pickled pyfunc (posterior draws and design,
+no compiled sampler), so predicting is NumPy only; ``stackml mmm optimize`` unwraps it to plan budgets.
 """
 
 from __future__ import annotations

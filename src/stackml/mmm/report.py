@@ -1,4 +1,5 @@
-"""The media-mix report: contributions over time, ROAS with intervals, response curves, the budget plan, diagnostics."""
+"""The media-mix report: contributions over time, ROAS with intervals, response curves, the budget plan,
+diagnostics."""
 
 from __future__ import annotations
 
@@ -86,7 +87,7 @@ def mmm_report(
     return report
 
 
-# -- text ------------------------------------------------------------------------------------------------------------
+# -- text ----------------------------------------------------------------------------------------------------
 def _period_word(days: float) -> str:
     return {7.0: "weekly", 1.0: "daily"}.get(float(days), f"{days:g}-day")
 
@@ -98,9 +99,10 @@ def _narrative(result: MMMResult, pct: str, registry_note: str | None) -> str:
     controls = f", controls {', '.join(cfg.controls)}" if cfg.controls else ""
     parts = [
         f"{design.n_periods} {_period_word(design.period_days)} periods from {design.dates[0].date()} to "
-        f"{design.dates[-1].date()}: target {cfg.target}, channels {', '.join(cfg.channels)}{controls}. A Bayesian "
-        f"media-mix model ({cfg.adstock} adstock, {cfg.saturation} saturation, trend and yearly seasonality) was "
-        f"sampled with {model.fit_stats_['sampler']} ({cfg.chains} chains x {cfg.draws} draws)"
+        f"{design.dates[-1].date()}: target {cfg.target}, channels {', '.join(cfg.channels)}{controls}. "
+        f"A Bayesian media-mix model ({cfg.adstock} adstock, {cfg.saturation} saturation, trend and yearly "
+        f"seasonality) was sampled with {model.fit_stats_['sampler']} "
+        f"({cfg.chains} chains x {cfg.draws} draws)"
         + (f" and calibrated with {len(lift)} lift test(s)." if lift is not None else ".")
     ]
     if result.passed:
@@ -109,24 +111,28 @@ def _narrative(result: MMMResult, pct: str, registry_note: str | None) -> str:
         share = result.contribution_share["mean"].sum()
         parts.append(
             f"It passed every diagnostics gate. Media drove {share:.1%} of the target; the highest return is "
-            f"{best}'s, {row['mean']:.2f} per unit of spend ({pct} HDI {row['hdi_low']:.2f} to {row['hdi_high']:.2f})."
+            f"{best}'s, {row['mean']:.2f} per unit of spend "
+            f"({pct} HDI {row['hdi_low']:.2f} to {row['hdi_high']:.2f})."
         )
         relaxed = _relaxed_gates(cfg)
         if relaxed:
             parts.append(
-                f"Note that its gates were relaxed from the defaults ({relaxed}); treat the intervals as rough."
+                f"Note that its gates were relaxed from the defaults ({relaxed}); "
+                "treat the intervals as rough."
             )
         if d.oos_mape is not None:
             parts.append(
-                f"Refitted without the last {d.holdout_periods} periods it forecast them with a MAPE of {d.oos_mape:.1%}."
+                f"Refitted without the last {d.holdout_periods} periods "
+                f"it forecast them with a MAPE of {d.oos_mape:.1%}."
             )
         if result.plan is not None:
             parts.append(_plan_text(result, pct))
     else:
         failed = "; ".join(result.failed_gates())
         parts.append(
-            f"The model FAILED {len(d.failures)} diagnostics gate(s) and was not registered, and no budget plan was "
-            f"made: {failed}. The estimates below are shown to help diagnose the fit; do not use them for decisions."
+            f"The model FAILED {len(d.failures)} diagnostics gate(s) and was not registered, "
+            f"and no budget plan was made: {failed}. "
+            "The estimates below are shown to help diagnose the fit; do not use them for decisions."
         )
     text = " ".join(parts)
     return f"{text}\n\n{registry_note}" if registry_note else text
@@ -158,14 +164,15 @@ def _plan_text(result: MMMResult, pct: str) -> str:
     low, high = plan.uplift_hdi
     binding = ", ".join(f"{c} ({side})" for c, side in plan.binding.items()) or "none"
     return (
-        f"Spending {plan.total_budget:,.0f} over the next {plan.horizon_periods} periods as optimised is expected to "
-        f"return {plan.expected_response:,.0f} from media, {plan.uplift:+,.0f} ({plan.uplift_ratio:+.1%}; {pct} HDI "
-        f"{low:+,.0f} to {high:+,.0f}) against the same budget in the historical mix, which it beats in "
+        f"Spending {plan.total_budget:,.0f} over the next {plan.horizon_periods} periods as optimised "
+        f"is expected to return {plan.expected_response:,.0f} from media, {plan.uplift:+,.0f} "
+        f"({plan.uplift_ratio:+.1%}; {pct} HDI {low:+,.0f} to {high:+,.0f}) "
+        "against the same budget in the historical mix, which it beats in "
         f"{plan.uplift_probability:.0%} of posterior draws. Bounds that bind: {binding}."
     )
 
 
-# -- tables ----------------------------------------------------------------------------------------------------------
+# -- tables --------------------------------------------------------------------------------------------------
 def _channel_table(result: MMMResult) -> pd.DataFrame:
     roas, share, mroas = result.roas, result.contribution_share, result.marginal_roas
     return pd.DataFrame(
@@ -229,7 +236,7 @@ def _gates_table(result: MMMResult) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-# -- figures ---------------------------------------------------------------------------------------------------------
+# -- figures -------------------------------------------------------------------------------------------------
 def _colour(k: int) -> str:
     return PALETTE[k % len(PALETTE)]
 

@@ -2,9 +2,9 @@
 
 :class:`MMMResult` implements :class:`stackml.pipelines.Publishable`: its parameters, metrics and tables are
 what the MLflow run logs; its primary metric is the time-slice MAPE (``holdout_mape``: the error on the last
-periods, forecast by a model that did not see them) or, without a holdout, the in-sample MAPE. Two versions are
-compared only when they were fitted on the same model frame, the same lift tests and the same column roles and
-holdout; otherwise the champion stays and the candidate's version says why.
+periods, forecast by a model that did not see them) or, without a holdout, the in-sample MAPE. Two versions
+are compared only when they were fitted on the same model frame, the same lift tests and the same column roles
+and holdout; otherwise the champion stays and the candidate's version says why.
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ class MMMResult:
         """One line per failed gate: what was measured, the limit and what to try."""
         return [g.message() for g in self.diagnostics.failures]
 
-    # -- the publish protocol --------------------------------------------------------------------------------------
+    # -- the publish protocol --------------------------------------------------------------------------------
     def params(self) -> dict[str, Any]:
         """The run's parameters: the configuration as given (bounds as text) and how the sampler ran."""
         cfg = self.config
@@ -143,7 +143,7 @@ class MMMResult:
         signature = signature_for(self.model, model.predict(None, example))
         return [ModelToRegister(model, example, signature, MODEL_REQUIREMENTS)]
 
-    # -- what the CLI prints -------------------------------------------------------------------------------------
+    # -- what the CLI prints ---------------------------------------------------------------------------------
     def summary(self) -> dict[str, Any]:
         """The JSON-ready summary: ROAS and contribution shares with HDIs, diagnostics, the plan."""
 

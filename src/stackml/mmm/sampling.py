@@ -1,7 +1,7 @@
 """NUTS sampling with nutpie (default) and PyMC's own NUTS as the fallback.
 
-nutpie compiles the model's log-density with numba once (tens of seconds on a small machine) and then samples fast;
-the compiled model is kept so a time-slice check can re-sample with new data without compiling again.
+nutpie compiles the model's log-density with numba once (tens of seconds on a small machine) and then samples
+fast; the compiled model is kept so a time-slice check can re-sample with new data without compiling again.
 """
 
 from __future__ import annotations
@@ -41,7 +41,8 @@ def sample(
     target_accept: float,
     progressbar: bool,
 ) -> SampleResult:
-    """Sample ``model`` with ``sampler``; if nutpie is missing or fails, fall back to PyMC NUTS with a warning."""
+    """Sample ``model`` with ``sampler``; if nutpie is missing or fails, fall back to PyMC NUTS with a
+    warning."""
     if sampler == "nutpie":
         try:
             return _sample_nutpie(model, draws, tune, chains, random_state, target_accept, progressbar)

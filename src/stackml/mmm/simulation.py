@@ -1,13 +1,14 @@
 """A seeded simulator of marketing data with known truth, for tests, the demo and benchmarks.
 
-Weekly revenue is generated as ``baseline + trend + seasonality + controls + media + noise (+ confounder)`` where each
-channel's media effect is a geometric adstock of its spend followed by a logistic saturation of (spend / max spend),
-the same family :class:`~stackml.mmm.MediaMixModel` fits by default. Channel effects are set from chosen true ROAS
-values, so the truth is exact: ``truth.loc[channel, "roas"]`` is the channel's contribution over the simulated period
-divided by its spend.
+Weekly revenue is generated as ``baseline + trend + seasonality + controls + media + noise (+ confounder)``
+where each channel's media effect is a geometric adstock of its spend followed by a logistic saturation of
+(spend / max spend), the same family :class:`~stackml.mmm.MediaMixModel` fits by default. Channel effects are
+set from chosen true ROAS values, so the truth is exact: ``truth.loc[channel, "roas"]`` is the channel's
+contribution over the simulated period divided by its spend.
 
-The result holds the raw touchpoints (one row per day and channel, the shape a warehouse table would have), the weekly
-model frame those touchpoints aggregate to, a weekly controls table, the truth, and one go-dark lift test per channel.
+The result holds the raw touchpoints (one row per day and channel, the shape a warehouse table would have),
+the weekly model frame those touchpoints aggregate to, a weekly controls table, the truth, and one go-dark
+lift test per channel.
 
 Example:
     >>> sim = simulate("2y_3ch", seed=7)
@@ -91,7 +92,8 @@ def simulate(
         preset: ``"2y_3ch"`` (104 weeks, 3 channels) or ``"3y_8ch_correlated"`` (156 weeks, 8 channels whose
             spend shares a common factor), or None to give ``n_periods`` and ``channels`` yourself.
         seed: makes everything reproducible.
-        n_periods, channels, correlation: override the preset (correlation of log-spend across channels, 0..1).
+        n_periods, channels, correlation: override the preset (correlation of log-spend across channels,
+            0..1).
         confounder: add a hidden demand shock that raises both the first channel's spend and revenue, which
             biases an uncalibrated model's ROAS for that channel upwards.
         noise: sd of the revenue noise as a share of the baseline level.

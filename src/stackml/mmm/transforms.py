@@ -1,12 +1,13 @@
 """Media transforms: adstock (carryover) and saturation (diminishing returns), found by name.
 
-Every transform has two twins that must agree: a NumPy one (used for predictions, outputs and the budget optimiser,
-broadcasting over posterior draws) and a PyTensor one (used inside the PyMC graph). Parameters are per-channel
-vectors of shape ``(..., n_channels)``; spend arrays are ``(..., n_periods, n_channels)`` and already scaled.
+Every transform has two twins that must agree: a NumPy one (used for predictions, outputs and the budget
+optimiser, broadcasting over posterior draws) and a PyTensor one (used inside the PyMC graph). Parameters are
+per-channel vectors of shape ``(..., n_channels)``; spend arrays are ``(..., n_periods, n_channels)`` and
+already scaled.
 
-Adstock is a finite convolution: ``adstocked[t] = sum_l w[l] * x[t - l]`` for ``l < l_max``, with zeros before the
-first period. Because the spend is data, the lagged copies ``x[t - l]`` are built once (:func:`lag_matrix`) and the
-graph only computes the weights, which keeps the model cheap to differentiate.
+Adstock is a finite convolution: ``adstocked[t] = sum_l w[l] * x[t - l]`` for ``l < l_max``, with zeros before
+the first period. Because the spend is data, the lagged copies ``x[t - l]`` are built once
+(:func:`lag_matrix`) and the graph only computes the weights, which keeps the model cheap to differentiate.
 
 Example:
     >>> import numpy as np
@@ -133,7 +134,8 @@ class Adstock(_Transform):
         return self.apply_lagged_np(lag_matrix(x, self.l_max), **params)
 
     def apply_lagged_np(self, x_lagged: np.ndarray, **params: np.ndarray) -> np.ndarray:
-        """Adstock from precomputed lags ``(l_max, n_periods, n_channels)`` -> ``(..., n_periods, n_channels)``."""
+        """Adstock from precomputed lags ``(l_max, n_periods, n_channels)`` ->
+        ``(..., n_periods, n_channels)``."""
         w = self.weights_np(**params)
         return np.einsum("...lk,ltk->...tk", w, x_lagged)
 
@@ -187,7 +189,8 @@ class WeibullAdstock(Adstock):
 
 
 class WeibullPDFAdstock(Adstock):
-    """Weibull density kernel ``w[l] ~ ((l+1)/lam) ** (k-1) * exp(-((l+1)/lam) ** k)``: can peak after a delay."""
+    """Weibull density kernel ``w[l] ~ ((l+1)/lam) ** (k-1) * exp(-((l+1)/lam) ** k)``: can peak after a
+    delay."""
 
     name = "weibull_pdf"
     param_names = ("lam", "k")

@@ -18,7 +18,8 @@ SAMPLERS = ("nutpie", "pymc")
 
 
 def check_settings(model: Any) -> list[str]:
-    """Problems with the constructor arguments of a ``MediaMixModel`` (checked at fit time, scikit-learn style)."""
+    """Problems with the constructor arguments of a ``MediaMixModel`` (checked at fit time, scikit-learn
+    style)."""
     problems = []
     if not isinstance(model.adstock, Adstock) and model.adstock not in ADSTOCKS:
         problems.append(f"unknown adstock {model.adstock!r}; choose one of {sorted(ADSTOCKS)}")
@@ -116,7 +117,8 @@ def check_frame(
     min_rows: int,
     require_spend: bool = True,
 ) -> list[str]:
-    """Every problem with a model frame: missing or non-numeric columns, gaps, negative spend, too few rows."""
+    """Every problem with a model frame: missing or non-numeric columns, gaps, negative spend, too few
+    rows."""
     if not isinstance(df, pd.DataFrame):
         return [f"the data must be a pandas DataFrame, got {type(df).__name__}"]
     problems = []

@@ -1,10 +1,10 @@
 """The configuration base every pipeline shares: declared once, validated once, passed as one JSON value.
 
-A pipeline's settings live in one frozen pydantic class derived from :class:`PipelineConfig`. Its field defaults
-are the only place a default is written: the CLI reads them for its options (:func:`default_of`), the flow receives
-the whole configuration as one JSON Parameter (:meth:`PipelineConfig.to_json` / :meth:`PipelineConfig.from_json`),
-and the plain step functions take the object itself. Every problem of the input is reported at once, in the
-backbone's one format (:func:`stackml.errors.problems_error`).
+A pipeline's settings live in one frozen pydantic class derived from :class:`PipelineConfig`. Its field
+defaults are the only place a default is written: the CLI reads them for its options (:func:`default_of`), the
+flow receives the whole configuration as one JSON Parameter (:meth:`PipelineConfig.to_json` /
+:meth:`PipelineConfig.from_json`), and the plain step functions take the object itself. Every problem of the
+input is reported at once, in the backbone's one format (:func:`stackml.errors.problems_error`).
 
 Example:
     >>> from stackml.pipelines import PipelineConfig, Names
@@ -66,8 +66,8 @@ def _problem(error: dict[str, Any]) -> str:
 class PipelineConfig(BaseModel):
     """Base of every pipeline configuration: frozen, unknown keys refused, every error reported at once.
 
-    Subclasses set ``what`` (how messages name the configuration) and ``hint`` (where to look for the options),
-    declare fields with their defaults and constraints, and check relations between fields in a
+    Subclasses set ``what`` (how messages name the configuration) and ``hint`` (where to look for the
+    options), declare fields with their defaults and constraints, and check relations between fields in a
     ``model_validator(mode="after")`` that raises one ``ValueError`` listing its problems, one per line.
     """
 

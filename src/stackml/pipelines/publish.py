@@ -1,10 +1,10 @@
 """Publishing a pipeline's result: track the run, register the model(s), promote, and say what happened.
 
-Every pipeline result that is registered implements :class:`Publishable`, a small protocol: what to log (params,
-metrics, tables), how to compare versions (primary metric, direction, comparability key), whether the gates
-passed, and which pyfunc models to register (the main model first; a variant such as an ONNX model after it,
-registered under its own name suffix). :func:`publish` does the rest, the same way for every pipeline. A pipeline
-that registers no model (the feature pipeline) simply does not call it.
+Every pipeline result that is registered implements :class:`Publishable`, a small protocol: what to log
+(params, metrics, tables), how to compare versions (primary metric, direction, comparability key), whether the
+gates passed, and which pyfunc models to register (the main model first; a variant such as an ONNX model after
+it, registered under its own name suffix). :func:`publish` does the rest, the same way for every pipeline. A
+pipeline that registers no model (the feature pipeline) simply does not call it.
 
 Example:
     >>> published = publish(result, train, model_name="forecast-sales")  # doctest: +SKIP
@@ -88,7 +88,8 @@ class Published:
 
 
 def finite_metrics(metrics: dict[str, Any]) -> dict[str, float]:
-    """Metrics as floats, without ``None`` and non-finite values (MLflow stores NaN, but promotion cannot use it)."""
+    """Metrics as floats, without ``None`` and non-finite values (MLflow stores NaN, but promotion cannot use
+    it)."""
     out = {}
     for key, value in metrics.items():
         if value is None:
@@ -100,7 +101,8 @@ def finite_metrics(metrics: dict[str, Any]) -> dict[str, float]:
 
 
 def registry_note(published: Published, *, passed: bool, failed_gates: list[str], register: bool) -> str:
-    """One sentence for the report and the CLI: registered and promoted (or why not), or why not registered."""
+    """One sentence for the report and the CLI: registered and promoted (or why not), or why not
+    registered."""
     if published.promotion is not None:
         reason = published.promotion.reason.rstrip(".")
         return f"Registered as {published.model_name} v{published.model_version}: {reason}."
@@ -119,7 +121,8 @@ def publish(
     register: bool = True,
     settings: Settings | None = None,
 ) -> Published:
-    """Track the run of ``result`` in MLflow; register and promote its model(s) when ``register`` and it passed.
+    """Track the run of ``result`` in MLflow; register and promote its model(s) when ``register`` and it
+    passed.
 
     Args:
         result: a pipeline result implementing :class:`Publishable`.
@@ -145,8 +148,8 @@ def publish(
         if register and result.passed:
             if result.primary_metric not in metrics:
                 raise InputError(
-                    f"The primary metric '{result.primary_metric}' was not measured (or is not finite), so the "
-                    "model cannot be compared with the champion.",
+                    f"The primary metric '{result.primary_metric}' was not measured (or is not finite), "
+                    "so the model cannot be compared with the champion.",
                     hint="Check the run's metrics; a holdout or backtest must produce the primary metric.",
                 )
             key = result.comparison_key(frame)

@@ -1,8 +1,8 @@
 """Where a pipeline's data come from: a file or a warehouse table, exactly one of them.
 
 Files (CSV, TSV, Parquet, optionally compressed) are read by the warehouse's strict reader
-(:func:`stackml.warehouse.read_file`), the same one ``stackml ingest`` uses, so a malformed file fails the same
-way everywhere. Tables are read from the warehouse the caller passes.
+(:func:`stackml.warehouse.read_file`), the same one ``stackml ingest`` uses, so a malformed file fails the
+same way everywhere. Tables are read from the warehouse the caller passes.
 
 Example:
     >>> from stackml.pipelines import Source
@@ -36,7 +36,8 @@ class Source:
 
     @classmethod
     def of(cls, data: str | Path | None = None, table: str | None = None) -> Source:
-        """Check that exactly one of ``data`` and ``table`` is given, that the file exists, and the table name.
+        """Check that exactly one of ``data`` and ``table`` is given, that the file exists, and the table
+        name.
 
         Empty strings count as not given, so a flow's ``""`` Parameter defaults map back to ``None``.
         """

@@ -203,8 +203,9 @@ def promote(
 ) -> PromotionResult:
     """Move ``alias`` to ``version`` only if it beats the current holder of the alias on ``metric``.
 
-    With ``comparable_on`` (an id of the data the metric was measured on, e.g. a backtest), the id is tagged on the
-    candidate and a champion measured on another id is not compared at all: the alias stays and the reason says so.
+    With ``comparable_on`` (an id of the data the metric was measured on, e.g. a backtest), the id is tagged
+    on the candidate and a champion measured on another id is not compared at all: the alias stays and the
+    reason says so.
 
     The metric is read from each version's training run. With no current champion the candidate is
     promoted; a tie keeps the champion. The comparison is recorded as tags on both versions:
@@ -255,7 +256,8 @@ def promote(
     if comparable_on is not None and champ_v is not None and champ_eval != comparable_on:
         reason = (
             f"candidate v{cand_v} was not compared: {alias} v{champ_v} was measured on other data "
-            f"({champ_eval} vs {comparable_on}), so {alias} stays. Register under another name for other data."
+            f"({champ_eval} vs {comparable_on}), so {alias} stays. "
+            "Register under another name for other data."
         )
         outcome = result(False, reason, None)
     elif champ_v is None:

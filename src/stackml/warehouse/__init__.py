@@ -38,8 +38,8 @@ _DUCKDB_SUFFIXES = (".duckdb", ".db", ".ddb")
 def connect(url: str | None = None, *, settings: Settings | None = None) -> Warehouse:
     """Open the warehouse at ``url`` (default: ``Settings.warehouse_url``, a DuckDB file in the stackml home).
 
-    Accepted URLs: ``duckdb:///relative.duckdb``, ``duckdb:////absolute.duckdb``, ``duckdb:///:memory:``, a plain
-    path ending in ``.duckdb``, and ``postgresql://user[:password]@host[:port]/dbname``.
+    Accepted URLs: ``duckdb:///relative.duckdb``, ``duckdb:////absolute.duckdb``, ``duckdb:///:memory:``, a
+    plain path ending in ``.duckdb``, and ``postgresql://user[:password]@host[:port]/dbname``.
     """
     if url is None:
         from stackml.config import get_settings

@@ -82,8 +82,8 @@ class Warehouse(abc.ABC):
     def query(self, sql: str, params: Params = None, *, dialect: str | None = None) -> pd.DataFrame:
         """Run ``sql`` and return the result as a DataFrame.
 
-        ``dialect`` names the SQL dialect the text is written in (e.g. ``"duckdb"``); when it differs from this
-        engine's, sqlglot translates it first, so a pipeline can write its SQL once.
+        ``dialect`` names the SQL dialect the text is written in (e.g. ``"duckdb"``); when it differs from
+        this engine's, sqlglot translates it first, so a pipeline can write its SQL once.
         """
 
     @abc.abstractmethod
@@ -115,7 +115,8 @@ class Warehouse(abc.ABC):
             source: path to ``.csv``/``.csv.gz``/``.parquet``, or a pandas DataFrame.
             table: target table, validated (``name`` or ``schema.name``).
             if_exists: ``"fail"`` (default) refuses an existing table; ``"replace"`` swaps in the new data
-                atomically (a failed load leaves the old table untouched); ``"append"`` adds rows by column name.
+                atomically (a failed load leaves the old table untouched); ``"append"`` adds rows by column
+                name.
 
         Example:
             >>> from stackml.warehouse import connect
@@ -135,7 +136,8 @@ class Warehouse(abc.ABC):
         if exists and if_exists == "fail":
             raise TableExistsError(
                 f"Table '{table}' already exists in {self.redacted_url()}.",
-                hint="Pass if_exists='replace' (CLI: --if-exists replace) to overwrite it or 'append' to add rows.",
+                hint="Pass if_exists='replace' (CLI: --if-exists replace) to overwrite it "
+                "or 'append' to add rows.",
             )
         started = time.perf_counter()
         mode = "append" if exists and if_exists == "append" else ("replace" if exists else "create")

@@ -17,7 +17,8 @@ if TYPE_CHECKING:
 
 
 def database_path(url: str) -> str:
-    """``duckdb:///rel.duckdb`` -> ``rel.duckdb``; ``duckdb:////abs.duckdb`` -> ``/abs.duckdb``; plain paths pass."""
+    """``duckdb:///rel.duckdb`` -> ``rel.duckdb``; ``duckdb:////abs.duckdb`` -> ``/abs.duckdb``; plain paths
+    pass."""
     if url.startswith("duckdb://"):
         rest = url[len("duckdb://") :]
         return rest[1:] if rest.startswith("/") else rest
@@ -41,7 +42,8 @@ class DuckDBWarehouse(Warehouse):
         except (duckdb.IOException, duckdb.ConnectionException) as exc:
             raise ConnectionFailedError(
                 f"Cannot open the DuckDB warehouse at '{self.path}': {str(exc).splitlines()[0]}",
-                hint="Another process may hold the file open for writing; close it, or use another --warehouse.",
+                hint="Another process may hold the file open for writing; "
+                "close it, or use another --warehouse.",
             ) from exc
         except duckdb.Error as exc:
             raise ConnectionFailedError(
@@ -128,7 +130,8 @@ class DuckDBWarehouse(Warehouse):
                 raise explain_read_error(exc, "the DataFrame" if view else source) from exc
             raise InputError(
                 f"Loading into '{table}' failed: {str(exc).splitlines()[0]}",
-                hint="With --if-exists append, the file's columns must exist in the table with compatible types.",
+                hint="With --if-exists append, the file's columns must exist in the table "
+                "with compatible types.",
             ) from exc
         finally:
             if view:

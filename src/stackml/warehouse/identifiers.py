@@ -22,8 +22,9 @@ def validate_table_name(name: object) -> str:
     if not isinstance(name, str) or not _TABLE_RE.match(name):
         raise IdentifierError(
             f"Table name {name!r} is not a valid identifier.",
-            hint="Use letters, digits and underscores, starting with a letter or underscore, at most 63 characters, "
-            "optionally with one schema prefix (e.g. 'sales_2024' or 'analytics.sales').",
+            hint="Use letters, digits and underscores, starting with a letter or underscore, "
+            "at most 63 characters, optionally with one schema prefix "
+            "(e.g. 'sales_2024' or 'analytics.sales').",
         )
     return name
 

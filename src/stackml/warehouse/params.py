@@ -31,7 +31,8 @@ def rewrite(sql: str, params: Params, style: str) -> tuple[str, Any]:
     named = isinstance(params, Mapping)
     if not named and (isinstance(params, (str, bytes)) or not isinstance(params, Sequence)):
         raise InputError(
-            f"Query parameters must be a sequence (for '?') or a mapping (for ':name'), got {type(params).__name__}.",
+            "Query parameters must be a sequence (for '?') or a mapping (for ':name'), "
+            f"got {type(params).__name__}.",
             hint="Pass e.g. params=[42] with 'WHERE id = ?' or params={'id': 42} with 'WHERE id = :id'.",
         )
     used: list[str] = []
@@ -70,8 +71,9 @@ def rewrite(sql: str, params: Params, style: str) -> tuple[str, Any]:
     return out, list(params)
 
 
-# sqlglot rewrites placeholders into the target's own style (``%s`` for PostgreSQL), which ``rewrite`` would then
-# escape. Before translating we swap each placeholder for a plain identifier sqlglot passes through, and back after.
+# sqlglot rewrites placeholders into the target's own style (``%s`` for PostgreSQL), which ``rewrite`` would
+# then escape. Before translating we swap each placeholder for a plain identifier sqlglot passes through, and
+# back after.
 _SENTINEL = re.compile(r'"?__stackml_(q|n)_(\w*?)__"?')
 
 

@@ -79,7 +79,8 @@ class PostgresWarehouse(Warehouse):
             raise ConnectionFailedError(
                 f"Cannot connect to PostgreSQL at {self.redacted_url()}: {reason[:300]}",
                 hint="Check that the server is running and the URL is right "
-                "(postgresql://user[:password]@host:port/dbname), e.g. via --warehouse or STACKML_WAREHOUSE_URL.",
+                "(postgresql://user[:password]@host:port/dbname), "
+                "e.g. via --warehouse or STACKML_WAREHOUSE_URL.",
             ) from exc
 
     @property
@@ -133,8 +134,8 @@ class PostgresWarehouse(Warehouse):
         import duckdb
 
         psycopg = require("psycopg")
-        # DuckDB parses the source (in parallel, with type detection) and hands us Arrow batches that we stream
-        # into COPY as CSV: memory stays flat in the file size and every format takes the same path.
+        # DuckDB parses the source (in parallel, with type detection) and hands us Arrow batches that we
+        # stream into COPY as CSV: memory stays flat in the file size and every format takes the same path.
         reader_db = duckdb.connect()
         try:
             if fmt == "dataframe":
@@ -150,7 +151,8 @@ class PostgresWarehouse(Warehouse):
         except psycopg.Error as exc:
             raise InputError(
                 f"Loading into '{table}' failed: {' '.join(str(exc).split())[:400]}",
-                hint="With --if-exists append, the file's columns must exist in the table with compatible types.",
+                hint="With --if-exists append, the file's columns must exist in the table "
+                "with compatible types.",
             ) from exc
         finally:
             reader_db.close()
@@ -195,12 +197,12 @@ class PostgresWarehouse(Warehouse):
 class _CsvStream:
     """CSV-encoded batches of a DuckDB relation, read and encoded one step ahead in a worker thread.
 
-    Reading (DuckDB) and encoding (pyarrow) release the GIL, so the next batch is prepared while COPY sends the
-    previous one and the server parses it; taking turns left the server idle while each batch was prepared
+    Reading (DuckDB) and encoding (pyarrow) release the GIL, so the next batch is prepared while COPY sends
+    the previous one and the server parses it; taking turns left the server idle while each batch was prepared
     (overlapping them made a 2M-row load 13% faster, median of 15 paired runs on 2 cores).
     The queue is bounded, so memory stays a few batches whatever the file size. An error in the worker is
-    re-raised, unchanged, in the consumer; leaving the ``with`` block stops the worker and waits for it, so the
-    DuckDB connection is never closed under a running read.
+    re-raised, unchanged, in the consumer; leaving the ``with`` block stops the worker and waits for it, so
+    the DuckDB connection is never closed under a running read.
     """
 
     _DONE = object()

@@ -1,8 +1,8 @@
 """Reading ingest sources with DuckDB's parallel readers, shared by every engine.
 
 DuckDB's CSV sniffer is generous: left alone it will guess a different delimiter or skip "bad" leading rows,
-which silently loads the wrong data. We fix the dialect (RFC 4180, header row, no skipped rows, strict) and let
-DuckDB detect only the column types, so a malformed file fails loudly with the line that broke it.
+which silently loads the wrong data. We fix the dialect (RFC 4180, header row, no skipped rows, strict) and
+let DuckDB detect only the column types, so a malformed file fails loudly with the line that broke it.
 """
 
 from __future__ import annotations
@@ -41,8 +41,8 @@ def explain_read_error(exc: Exception, source: object) -> InputError:
     head = re.sub(r"^(Invalid Input|Conversion|IO) Error: ", "", head)
     return InputError(
         f"Could not read '{source}': {head[:400]}",
-        hint="Fix the file (a comma-separated UTF-8 file with one header row and the same number of fields on "
-        "every line), or convert it to Parquet.",
+        hint="Fix the file (a comma-separated UTF-8 file with one header row and the same number of fields "
+        "on every line), or convert it to Parquet.",
     )
 
 
@@ -64,7 +64,8 @@ def read_file(path: str | Path) -> pd.DataFrame:
         raise explain_read_error(exc, path) from exc
     finally:
         con.close()
-    # DuckDB hands timestamps over in microseconds; pandas code (and frames made by pandas) expect nanoseconds.
+    # DuckDB hands timestamps over in microseconds; pandas code (and frames made by pandas) expect
+    # nanoseconds.
     for column in frame.columns:
         dtype = frame[column].dtype
         if dtype.kind == "M" and getattr(dtype, "tz", None) is None and str(dtype) != "datetime64[ns]":

@@ -27,7 +27,7 @@ def _seasonal_series(n: int, m: int, seed: int = 0, noise: float = 0.05) -> np.n
     return 100 * (1 + 0.3 * np.sin(2 * np.pi * t / m)) * (1 + 0.002 * t) + rng.normal(0, noise * 100, n)
 
 
-# -- pure-Python oracles of the M4 R code (acf, decompose), written loop by loop -----------------------------------
+# -- pure-Python oracles of the M4 R code (acf, decompose), written loop by loop -----------------------------
 def _r_acf(y: list[float], lag: int) -> float:
     n = len(y)
     mean = sum(y) / n
@@ -68,7 +68,7 @@ def _fit_one(model_cls, y: np.ndarray, m: int, h: int) -> np.ndarray:
     return model_cls().fit(Panel.from_arrays([y], season_length=m)).predict(h)[0]
 
 
-# -- the contract, for every baseline ------------------------------------------------------------------------------
+# -- the contract, for every baseline ------------------------------------------------------------------------
 @pytest.mark.parametrize("model_cls", ALL_BASELINES)
 def test_contract(model_cls):
     rng = np.random.default_rng(1)
@@ -112,7 +112,7 @@ def test_random_walk_with_drift():
     assert _fit_one(RandomWalkWithDrift, np.array([5.0]), 1, 2).tolist() == [5.0, 5.0]
 
 
-# -- Naive2 and its parts against the oracles ----------------------------------------------------------------------
+# -- Naive2 and its parts against the oracles ----------------------------------------------------------------
 @pytest.mark.parametrize(("n", "m", "seed"), [(100, 4, 0), (61, 12, 1), (300, 24, 2), (75, 7, 3), (40, 5, 4)])
 def test_seasonal_indices_match_r_decompose(n, m, seed):
     y = _seasonal_series(n, m, seed)
@@ -139,7 +139,8 @@ def test_seasonality_test_rules():
     assert not seasonality_test(y[:71], 24)  # n < 3m
     assert not seasonality_test(y, 1)
     assert not seasonality_test(np.full(100, 3.0), 4)  # constant: no autocorrelation
-    # R's default lag.max = floor(10 log10 n) is 23 for n = 240: lag 24 is NA, hence not seasonal (M4 code detail)
+    # R's default lag.max = floor(10 log10 n) is 23 for n = 240: lag 24 is NA, hence not seasonal
+    # (M4 code detail)
     assert not seasonality_test(y[:240], 24)
     assert seasonality_test(y[:252], 24)
 

@@ -153,7 +153,7 @@ def test_through_the_front_door(name: str, frame: pd.DataFrame) -> None:
     assert np.isfinite(out["m"]).all()
 
 
-# -- the registry --------------------------------------------------------------------------------------------------
+# -- the registry --------------------------------------------------------------------------------------------
 def test_names_are_case_insensitive_with_synonyms() -> None:
     assert model_class("ETS") is model_class("autoets") is model_class(" ets ")
     assert model_class("Seasonal-Naive") is model_class("snaive")

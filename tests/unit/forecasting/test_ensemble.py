@@ -45,8 +45,8 @@ def _consts(*values: float) -> list[Constant]:
 
 @pytest.fixture(scope="module")
 def panel() -> Panel:
-    # series a sits at 10 with little noise, series b at 30 with ten times more: a backtest tells which constant
-    # suits which series, and scaled errors weigh a miss on the calm series more
+    # series a sits at 10 with little noise, series b at 30 with ten times more: a backtest tells which
+    # constant suits which series, and scaled errors weigh a miss on the calm series more
     rng = np.random.default_rng(0)
     return Panel.from_arrays([10 + rng.normal(0, 0.1, 40), 30 + rng.normal(0, 1.0, 40)], ids=["a", "b"])
 
@@ -98,7 +98,8 @@ def test_bad_members(models: Any, message: str, panel: Panel) -> None:
 
 def test_best_on_backtest_picks_the_member_with_the_lowest_error(panel: Panel) -> None:
     model = BestOnBacktest(models=_consts(10, 30, 20)).fit(panel)
-    # 10 misses the noisy series b by 20 (about 20 of its scales), 30 misses the calm series a by 20 (about 200)
+    # 10 misses the noisy series b by 20 (about 20 of its scales), 30 misses the calm series a by 20
+    # (about 200)
     assert np.allclose(model.predict(4), 10.0)
     assert model.weights_[:, 0].tolist() == [1.0, 0.0, 0.0]
     errors = model.backtest_errors_[4]

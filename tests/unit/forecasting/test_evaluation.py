@@ -34,7 +34,8 @@ def make_backtest(
     """A random wide backtest (``cv``) and the full long history it came from (``train``).
 
     Series have different lengths and start points; windows overlap (``step < h``), so the history after one
-    cutoff holds the actuals of the next: only an evaluation that cuts the MASE scale at the cutoff gets it right.
+    cutoff holds the actuals of the next: only an evaluation that cuts the MASE scale at the cutoff gets it
+    right.
     """
     rng = np.random.default_rng(seed)
     train_parts, cv_parts = [], []
@@ -63,7 +64,7 @@ def make_backtest(
     return pd.concat(cv_parts, ignore_index=True), pd.concat(train_parts, ignore_index=True)
 
 
-# -- the oracle: the M4 definitions written out with loops over windows ----------------------------------------------
+# -- the oracle: the M4 definitions written out with loops over windows --------------------------------------
 def _windows(cv: pd.DataFrame, train: pd.DataFrame, m: int):
     for (uid, cutoff), g in cv.groupby(["unique_id", "cutoff"]):
         hist = train[(train.unique_id == uid) & (train.ds <= cutoff)].sort_values("ds")["y"].to_numpy()
@@ -109,7 +110,7 @@ def oracle_by_step(cv, train, m, models) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index(["model", "h"])
 
 
-# -- SQL against the oracle -----------------------------------------------------------------------------------------
+# -- SQL against the oracle ----------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("seed", "m", "timestamps"), [(0, 1, False), (1, 3, False), (2, 7, True), (3, 2, True)]
 )

@@ -55,7 +55,7 @@ def _oracle_rolling(series: list[np.ndarray], spec: RollingSpec) -> np.ndarray:
     return np.array(out)
 
 
-# ---------------------------------------------------------------------------------------------------- features
+# --------------------------------------------------------------------------------------------------- features
 def test_indexing_helpers(packed) -> None:
     _, indptr, series = packed
     assert series_codes(indptr).tolist() == [i for i, s in enumerate(series) for _ in s]
@@ -172,7 +172,7 @@ def test_bad_feature_arguments_are_named() -> None:
         FeatureSpec(lags=(0,))
 
 
-# ---------------------------------------------------------------------------------------------------- transforms
+# ------------------------------------------------------------------------------------------------- transforms
 TRANSFORMS = {
     "mean": lambda: LocalScaler("mean"),
     "mean-window": lambda: LocalScaler("mean", window=8),
@@ -196,7 +196,8 @@ def test_transforms_invert_in_sample(packed, name: str) -> None:
 
 @pytest.mark.parametrize("name", list(TRANSFORMS))
 def test_transforms_invert_forecasts(name: str) -> None:
-    """Transform a known continuation with the fitted state; inverse_forecast must give the continuation back."""
+    """Transform a known continuation with the fitted state;
+    inverse_forecast must give the continuation back."""
     rng = np.random.default_rng(3)
     h, lengths = 9, (30, 44, 51)
     full = [50 + rng.normal(0, 3, n + h).cumsum() for n in lengths]

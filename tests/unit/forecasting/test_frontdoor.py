@@ -36,7 +36,7 @@ class Mean(LocalModel):
         return np.full(h, state)
 
 
-# -- the synthetic generator -----------------------------------------------------------------------------------
+# -- the synthetic generator ---------------------------------------------------------------------------------
 def test_generate_series_is_seeded_and_shaped() -> None:
     a = generate_series(n_series=4, freq="h", min_length=30, max_length=40, season_length=24, random_state=3)
     b = generate_series(n_series=4, freq="h", min_length=30, max_length=40, season_length=24, random_state=3)
@@ -65,7 +65,7 @@ def test_generate_series_rejects_bad_arguments() -> None:
         generate_series(n_series=0, min_length=10, max_length=5)
 
 
-# -- forecasts: integer and timestamp time columns --------------------------------------------------------------
+# -- forecasts: integer and timestamp time columns -----------------------------------------------------------
 @pytest.fixture(scope="module")
 def int_panel() -> pd.DataFrame:
     return generate_series(
@@ -124,7 +124,7 @@ def test_predict_does_not_depend_on_row_order(int_panel: pd.DataFrame) -> None:
     pd.testing.assert_frame_equal(a, b)
 
 
-# -- statistical models through the front door, shared across tests ---------------------------------------------
+# -- statistical models through the front door, shared across tests ------------------------------------------
 @pytest.fixture(scope="module")
 def hourly() -> pd.DataFrame:
     return generate_series(
@@ -207,7 +207,8 @@ def test_cross_validation_with_levels_calibrates_inside_each_window(hourly: pd.D
 
 
 def test_parallel_fit_gives_the_same_forecasts(hourly: pd.DataFrame) -> None:
-    # cheap models from the package: worker processes can import them (not so classes defined in a test module)
+    # cheap models from the package: worker processes can import them
+    # (not so classes defined in a test module)
     from stackml.forecasting.models.baselines import Naive, SeasonalNaive
 
     models = [Naive(), SeasonalNaive(), MeanEnsemble(models=[Naive(), SeasonalNaive()])]
@@ -236,7 +237,7 @@ def test_best_on_backtest_gets_the_front_door_backtest_errors(hourly: pd.DataFra
     assert np.allclose(out["BestOnBacktest"], weights[0] * out["Theta"] + weights[1] * out["Last"])
 
 
-# -- exogenous columns ------------------------------------------------------------------------------------------
+# -- exogenous columns ---------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def exog_frames() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     full = generate_series(

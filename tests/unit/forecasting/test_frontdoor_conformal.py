@@ -1,4 +1,5 @@
-"""Conformal prediction intervals: the quantile rule against a loop-by-loop oracle, and coverage in backtests."""
+"""Conformal prediction intervals: the quantile rule against a loop-by-loop oracle,
+and coverage in backtests."""
 
 from __future__ import annotations
 
@@ -59,7 +60,8 @@ def test_insample_scale_edge_cases() -> None:
 
 @pytest.fixture(scope="module")
 def noise_panel() -> pd.DataFrame:
-    """Series of white noise around a level: the mean model's errors are exchangeable, so coverage is exact."""
+    """Series of white noise around a level: the mean model's errors are exchangeable,
+    so coverage is exact."""
     rng = np.random.default_rng(11)
     rows = []
     for i in range(40):

@@ -45,7 +45,7 @@ def _cv(frame: pd.DataFrame, **kw: Any) -> Any:
 ENTRY_POINTS = [pytest.param(_fit, id="fit"), pytest.param(_cv, id="cross_validation")]
 
 
-# -- the frame ---------------------------------------------------------------------------------------------------
+# -- the frame -----------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("call", ENTRY_POINTS)
 def test_missing_columns(call: Any, df: pd.DataFrame) -> None:
     with pytest.raises(InputError, match=r"The following columns are missing: \['y'\]"):
@@ -153,7 +153,7 @@ def test_non_numeric_extra_columns_and_missing_exogenous(df: pd.DataFrame) -> No
     assert "exogenous column 'promo' has missing or infinite values in series 's2'" in str(info.value)
 
 
-# -- models and arguments ----------------------------------------------------------------------------------------
+# -- models and arguments ------------------------------------------------------------------------------------
 @pytest.mark.parametrize("call", ENTRY_POINTS)
 def test_unknown_model_names_are_listed(call: Any, df: pd.DataFrame) -> None:
     with pytest.raises(

@@ -1,4 +1,5 @@
-"""The M4 wide-CSV loader and constants, on small files written like the competition's (quoted, right-padded)."""
+"""The M4 wide-CSV loader and constants, on small files written like the competition's
+(quoted, right-padded)."""
 
 from __future__ import annotations
 

@@ -19,7 +19,8 @@ FAST = {"n_estimators": 80, "learning_rate": 0.1, "n_jobs": 1}
 
 
 def _truth(n_series: int = 6, n: int = 144, noise: float = 0.01, seed: int = 0) -> tuple[list, np.ndarray]:
-    """Series with a level, a trend and a multiplicative season; returns (training series, noise-free future)."""
+    """Series with a level, a trend and a multiplicative season;
+    returns (training series, noise-free future)."""
     rng = np.random.default_rng(seed)
     train, future = [], []
     for i in range(n_series):
@@ -82,7 +83,8 @@ def test_feature_and_transform_options_forecast_sensibly(options, seasonal) -> N
 
 def test_longer_horizon_than_a_season_and_short_series_fallback() -> None:
     train, _ = _truth(n_series=3, n=100)
-    # a 10-value series is too short for seasonal differencing: it gets its last value, the others a real forecast
+    # a 10-value series is too short for seasonal differencing: it gets its last value,
+    # the others a real forecast
     panel = Panel.from_arrays([*train, np.arange(1.0, 11.0)], season_length=M)
     model = LightGBMForecaster(**FAST, differences=["season"]).fit(panel)
     pred = model.predict(30)
@@ -97,7 +99,8 @@ def test_rows_with_missing_lags_train_only_when_some_series_is_short(seasonal) -
     plain = {"rolling": [], "level_window": None}
     complete = LightGBMForecaster(**FAST, **plain, lags=[1, 12, 24]).fit(panel)
     assert not complete.short_history_ and complete.n_train_rows_ == 6 * (144 - 24)
-    # lag 150 is missing at every forecast origin: rows without it (all but the first of each series) must train
+    # lag 150 is missing at every forecast origin: rows without it
+    # (all but the first of each series) must train
     partial = LightGBMForecaster(**FAST, **plain, lags=[1, 12, 150]).fit(panel)
     assert partial.short_history_ and partial.n_train_rows_ == 6 * (144 - 1)
 
@@ -128,7 +131,8 @@ def test_exogenous_and_calendar_columns_are_used() -> None:
     assert model.feature_names_[-2:] == ["hour", "x"]
     pred = model.predict(h, future_x)
     assert np.mean(np.abs(pred - y_all[:, n:])) < 2.0  # y spans about +-20 around 50
-    # relative to the last value, the change of y follows the change of x: the previous x becomes a feature too
+    # relative to the last value, the change of y follows the change of x:
+    # the previous x becomes a feature too
     relative = LightGBMForecaster(**kw).fit(panel)
     assert relative.feature_names_[-3:] == ["hour", "x", "x_prev"]
     assert np.corrcoef(relative.predict(h, future_x).ravel(), y_all[:, n:].ravel())[0, 1] > 0.8

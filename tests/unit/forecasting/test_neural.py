@@ -1,4 +1,5 @@
-"""The N-HiTS-style PyTorch forecaster on tiny panels (a few hundred steps of a small network, seconds on CPU)."""
+"""The N-HiTS-style PyTorch forecaster on tiny panels (a few hundred steps of a small network,
+seconds on CPU)."""
 
 from __future__ import annotations
 

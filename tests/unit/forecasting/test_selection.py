@@ -1,4 +1,5 @@
-"""One place for interval columns, mean ensembles, conformal widths and the choice (front door, pipeline, pyfunc)."""
+"""One place for interval columns, mean ensembles, conformal widths and the choice
+(front door, pipeline, pyfunc)."""
 
 from __future__ import annotations
 
@@ -70,8 +71,8 @@ def test_with_intervals_puts_lo_widest_first_then_hi_outwards() -> None:
 
 
 def test_backtest_frame_and_front_door_give_the_same_widths(ragged: pd.DataFrame) -> None:
-    """The pipeline's path (a backtest frame) and the front door's (its own backtest arrays) agree, even when the
-    series' windows end on different dates."""
+    """The pipeline's path (a backtest frame) and the front door's (its own backtest arrays) agree, even when
+    the series' windows end on different dates."""
     levels = [80.0, 95.0]
     fc = Forecaster(models=["snaive", "theta"], freq="D", season_length=7, conformal_windows=3)
     cv = fc.cross_validation(ragged, h=H, n_windows=3)

@@ -1,4 +1,5 @@
-"""ETS, Theta and ARIMA over statsforecast: accuracy on clean patterns, seasonality rules, fallbacks, regressors."""
+"""ETS, Theta and ARIMA over statsforecast: accuracy on clean patterns, seasonality rules,
+fallbacks, regressors."""
 
 from __future__ import annotations
 

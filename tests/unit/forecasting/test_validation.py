@@ -25,7 +25,7 @@ def _frame(ids: list[str], times: list, values: list[float] | None = None) -> pd
     return pd.DataFrame({"unique_id": ids, "ds": times, "y": values if values is not None else 1.0})
 
 
-# -- validate_frame --------------------------------------------------------------------------------------------
+# -- validate_frame ------------------------------------------------------------------------------------------
 def test_validate_sorts_types_and_finds_exogenous() -> None:
     df = pd.DataFrame(
         {
@@ -115,7 +115,7 @@ def test_check_level_and_suffix() -> None:
     assert [level_suffix(v) for v in (80.0, 97.5)] == ["80", "97.5"]
 
 
-# -- fill_gaps ---------------------------------------------------------------------------------------------------
+# -- fill_gaps -----------------------------------------------------------------------------------------------
 def test_fill_gaps_inserts_rows_and_then_validates() -> None:
     df = generate_series(n_series=2, freq="D", min_length=20, max_length=20, n_exog=1)
     holes = df.drop(index=[3, 4, 25])
@@ -147,7 +147,7 @@ def test_fill_gaps_rejects_bad_arguments() -> None:
         fill_gaps(_frame(["a"], [0]), end="max")
 
 
-# -- dates, calendar features and panels ------------------------------------------------------------------------
+# -- dates, calendar features and panels ---------------------------------------------------------------------
 def test_future_ds_for_steps_ticks_and_calendar_offsets() -> None:
     assert future_ds(np.array([5, 9]), 2, 3).tolist() == [8, 11, 12, 15]
     last = pd.DatetimeIndex(["2024-01-31", "2024-02-29"])

@@ -1,4 +1,5 @@
-"""The SQL aggregation of raw touchpoints, checked against a pandas oracle on the same rows (DuckDB in memory)."""
+"""The SQL aggregation of raw touchpoints, checked against a pandas oracle on the same rows
+(DuckDB in memory)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
 """The PyMC graph and the NumPy posterior code compute the same model, for every adstock and saturation.
 
-At a random parameter point we evaluate the graph's data log-likelihood and compare it with a Normal log-density of
-the NumPy prediction: a mismatch in any term (media, trend, seasonality, controls, scaling) would show. No sampling.
+At a random parameter point we evaluate the graph's data log-likelihood and compare it with a Normal
+log-density of the NumPy prediction: a mismatch in any term (media, trend, seasonality, controls,
+scaling) would show. No sampling.
 """
 
 from __future__ import annotations

@@ -1,7 +1,9 @@
-"""The budget optimiser, on one small fitted model (nutpie's compile dominates) and on models with known curves.
+"""The budget optimiser, on one small fitted model (nutpie's compile dominates)
+and on models with known curves.
 
-Oracles: a brute-force grid over the budget simplex scored with ``MediaMixModel.expected_response`` itself, for the
-fitted three-channel model and for a two-channel model whose posterior we set by hand (no sampling, exact curves).
+Oracles: a brute-force grid over the budget simplex scored with ``MediaMixModel.expected_response`` itself,
+for the fitted three-channel model and for a two-channel model whose posterior we set by hand
+(no sampling, exact curves).
 """
 
 from __future__ import annotations
@@ -92,7 +94,7 @@ def plan_frame(model: MediaMixModel, dates: pd.DatetimeIndex, spend: np.ndarray)
     return pd.DataFrame({"date": dates, **{c: spend[k] for k, c in enumerate(model.channels_)}})
 
 
-# -- the objective -------------------------------------------------------------------------------------------------
+# -- the objective -------------------------------------------------------------------------------------------
 @pytest.mark.parametrize(("history", "include_tail"), [(True, False), (False, False), (True, True)])
 def test_closed_form_objective_equals_expected_response(model, history, include_tail) -> None:
     """The optimiser's fast objective is the model's own expected_response on the same draws."""
@@ -129,7 +131,7 @@ def test_thinning_keeps_evenly_spread_draws(model) -> None:
     assert _thin(model.posterior_, 10_000) is model.posterior_
 
 
-# -- the plan ------------------------------------------------------------------------------------------------------
+# -- the plan ------------------------------------------------------------------------------------------------
 def test_plan_spends_the_budget_within_bounds_and_beats_the_historical_mix(
     default_plan, model, budget
 ) -> None:
@@ -157,7 +159,8 @@ def test_plan_spends_the_budget_within_bounds_and_beats_the_historical_mix(
 
 
 def test_optimum_beats_a_brute_force_grid_over_the_simplex(default_plan, model, budget) -> None:
-    """Oracle: every feasible split on a 1/40 grid of the three-channel simplex, scored with expected_response."""
+    """Oracle: every feasible split on a 1/40 grid of the three-channel simplex,
+    scored with expected_response."""
     upper = default_plan.allocation["upper"].to_numpy()
     best_value, best_share = -np.inf, None
     steps = 40
@@ -255,7 +258,7 @@ def test_start_date_and_history(model, budget) -> None:
     assert soon_with.expected_response > soon_without.expected_response  # last weeks' spend still works
 
 
-# -- errors --------------------------------------------------------------------------------------------------------
+# -- errors --------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
@@ -275,11 +278,17 @@ def test_start_date_and_history(model, budget) -> None:
         ({"bounds": [("a", 0, 1)]}, r"'bounds' must be a dict"),
         (
             {"bounds": {"a": (0, 10.0), "b": (0, 20.0)}},
-            r"the bounds allow a total budget from 0.00 to 300.00 over 10 period\(s\), got total_budget=1,000.00",
+            (
+                r"the bounds allow a total budget from 0.00 to 300.00 over 10 period\(s\), "
+                r"got total_budget=1,000.00"
+            ),
         ),
         (
             {"bounds": {"a": (60.0, None), "b": (50.0, None)}},
-            r"the bounds allow a total budget from 1,100.00 to .* over 10 period\(s\), got total_budget=1,000.00",
+            (
+                r"the bounds allow a total budget from 1,100.00 to .* over 10 period\(s\), "
+                r"got total_budget=1,000.00"
+            ),
         ),
         ({"hdi_prob": 1.5}, r"'hdi_prob' must be in \(0, 1\), got 1.5"),
         ({"max_draws": 0}, r"'max_draws' must be an int >= 1, got 0"),

@@ -1,7 +1,8 @@
-"""The media-mix pipeline functions on one small fitted model (nutpie's compile dominates: fit once per module).
+"""The media-mix pipeline functions on one small fitted model (nutpie's compile dominates:
+fit once per module).
 
-Oracles: the simulator's own weekly frame for the SQL aggregation, and identities between the outputs (ROAS x spend
-is the contribution, which is the share x the total target) for the summary.
+Oracles: the simulator's own weekly frame for the SQL aggregation, and identities between the outputs
+(ROAS x spend is the contribution, which is the share x the total target) for the summary.
 """
 
 from __future__ import annotations
@@ -75,7 +76,7 @@ def result(frame, config):
     return run_pipeline(frame, config)
 
 
-# -- configuration and data ---------------------------------------------------------------------------------------
+# -- configuration and data ----------------------------------------------------------------------------------
 def test_config_reports_every_problem_at_once() -> None:
     with pytest.raises(InputError) as caught:
         MMMConfig(channels=(), draws=0, freq="M", holdout=0.9, horizon=-1, budget=-5.0, adstock="nope")
@@ -183,7 +184,7 @@ def test_check_frame_lists_bad_values(config, frame) -> None:
         check_frame(frame.head(10), config)
 
 
-# -- fitted: gates, outputs, plan, report, registry ------------------------------------------------------------------
+# -- fitted: gates, outputs, plan, report, registry ----------------------------------------------------------
 def test_the_model_passes_the_configured_gates_and_fails_strict_ones(result, config) -> None:
     d = result.diagnostics
     assert result.passed and d.r2 > 0.85 and d.holdout_periods == 9 and 0 < d.oos_mape < 0.1

@@ -1,7 +1,7 @@
 """The registry of forecasting models, found by name.
 
-Classes are registered by dotted path and imported on first use, so importing the registry stays cheap and a model
-whose optional dependency is missing fails only when it is asked for. Names are case-insensitive.
+Classes are registered by dotted path and imported on first use, so importing the registry stays cheap and a
+model whose optional dependency is missing fails only when it is asked for. Names are case-insensitive.
 
 Example:
     >>> from stackml.forecasting.models import make_model
@@ -94,8 +94,8 @@ def make_model(name: str, **params: Any) -> ForecastModel:
 def available_models() -> dict[str, type[ForecastModel]]:
     """The registered models whose module can be imported now (name -> class), in registry order.
 
-    A model whose module is not there (not installed with this build) or whose optional dependency is missing is
-    left out; :func:`model_class` says why. Any other import failure is a bug and propagates.
+    A model whose module is not there (not installed with this build) or whose optional dependency is missing
+    is left out; :func:`model_class` says why. Any other import failure is a bug and propagates.
     """
     found = {}
     for name, path in MODELS.items():

@@ -7,8 +7,8 @@ output columns; models only ever see arrays.
 
 Contract (checked for every model by one parametrised test):
 - ``__init__`` only stores keyword arguments (``alias`` included); ``fit(panel)`` validates, learns state in
-  attributes ending in ``_`` and returns ``self``; ``predict(h, X_future=None)`` checks the model is fitted and
-  returns an array of shape ``(panel.n_series, h)`` of finite floats, series in panel order.
+  attributes ending in ``_`` and returns ``self``; ``predict(h, X_future=None)`` checks the model is fitted
+  and returns an array of shape ``(panel.n_series, h)`` of finite floats, series in panel order.
 - Seeds are ``random_state``; counts are ``n_*``.
 """
 

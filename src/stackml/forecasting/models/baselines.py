@@ -1,7 +1,9 @@
-"""The benchmark models every forecast is judged against: naive, seasonal naive, Naive2 and random walk with drift.
+"""The benchmark models every forecast is judged against: naive, seasonal naive, Naive2 and
+random walk with drift.
 
-Naive2 follows the M4 competition's own code (``Benchmarks and Evaluation.R`` in github.com/Mcompetitions/M4-methods)
-step for step, so that the official benchmark scores reproduce to three decimals.
+Naive2 follows the M4 competition's own code (``Benchmarks and Evaluation.R`` in
+github.com/Mcompetitions/M4-methods) step for step, so that the official benchmark scores reproduce to three
+decimals.
 
 Example:
     >>> import numpy as np
@@ -40,8 +42,8 @@ class Naive(LocalModel):
 class SeasonalNaive(LocalModel):
     """Repeat the last observed season (M4's "sNaive").
 
-    With ``season_length <= 1``, or a series shorter than one season, there is no full season to repeat and the
-    forecast is the last value, as for :class:`Naive`.
+    With ``season_length <= 1``, or a series shorter than one season, there is no full season to repeat and
+    the forecast is the last value, as for :class:`Naive`.
     """
 
     default_alias = "SeasonalNaive"
@@ -58,12 +60,13 @@ class SeasonalNaive(LocalModel):
 class Naive2(LocalModel):
     """Naive on the seasonally adjusted series, re-seasonalised (the M4 competition's "Naive2").
 
-    When ``season_length > 1`` and :func:`seasonality_test` finds the series seasonal, the series is divided by the
-    seasonal indices of a classical multiplicative decomposition (:func:`seasonal_indices`), its last adjusted value
-    is repeated, and the forecast is multiplied by the indices of the forecast periods. Otherwise it is :class:`Naive`.
+    When ``season_length > 1`` and :func:`seasonality_test` finds the series seasonal, the series is divided
+    by the seasonal indices of a classical multiplicative decomposition (:func:`seasonal_indices`), its last
+    adjusted value is repeated, and the forecast is multiplied by the indices of the forecast periods.
+    Otherwise it is :class:`Naive`.
 
-    Multiplicative indices only make sense for positive data; a series with a value ``<= 0`` (which M4 never has) is
-    treated as non-seasonal instead of producing meaningless or infinite forecasts.
+    Multiplicative indices only make sense for positive data; a series with a value ``<= 0`` (which M4 never
+    has) is treated as non-seasonal instead of producing meaningless or infinite forecasts.
     """
 
     default_alias = "Naive2"
@@ -101,7 +104,8 @@ class RandomWalkWithDrift(LocalModel):
 
 
 def _acf(y: np.ndarray, n_lags: int) -> np.ndarray:
-    """Sample autocorrelations at lags ``1..n_lags`` as R's ``acf`` computes them (demeaned, divided by ``n``)."""
+    """Sample autocorrelations at lags ``1..n_lags`` as R's ``acf`` computes them
+    (demeaned, divided by ``n``)."""
     x = np.asarray(y, dtype=np.float64) - np.mean(y)
     denom = float(np.dot(x, x))
     if denom == 0.0:
@@ -112,10 +116,10 @@ def _acf(y: np.ndarray, n_lags: int) -> np.ndarray:
 def seasonality_test(y: np.ndarray, season_length: int) -> bool:
     """The M4 90% autocorrelation test for seasonality at lag ``season_length``.
 
-    Seasonal when ``|acf_m| > 1.645 * sqrt((1 + 2 * sum_{k<m} acf_k^2) / n)``. As in the M4 code, the test is only
-    run when ``n >= 3m``, and R's ``acf`` is called with its default ``lag.max = floor(10 * log10(n))``: when ``m``
-    exceeds that, the autocorrelation at lag ``m`` is ``NA`` and the series counts as not seasonal (for ``m = 24``
-    this needs ``n >= 252``). A constant series is not seasonal.
+    Seasonal when ``|acf_m| > 1.645 * sqrt((1 + 2 * sum_{k<m} acf_k^2) / n)``. As in the M4 code, the test is
+    only run when ``n >= 3m``, and R's ``acf`` is called with its default ``lag.max = floor(10 * log10(n))``:
+    when ``m`` exceeds that, the autocorrelation at lag ``m`` is ``NA`` and the series counts as not seasonal
+    (for ``m = 24`` this needs ``n >= 252``). A constant series is not seasonal.
 
     Args:
         y: the series (1-D).
@@ -138,10 +142,11 @@ def seasonality_test(y: np.ndarray, season_length: int) -> bool:
 
 
 def seasonal_indices(y: np.ndarray, season_length: int) -> np.ndarray:
-    """Seasonal indices of R's ``decompose(type="multiplicative")``, indexed by phase ``t mod m`` (0-based ``t``).
+    """Seasonal indices of R's ``decompose(type="multiplicative")``,
+    indexed by phase ``t mod m`` (0-based ``t``).
 
-    The trend is the centred moving average (a ``2 x m`` average for even ``m``); each phase's index is the mean of
-    ``y / trend`` over the periods where the trend exists, and the indices are scaled to average 1.
+    The trend is the centred moving average (a ``2 x m`` average for even ``m``); each phase's index is the
+    mean of ``y / trend`` over the periods where the trend exists, and the indices are scaled to average 1.
 
     Args:
         y: the series, at least two seasons long.

@@ -81,7 +81,8 @@ class _Ensemble(ForecastModel):
         return any(m.uses_exogenous for m in self.members()) if self.models else False
 
     def use_prefitted(self, fitted: Mapping[str, ForecastModel]) -> None:
-        """Reuse members already fitted on the panel the next ``fit`` gets, keyed by ``repr`` of the unfitted model.
+        """Reuse members already fitted on the panel the next ``fit`` gets,
+        keyed by ``repr`` of the unfitted model.
 
         The front door calls this so a model listed both alone and in an ensemble is fitted once.
         """
@@ -140,10 +141,10 @@ _COMBINATIONS = ("best", "inverse_error", "mean_top_k")
 class BestOnBacktest(_Ensemble):
     """A combination of the members weighted by their backtest error at the requested horizon.
 
-    At ``predict(h)`` every member is scored on a backtest of ``n_windows`` windows of ``h`` values at the end of
-    each series (members refitted on the data before each window), unless the front door already supplied the
-    errors of its own backtest through :meth:`set_backtest_errors`. Series too short for a window are left out of
-    the scoring; if none can be scored, the members are averaged.
+    At ``predict(h)`` every member is scored on a backtest of ``n_windows`` windows of ``h`` values at the end
+    of each series (members refitted on the data before each window), unless the front door already supplied
+    the errors of its own backtest through :meth:`set_backtest_errors`. Series too short for a window are left
+    out of the scoring; if none can be scored, the members are averaged.
 
     Args:
         models: member models or registry names.
@@ -202,7 +203,8 @@ class BestOnBacktest(_Ensemble):
         self.backtest_errors_: dict[int, np.ndarray] = {}
 
     def set_backtest_errors(self, h: int, errors: Mapping[str, np.ndarray]) -> None:
-        """Use these per-series errors (``{member alias: (n_series,)}``) for horizon ``h`` instead of backtesting."""
+        """Use these per-series errors (``{member alias: (n_series,)}``) for horizon ``h``
+        instead of backtesting."""
         if not hasattr(self, "members_"):
             raise NotFittedError(f"{self.name} is not fitted yet.", hint="Call fit(panel) first.")
         names = [m.name for m in self.members_]

@@ -1,15 +1,15 @@
 """Global gradient-boosted tree forecasters (LightGBM, XGBoost) over lag, rolling and calendar features.
 
 One model learns from every series at once. Each series is first put on a common scale (and optionally
-differenced) by invertible target transforms from :mod:`stackml.forecasting.features`; the training matrix holds, for
-every observation, lags and rolling statistics of the transformed target plus position-in-season, calendar and
-exogenous columns, all taken relative to the last value so that trees learn changes rather than levels. The objective
-is the absolute error (M4's sMAPE and MASE are absolute-error metrics; the median is also robust to outliers).
-Forecasts are recursive: one vectorised prediction over all series per horizon step, each step feeding the next, then
-the transforms are inverted.
+differenced) by invertible target transforms from :mod:`stackml.forecasting.features`; the training matrix
+holds, for every observation, lags and rolling statistics of the transformed target plus position-in-season,
+calendar and exogenous columns, all taken relative to the last value so that trees learn changes rather than
+levels. The objective is the absolute error (M4's sMAPE and MASE are absolute-error metrics; the median is
+also robust to outliers). Forecasts are recursive: one vectorised prediction over all series per horizon step,
+each step feeding the next, then the transforms are inverted.
 
-Defaults were chosen to hold for any frequency: lags and windows scale with the season length, the scale is each
-series' own seasonal-naive error, and nothing refers to a particular calendar.
+Defaults were chosen to hold for any frequency: lags and windows scale with the season length, the scale is
+each series' own seasonal-naive error, and nothing refers to a particular calendar.
 
 Example:
     >>> import numpy as np
@@ -52,29 +52,35 @@ class GlobalTreeForecaster(ForecastModel):
     """Shared machinery of the gradient-boosting forecasters; subclasses only build and call their learner.
 
     Args:
-        lags: lags of the transformed target; ``None`` takes :func:`~stackml.forecasting.features.default_lags` of
-            the season length, cut at half the median series length.
-        rolling: rolling statistics as ``(lag, window, stat)`` tuples or :class:`RollingSpec`; ``None`` takes the mean
-            of the last season and of the season before it (the last 7 values when ``season_length`` is 1).
-        season_position: add the position in the season, ``t mod m``; ``t`` is the integer time step when the panel
-            has integer ``ds`` (``Panel.extra["ds"]``), else the position counted from each series' start. Timestamps
-            give calendar features (``Panel.time_features``) instead, which the model uses as well.
-        scaler: per-series scaling (see :class:`~stackml.forecasting.features.LocalScaler`): ``"mase"`` (default)
-            divides by the in-sample seasonal-naive error, so the absolute-error objective is a MASE loss and series
-            weigh by how predictable they are; ``"mean"``, ``"standard"``, ``"robust"`` or ``None``.
+        lags: lags of the transformed target; ``None`` takes
+            :func:`~stackml.forecasting.features.default_lags` of the season length, cut at half the median
+            series length.
+        rolling: rolling statistics as ``(lag, window, stat)`` tuples or :class:`RollingSpec`; ``None`` takes
+            the mean of the last season and of the season before it (the last 7 values when ``season_length``
+            is 1).
+        season_position: add the position in the season, ``t mod m``; ``t`` is the integer time step when the
+            panel has integer ``ds`` (``Panel.extra["ds"]``), else the position counted from each series'
+            start. Timestamps give calendar features (``Panel.time_features``) instead, which the model uses
+            as well.
+        scaler: per-series scaling (see :class:`~stackml.forecasting.features.LocalScaler`): ``"mase"``
+            (default) divides by the in-sample seasonal-naive error, so the absolute-error objective is a MASE
+            loss and series weigh by how predictable they are; ``"mean"``, ``"standard"``, ``"robust"`` or
+            ``None``.
         scaler_window: compute the scale over the last ``scaler_window`` values (``None``: the whole series).
-        differences: differencing lags applied after scaling, e.g. ``(1,)``; ``"season"`` stands for the season length.
-        level_window: subtract, row by row, the mean of the last ``level_window`` values from the target and from
-            the lags and rolling means (``"season"``: the season length; ``None``: off). Trees cannot extrapolate a
-            level they never saw; relative to the recent level they learn changes, which carry over to trending
-            series (default 1: relative to the last value).
+        differences: differencing lags applied after scaling, e.g. ``(1,)``; ``"season"`` stands for the
+            season length.
+        level_window: subtract, row by row, the mean of the last ``level_window`` values from the target and
+            from the lags and rolling means (``"season"``: the season length; ``None``: off). Trees cannot
+            extrapolate a level they never saw; relative to the recent level they learn changes, which carry
+            over to trending series (default 1: relative to the last value).
         n_estimators: boosting rounds (of 255-leaf trees: a global model over many series has the rows to use
             them; lower both for small panels or speed).
         learning_rate: shrinkage per round.
         random_state: seed of the learner's sampling.
-        n_jobs: threads for the learner (``None`` or -1: all cores). One by default: on a 2-core machine, 2 threads
-            trained 2-5 times slower than one (OpenMP synchronisation on 255-leaf trees, worse when other work shares
-            the cores, e.g. models fitted in parallel); raise it on a many-core machine with a large panel.
+        n_jobs: threads for the learner (``None`` or -1: all cores). One by default: on a 2-core machine, 2
+            threads trained 2-5 times slower than one (OpenMP synchronisation on 255-leaf trees, worse when
+            other work shares the cores, e.g. models fitted in parallel); raise it on a many-core machine with
+            a large panel.
         params: extra learner parameters, passed through as they are.
         alias: output column name.
     """
@@ -113,7 +119,7 @@ class GlobalTreeForecaster(ForecastModel):
         self.n_jobs = n_jobs
         self.params = params
 
-    # ------------------------------------------------------------------------------------------- learner hooks
+    # ------------------------------------------------------------------------------------------ learner hooks
     def _train(self, X: np.ndarray, y: np.ndarray) -> Any:  # pragma: no cover - abstract
         raise NotImplementedError
 
@@ -188,7 +194,8 @@ class GlobalTreeForecaster(ForecastModel):
         return int(self.level_window)
 
     def _relative(self, X: np.ndarray, level: np.ndarray, inplace: bool = False) -> np.ndarray:
-        # lags and rolling means/min/max move with the level; std, positions, calendar and exogenous columns do not
+        # lags and rolling means/min/max move with the level; std, positions, calendar and exogenous
+        # columns do not
         spec = self.spec_
         n_lag = len(spec.lags)
         cols = list(range(n_lag)) + [n_lag + j for j, r in enumerate(spec.rolling) if r.stat != "std"]
@@ -204,14 +211,15 @@ class GlobalTreeForecaster(ForecastModel):
         steps += [Differences(m if d == "season" else int(d)) for d in self.differences]
         return TransformChain(steps)
 
-    # ---------------------------------------------------------------------------------------------- fit/predict
+    # -------------------------------------------------------------------------------------------- fit/predict
     def _fit(self, panel: Panel) -> None:
         self._check_params()
         y = np.asarray(panel.y, dtype=np.float64)
         if not np.isfinite(y).all():
             raise InputError(
                 f"{self.name}: the target holds {int((~np.isfinite(y)).sum())} missing or infinite values.",
-                hint="Fill or drop them first (the Forecaster's fill_gaps helper fills gaps in the time index).",
+                hint="Fill or drop them first (the Forecaster's fill_gaps helper "
+                "fills gaps in the time index).",
             )
         spec = self._feature_spec(panel)
         transform = self._transform(panel)
@@ -221,9 +229,10 @@ class GlobalTreeForecaster(ForecastModel):
         self.level_window_ = self._level_window(panel)
         exog = self._exog(panel) if spec.n_exog else None
         X = spec.transform(z, panel.indptr, time_features=tf, X=exog, start=self.start_)
-        # rows need a defined target and the shortest lag and rolling windows. Rows whose longer lags reach before
-        # the series start (NaN) teach the trees to forecast series with a short history, so they are kept only when
-        # some series is that short at forecast time; otherwise they are dropped, which is also faster
+        # rows need a defined target and the shortest lag and rolling windows. Rows whose longer lags reach
+        # before the series start (NaN) teach the trees to forecast series with a short history, so they are
+        # kept only when some series is that short at forecast time; otherwise they are dropped, which is
+        # also faster
         pos = positions(panel.indptr)
         keep = np.isfinite(z) & (pos >= spec.min_history)
         keep &= np.isfinite(X[:, : len(spec.lags)]).any(axis=1)
@@ -232,8 +241,9 @@ class GlobalTreeForecaster(ForecastModel):
             keep &= np.isfinite(X[:, : len(spec.lags)]).all(axis=1)
         if keep.sum() < 2:
             raise InputError(
-                f"{self.name}: the series are too short to build training rows (longest {int(panel.lengths.max())} "
-                f"values, the features need {spec.min_history} past values plus the differencing).",
+                f"{self.name}: the series are too short to build training rows "
+                f"(longest {int(panel.lengths.max())} values, the features need {spec.min_history} "
+                "past values plus the differencing).",
                 hint="Pass shorter lags=..., fewer differences=... or longer series.",
             )
         self.spec_ = spec
@@ -257,8 +267,8 @@ class GlobalTreeForecaster(ForecastModel):
         self.feature_names_ = spec.names
 
     def _exog(self, panel: Panel) -> np.ndarray:
-        """Exogenous columns; with a target relative to the recent level, also their previous values, since the
-        change of the target then follows the change of the regressors."""
+        """Exogenous columns; with a target relative to the recent level, also their previous values, since
+        the change of the target then follows the change of the regressors."""
         X = np.asarray(panel.X, dtype=np.float64).reshape(len(panel.y), -1)
         if not self.level_window_:
             return X
@@ -321,7 +331,8 @@ class GlobalTreeForecaster(ForecastModel):
 
 
 class LightGBMForecaster(GlobalTreeForecaster):
-    """Global LightGBM over lag, rolling and calendar features (see :class:`GlobalTreeForecaster` for arguments).
+    """Global LightGBM over lag, rolling and calendar features
+    (see :class:`GlobalTreeForecaster` for arguments).
 
     255-leaf trees with the absolute-error (``l1``) objective; extra learner settings go in ``params`` (e.g.
     ``{"num_leaves": 63}``).
@@ -354,7 +365,8 @@ class LightGBMForecaster(GlobalTreeForecaster):
 
 
 class XGBoostForecaster(GlobalTreeForecaster):
-    """Global XGBoost (histogram trees) over the same features (see :class:`GlobalTreeForecaster` for arguments).
+    """Global XGBoost (histogram trees) over the same features
+    (see :class:`GlobalTreeForecaster` for arguments).
 
     Depth-8 trees with the absolute-error objective; extra learner settings go in ``params`` (e.g.
     ``{"max_depth": 10}``).

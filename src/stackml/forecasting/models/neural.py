@@ -1,16 +1,17 @@
 """A global N-HiTS-style forecaster in PyTorch that trains on CPU in minutes.
 
-N-HiTS (Challu et al., 2023) stacks MLP blocks; each block reads the input window after max-pooling it (coarse blocks
-see a smoothed, shorter window), predicts a backcast that is subtracted from the input of the next block and a few
-forecast coefficients that are linearly interpolated to the horizon (coarse blocks emit few coefficients, so they
-model the slow part of the forecast and the fine blocks the rest). The forecast is the sum over blocks.
+N-HiTS (Challu et al., 2023) stacks MLP blocks; each block reads the input window after max-pooling it (coarse
+blocks see a smoothed, shorter window), predicts a backcast that is subtracted from the input of the next
+block and a few forecast coefficients that are linearly interpolated to the horizon (coarse blocks emit few
+coefficients, so they model the slow part of the forecast and the fine blocks the rest). The forecast is the
+sum over blocks.
 
-Training samples random windows from every series: series uniformly, then a cut-off inside the series; the input
-window is the ``input_size`` values before the cut-off (zero-padded and masked where a series is shorter), the target
-the ``h`` values after it. Each window is divided by the mean absolute value of its observed inputs, so series of any
-level share one model; the loss is the mean absolute error on that scale (``loss="mase"`` re-weights it to units of
-each series' seasonal-naive error). The last ``h`` values of every series are held out to pick the best step (early
-stopping), and the model forecasts from the full series.
+Training samples random windows from every series: series uniformly, then a cut-off inside the series; the
+input window is the ``input_size`` values before the cut-off (zero-padded and masked where a series is
+shorter), the target the ``h`` values after it. Each window is divided by the mean absolute value of its
+observed inputs, so series of any level share one model; the loss is the mean absolute error on that scale
+(``loss="mase"`` re-weights it to units of each series' seasonal-naive error). The last ``h`` values of every
+series are held out to pick the best step (early stopping), and the model forecasts from the full series.
 
 Example:
     >>> import numpy as np
@@ -43,14 +44,15 @@ __all__ = ["NHITSForecaster"]
 class NHITSForecaster(ForecastModel):
     """Global N-HiTS-style MLP forecaster (multi-rate pooling, interpolated forecasts), trained with Adam.
 
-    The network is trained for one horizon, fixed at fit time: ``horizon``, else ``panel.extra["horizon"]`` (where the
-    front door puts the ``h`` it will ask for), else ``max(2 * season_length, 8)``. ``predict`` with a longer ``h``
-    rolls the network forward on its own forecasts; a shorter one keeps the first ``h`` steps.
+    The network is trained for one horizon, fixed at fit time: ``horizon``, else ``panel.extra["horizon"]``
+    (where the front door puts the ``h`` it will ask for), else ``max(2 * season_length, 8)``. ``predict``
+    with a longer ``h`` rolls the network forward on its own forecasts; a shorter one keeps the first ``h``
+    steps.
 
     Args:
         horizon: forecast length the network is trained for (``None``: see above).
-        input_size: input window length; ``None`` takes ``max(2 * horizon, 7 * season_length)`` capped at 512 (it
-            covers a week of hourly data), shortened to what the longest series can supply.
+        input_size: input window length; ``None`` takes ``max(2 * horizon, 7 * season_length)`` capped at 512
+            (it covers a week of hourly data), shortened to what the longest series can supply.
         pool_sizes: max-pool kernel per stack (one block per stack); coarse first.
         downsample: forecast coefficients per stack are ``ceil(horizon / downsample)``; coarse first.
         hidden_size: width of the hidden layers.
@@ -60,18 +62,19 @@ class NHITSForecaster(ForecastModel):
         max_steps: training steps (batches) per network.
         batch_size: windows per batch.
         learning_rate: Adam step size (halved at 50% and 75% of ``max_steps``).
-        loss: ``"mae"``: absolute error relative to each window's level (a percentage-like error); ``"mase"``: absolute
-            error in units of the series' in-sample seasonal-naive error, the scale MASE uses.
+        loss: ``"mae"``: absolute error relative to each window's level (a percentage-like error); ``"mase"``:
+            absolute error in units of the series' in-sample seasonal-naive error, the scale MASE uses.
         season_position: feed the phase in the season of the first forecast step (sine and cosine of
-            ``t mod m``; ``t`` from integer ``ds`` when the panel has it, else counted from each series' start).
+            ``t mod m``; ``t`` from integer ``ds`` when the panel has it, else counted from each series'
+            start).
         early_stopping: hold out the last ``horizon`` values of each series and keep the weights of the best
             validation step.
         val_check_steps: steps between validation checks.
         patience: validation checks without improvement before stopping (``None``: never stop early).
-        n_threads: torch CPU threads while fitting and predicting (``None``: leave torch's setting). One thread is
-            the default because this network is small: on a 2-core machine, 2 threads made each step 5-15 times
-            slower (thread synchronisation outweighs the tiny matrix products, worse when other work shares the
-            cores); raise it for wide networks on many cores.
+        n_threads: torch CPU threads while fitting and predicting (``None``: leave torch's setting). One
+            thread is the default because this network is small: on a 2-core machine, 2 threads made each step
+            5-15 times slower (thread synchronisation outweighs the tiny matrix products, worse when other
+            work shares the cores); raise it for wide networks on many cores.
         random_state: seed of weights and window sampling.
         alias: output column name.
     """
@@ -120,7 +123,7 @@ class NHITSForecaster(ForecastModel):
         self.n_threads = n_threads
         self.random_state = random_state
 
-    # -------------------------------------------------------------------------------------------------- checks
+    # ------------------------------------------------------------------------------------------------- checks
     def _check_params(self) -> None:
         problems = []
         for name in ("n_models", "max_steps", "batch_size", "hidden_size", "n_layers", "val_check_steps"):
@@ -179,9 +182,11 @@ class NHITSForecaster(ForecastModel):
         n_cuts = train_end - h
         if n_cuts.max() < 1:
             raise InputError(
-                f"{self.name}: no series is long enough to train on (longest {int(lengths.max())} values; the model "
-                f"needs more than horizon={h} plus one input value, and early stopping holds out another {h}).",
-                hint="Pass a shorter horizon=..., early_stopping=False, or use a local model for such short series.",
+                f"{self.name}: no series is long enough to train on (longest {int(lengths.max())} values; "
+                f"the model needs more than horizon={h} plus one input value, and early stopping holds out "
+                f"another {h}).",
+                hint="Pass a shorter horizon=..., early_stopping=False, or use a local model "
+                "for such short series.",
             )
         trainable = np.flatnonzero(n_cuts >= 1)
         self.use_mask_ = bool((train_end[trainable] - h < size).any() or (lengths < size).any())
@@ -206,7 +211,8 @@ class NHITSForecaster(ForecastModel):
         self.indptr_ = np.asarray(panel.indptr)
 
     def _train_one(self, torch: Any, data: _TrainingData, seed: int | None) -> tuple[Any, int, float | None]:
-        """Train one network; returns it (best validation weights loaded), its best step and validation loss."""
+        """Train one network; returns it (best validation weights loaded),
+        its best step and validation loss."""
         size, h = self.input_size_, self.horizon_
         rng = np.random.default_rng(seed)
         if seed is not None:
@@ -253,8 +259,8 @@ class NHITSForecaster(ForecastModel):
         net.eval()
         return net, best_step, (best if best_state is not None else None)
 
-    # the networks are instances of classes built inside a function (torch is imported lazily), which pickle cannot
-    # name; a fitted model pickles its weights instead and rebuilds the networks when loaded
+    # the networks are instances of classes built inside a function (torch is imported lazily), which pickle
+    # cannot name; a fitted model pickles its weights instead and rebuilds the networks when loaded
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         if "nets_" in state:
@@ -275,7 +281,8 @@ class NHITSForecaster(ForecastModel):
             self.nets_ = nets
 
     def _weights(self, window_scale: np.ndarray, series_scale: np.ndarray) -> np.ndarray:
-        # errors are measured on the window scale; re-weighting by window / series scale turns them into MASE units
+        # errors are measured on the window scale; re-weighting by window / series scale turns them into
+        # MASE units
         if self.loss == "mase":
             return window_scale / series_scale
         return np.ones_like(window_scale)
@@ -289,12 +296,13 @@ class NHITSForecaster(ForecastModel):
         if self.use_mask_:
             parts.append(mask)
         if self.n_phase_:
-            # phase of the first forecast step on the unit circle, so the last and first hour of a day are close
+            # phase of the first forecast step on the unit circle, so the last and first hour of a
+            # day are close
             angle = 2 * np.pi * ((self.start_[series] + cuts) % self.season_length_) / self.season_length_
             parts += [np.sin(angle)[:, None], np.cos(angle)[:, None]]
         return np.hstack(parts)
 
-    # -------------------------------------------------------------------------------------------------- predict
+    # ------------------------------------------------------------------------------------------------ predict
     def _predict(self, h: int, X_future: np.ndarray | None) -> np.ndarray:
         torch = require("torch")
         size, trained_h = self.input_size_, self.horizon_
@@ -342,8 +350,9 @@ def _windows(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Gather input+target windows around cut-offs, vectorised over the batch.
 
-    Returns ``x`` of shape ``(batch, size + h)`` (inputs then targets, zero where a window reaches before the series
-    start), the input mask ``(batch, size)`` (1 = observed) and the per-window scale (mean absolute observed input).
+    Returns ``x`` of shape ``(batch, size + h)`` (inputs then targets, zero where a window reaches before the
+    series start), the input mask ``(batch, size)`` (1 = observed) and the per-window scale (mean absolute
+    observed input).
     """
     offsets = np.arange(-size, h)
     rel = cuts[:, None] + offsets[None, :]  # position inside the series

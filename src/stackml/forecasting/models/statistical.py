@@ -1,12 +1,12 @@
 """Statistical models per series: ETS, Theta and ARIMA, over statsforecast's automatic model selection.
 
-statsforecast is imported lazily (``stackml[forecast]``). Each series gets its own fitted statsforecast object.
-Two rules keep the output finite whatever the series looks like:
+statsforecast is imported lazily (``stackml[forecast]``). Each series gets its own fitted statsforecast
+object. Two rules keep the output finite whatever the series looks like:
 
 - seasonality is used only when a series holds at least two full seasons (``n >= 2 m``); shorter series are
   modelled without it, as the M4 benchmarks do;
-- when statsforecast cannot fit a series (too short, degenerate) or returns non-finite values, that series falls
-  back to seasonal naive (naive when shorter than one season); ``fallbacks_`` counts them.
+- when statsforecast cannot fit a series (too short, degenerate) or returns non-finite values, that series
+  falls back to seasonal naive (naive when shorter than one season); ``fallbacks_`` counts them.
 
 Example:
     >>> import numpy as np
@@ -165,10 +165,10 @@ class Theta(_StatsForecastModel):
     """The Theta method with automatic variant selection (statsforecast ``AutoTheta``).
 
     Args:
-        model: ``None`` picks among standard, optimised, dynamic standard and dynamic optimised Theta by in-sample
-            error; or one of ``"STM"``, ``"OTM"``, ``"DSTM"``, ``"DOTM"``.
-        decomposition_type: ``"multiplicative"`` (the M4 benchmark's classical decomposition) or ``"additive"``;
-            statsforecast applies it only when a seasonality test passes.
+        model: ``None`` picks among standard, optimised, dynamic standard and dynamic optimised Theta by
+            in-sample error; or one of ``"STM"``, ``"OTM"``, ``"DSTM"``, ``"DOTM"``.
+        decomposition_type: ``"multiplicative"`` (the M4 benchmark's classical decomposition) or
+            ``"additive"``; statsforecast applies it only when a seasonality test passes.
         season_length: seasonal period; ``None`` uses the panel's.
         alias: output column name (default ``"Theta"``).
     """
@@ -194,11 +194,12 @@ class Theta(_StatsForecastModel):
 
 
 class ARIMA(_StatsForecastModel):
-    """Automatic (seasonal) ARIMA, with exogenous regressors when the panel has them (statsforecast ``AutoARIMA``).
+    """Automatic (seasonal) ARIMA, with exogenous regressors when the panel has them
+    (statsforecast ``AutoARIMA``).
 
     Args:
-        approximation: approximate the likelihood during the order search (faster on long series); ``None`` lets
-            statsforecast decide.
+        approximation: approximate the likelihood during the order search (faster on long series); ``None``
+            lets statsforecast decide.
         stepwise: stepwise order search (fast) instead of an exhaustive one.
         season_length: seasonal period; ``None`` uses the panel's.
         alias: output column name (default ``"ARIMA"``).
