@@ -68,26 +68,21 @@ def home(tmp_path_factory: pytest.TempPathFactory, sim) -> Path:
     return home
 
 
+def fit_touchpoints(home: Path) -> list[str]:
+    """``stackml mmm fit`` on the home's touchpoints, controls and lift tests."""
+    fixed = (
+        "mmm fit --table touchpoints --controls-table controls --target revenue --controls promo,price_index"
+    )
+    return [*fixed.split(), "--channels", ",".join(CHANNELS), "--lift-tests", str(home / "lift_tests.csv")]
+
+
 @pytest.fixture(scope="module")
 def fitted(home: Path) -> dict:
     pytest.importorskip("pymc")
     pytest.importorskip("nutpie")
     proc = cli(
         home,
-        "mmm",
-        "fit",
-        "--table",
-        "touchpoints",
-        "--controls-table",
-        "controls",
-        "--channels",
-        ",".join(CHANNELS),
-        "--target",
-        "revenue",
-        "--controls",
-        "promo,price_index",
-        "--lift-tests",
-        str(home / "lift_tests.csv"),
+        *fit_touchpoints(home),
         "--horizon",
         str(HORIZON),
         *SHORT,
@@ -239,20 +234,7 @@ def test_a_model_failing_a_gate_is_reported_not_registered(fitted: dict, home: P
     """The run still ends with a report; the CLI says which gate failed and what to try, and exits 2."""
     proc = cli(
         home,
-        "mmm",
-        "fit",
-        "--table",
-        "touchpoints",
-        "--controls-table",
-        "controls",
-        "--channels",
-        ",".join(CHANNELS),
-        "--target",
-        "revenue",
-        "--controls",
-        "promo,price_index",
-        "--lift-tests",
-        str(home / "lift_tests.csv"),
+        *fit_touchpoints(home),
         "--model-name",
         "mmm-strict",
         "--holdout",

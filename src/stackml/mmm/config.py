@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, Field, field_validator, model_validator
+from pydantic import BeforeValidator, Field, ValidationInfo, field_validator, model_validator
 
 from stackml.errors import raise_if_problems
 from stackml.pipelines import Float, Int, Names, PipelineConfig
@@ -121,31 +121,16 @@ class MMMConfig(PipelineConfig):
     bounds: Annotated[Bounds | None, BeforeValidator(_bounds_from_text)] = None
     hdi_prob: Annotated[Float, Field(gt=0, lt=1)] = 0.94
 
-    @field_validator("freq")
+    @field_validator("freq", "adstock", "saturation")
     @classmethod
-    def _known_freq(cls, value: str) -> str:
+    def _one_of_the_known(cls, value: str, info: ValidationInfo) -> str:
+        # The registries live beside the code that uses them; imported here, when a config is built.
         from stackml.mmm.data import FREQUENCIES
+        from stackml.mmm.transforms import ADSTOCKS, SATURATIONS
 
-        if value not in FREQUENCIES:
-            raise ValueError(f"must be one of {list(FREQUENCIES)}")
-        return value
-
-    @field_validator("adstock")
-    @classmethod
-    def _known_adstock(cls, value: str) -> str:
-        from stackml.mmm.transforms import ADSTOCKS
-
-        if value not in ADSTOCKS:
-            raise ValueError(f"unknown adstock; choose one of {sorted(ADSTOCKS)}")
-        return value
-
-    @field_validator("saturation")
-    @classmethod
-    def _known_saturation(cls, value: str) -> str:
-        from stackml.mmm.transforms import SATURATIONS
-
-        if value not in SATURATIONS:
-            raise ValueError(f"unknown saturation; choose one of {sorted(SATURATIONS)}")
+        known = {"freq": FREQUENCIES, "adstock": ADSTOCKS, "saturation": SATURATIONS}[info.field_name]
+        if value not in known:
+            raise ValueError(f"must be one of {sorted(known)}")
         return value
 
     @field_validator("lift_tests")

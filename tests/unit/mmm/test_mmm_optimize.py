@@ -218,7 +218,9 @@ def test_binding_bounds_are_reported(default_plan, model, budget) -> None:
     assert plan.binding.get(capped) == "upper"
     assert plan.expected_response <= default_plan.expected_response + 1e-9  # a tighter bound cannot help
 
-    floor = 1.5 * alloc.loc[capped, "per_period"]
+    # Above the optimum, so it binds; halfway to the default cap, so it is a valid bound on any posterior.
+    optimum, default_cap = alloc.loc[capped, "per_period"], alloc.loc[capped, "upper"]
+    floor = optimum + 0.5 * (default_cap - optimum)
     plan = optimize_budget(model, budget, HORIZON, bounds={capped: (floor, None)})
     assert plan.allocation.loc[capped, "per_period"] == pytest.approx(floor, rel=1e-6)
     assert plan.binding.get(capped) == "lower"

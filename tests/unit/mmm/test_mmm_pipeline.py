@@ -85,11 +85,11 @@ def test_config_reports_every_problem_at_once() -> None:
         "7 problem(s) with the media-mix configuration",
         "'channels': Value should have at least 1 item",
         "'draws': Input should be greater than or equal to 1, got 0",
-        "'freq': must be one of ['W', 'D']",
+        "'freq': must be one of ['D', 'W']",
         "'holdout': Input should be less than or equal to 0.5",
         "'horizon': Input should be greater than or equal to 0",
         "'budget': Input should be greater than 0",
-        "'adstock': unknown adstock",
+        "'adstock': must be one of ['delayed', 'geometric'",
     ):
         assert part in message
     with pytest.raises(InputError, match=r"'draws': must be a number, not a bool, got True"):
