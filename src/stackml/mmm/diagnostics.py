@@ -130,8 +130,11 @@ def _sampler_health(idata: Any) -> tuple[int, float, float]:
     return divergences, max_rhat, min_ess
 
 
-def time_slice_error(model: MediaMixModel, holdout: float = 0.15, **sample_kwargs: Any) -> dict[str, Any]:
-    """Refit without the last ``holdout`` periods (a count, or a fraction) and score the forecast of them.
+def time_slice_error(
+    model: MediaMixModel, holdout: float | int | None = None, **sample_kwargs: Any
+) -> dict[str, Any]:
+    """Refit without the last ``holdout`` periods (a count, or a fraction; default the pipeline's share, see
+    :class:`~stackml.mmm.config.MMMConfig`) and score the forecast of them.
 
     The compiled model is re-sampled with those periods masked out of the likelihood, so no second compile is
     needed; the held-out spend is known, as it would be for a plan.
@@ -139,8 +142,10 @@ def time_slice_error(model: MediaMixModel, holdout: float = 0.15, **sample_kwarg
     Returns:
         ``{"holdout_periods", "oos_mape", "oos_r2", "oos_coverage"}``.
     """
+    from stackml.mmm.config import config_default
     from stackml.mmm.sampling import resample
 
+    holdout = config_default("holdout") if holdout is None else holdout
     model._check_fitted()
     if not hasattr(model, "_sample_result"):
         raise NotFittedError(
