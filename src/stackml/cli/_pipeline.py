@@ -9,6 +9,7 @@ as settings, so the flow's steps read and write the warehouse the user named.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Optional
 
@@ -17,6 +18,7 @@ import typer
 if TYPE_CHECKING:
     from stackml.flows import FlowResult
     from stackml.pipelines import PipelineConfig, Published, Source
+    from stackml.warehouse import Warehouse
 
 __all__ = [
     "DataOption",
@@ -66,18 +68,30 @@ def default(config_class: type[PipelineConfig], field: str) -> Any:
     return default_of(config_class, field)
 
 
-def open_source(data: Path | None, table: str | None, warehouse: str | None) -> Source:
-    """The checked source: exactly one of the two, an existing file, or a table that exists in the
-    warehouse."""
+def open_source(
+    data: Path | None,
+    table: str | None,
+    warehouse: str | None,
+    check: Callable[[Source, Warehouse | None], None] | None = None,
+) -> Source:
+    """The checked source: exactly one of the two, an existing file, or a table that exists in the warehouse.
+
+    ``check(source, warehouse)`` adds the pipeline's own checks (columns, channels, ...) on the same
+    connection; the warehouse is opened only for a table, and closed before the flow starts (DuckDB lets one
+    process write).
+    """
     from stackml.pipelines import Source
     from stackml.warehouse import connect
 
     source = Source.of(data, table)
-    if source.table is not None:
-        with connect(
-            warehouse
-        ) as wh:  # closed before the flow starts: DuckDB lets one process write at a time
-            source.check(wh)
+    if source.table is None:
+        if check is not None:
+            check(source, None)
+        return source
+    with connect(warehouse) as wh:
+        source.check(wh)
+        if check is not None:
+            check(source, wh)
     return source
 
 

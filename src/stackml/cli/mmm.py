@@ -129,7 +129,6 @@ def fit(
     """Fit a media-mix model, check it against the gates, plan a budget, register it and write a report."""
     from stackml.cli._pipeline import open_source, registry_summary, run_pipeline
     from stackml.mmm.pipeline import check_source
-    from stackml.warehouse import connect
 
     # Everything checkable without fitting is checked here, so a typo never starts a flow (or a compile).
     config = MMMConfig(
@@ -157,9 +156,7 @@ def fit(
         budget=budget,
         bounds=bounds,
     )
-    source = open_source(data, table, warehouse)
-    with connect(warehouse) as wh:  # closed before the flow starts: DuckDB lets one process write at a time
-        check_source(config, source, wh)
+    source = open_source(data, table, warehouse, check=lambda src, wh: check_source(config, src, wh))
     name = model_name or source.default_model_name("mmm")
     if not as_json:
         from stackml.cli.output import console
