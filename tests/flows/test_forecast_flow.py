@@ -71,6 +71,27 @@ def test_json_scores_every_model_on_the_holdout(first_run: dict) -> None:
         assert {"smape", "mase", "owa", "coverage_80", "coverage_95"} <= set(scores)
 
 
+def test_json_says_why_the_choice_and_how_the_intervals_held(first_run: dict) -> None:
+    assert first_run["why"] and first_run["season_length"] == 7 and first_run["seasonal_periods"] == [7]
+    assert set(first_run["coverage"]) == {"backtest", "holdout"}
+    assert set(first_run["coverage"]["holdout"]) == {"80", "95"}
+    assert 0 <= first_run["coverage"]["backtest"]["80"] <= 1
+    assert isinstance(first_run["holdout_gap_owa"], float) and first_run["skipped"] == {}
+
+
+def test_runs_on_integer_and_dated_data_share_one_home(first_run: dict, home: Path, tmp_path: Path) -> None:
+    # the first run stored dated backtests in this home; integer steps (the M4 files' kind) must not collide
+    df = generate_series(n_series=3, freq=None, min_length=60, max_length=60, season_length=4, random_state=6)
+    df.to_csv(tmp_path / "steps.csv", index=False)
+    proc = cli(
+        home, "forecast", "run", "--data", str(tmp_path / "steps.csv"), "--horizon", "4",
+        "--models", "snaive,theta", "--no-register", "--json",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["scored_on"] == "backtest" and out["coverage"]["backtest"]
+
+
 def test_registered_promoted_and_reported(first_run: dict, home: Path) -> None:
     assert first_run["model_version"] == 1 and first_run["promoted"] is True
     report = Path(first_run["report"])

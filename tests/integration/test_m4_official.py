@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 
 from stackml.errors import ConnectionFailedError
-from stackml.forecasting.evaluation import backtest_tables, evaluate, store_backtest
+from stackml.forecasting.evaluation import backtest_tables, evaluate, store_backtest, stored_runs
 from stackml.forecasting.m4 import M4_SPECS, load_m4_wide
 from stackml.forecasting.models.baselines import Naive, Naive2, SeasonalNaive
 from stackml.forecasting.panel import Panel
@@ -88,8 +88,10 @@ def warehouse_and_prefix(request, tmp_path):
         wh, prefix = connect(_postgres_url()), f"test_m4_{uuid.uuid4().hex[:8]}_"
     yield wh, prefix
     if request.param == "postgres":
-        for table in backtest_tables(prefix).values():
-            wh.execute(f'DROP TABLE IF EXISTS "{table}"')
+        for run_id in stored_runs(wh, prefix)["run_id"]:
+            for table in backtest_tables(prefix, run_id).values():
+                wh.execute(f'DROP TABLE IF EXISTS "{table}"')
+        wh.execute(f'DROP TABLE IF EXISTS "{prefix}runs"')
     wh.close()
 
 

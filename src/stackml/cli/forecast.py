@@ -37,9 +37,11 @@ def run(
         Optional[Path], typer.Option("--test", help="Holdout in the same format, scored with the M4 metrics.")
     ] = None,
     season: Annotated[
-        int,
+        Optional[int],
         typer.Option(
-            "--season", help="Season length (24 for hourly with a daily cycle, 7 for daily, 12 for monthly)."
+            "--season",
+            help="Season length for scoring and the models' main cycle (24 hourly, 12 monthly, 1 for none); "
+            "default: from the frequency, or found in the data.",
         ),
     ] = _default("season_length"),
     freq: Annotated[
@@ -51,9 +53,17 @@ def run(
     n_windows: Annotated[
         Optional[int],
         typer.Option(
-            "--n-windows", help="Backtest windows of --horizon values (default: 1-3, from the data)."
+            "--n-windows", help="Backtest windows of --horizon values (default: 1-4, from the data)."
         ),
     ] = _default("n_windows"),
+    time_budget: Annotated[
+        Optional[float],
+        typer.Option(
+            "--time-budget",
+            help="Seconds of model fitting the candidates may take together; slow models that would not "
+            "fit are skipped (default: 60 for the default models, no limit for --models).",
+        ),
+    ] = _default("time_budget"),
     warehouse: WarehouseOption = None,
     model_name: ModelNameOption = None,
     register: RegisterOption = True,
@@ -69,6 +79,7 @@ def run(
         freq=freq,
         models=models,
         n_windows=n_windows,
+        time_budget=time_budget,
         data_format=fmt,
         test=str(test) if test else None,
     )
@@ -94,18 +105,38 @@ def run(
 
 
 def summarise_run(pipeline: Any) -> dict[str, Any]:
-    """Scores per model (holdout when given, else backtest) and the chosen alias."""
+    """Scores per model (holdout when given, else backtest), the chosen alias and why, the coverage of its
+    intervals (backtest, and holdout when given), and the models that did not run to the end."""
     scores = pipeline.holdout if pipeline.holdout is not None else pipeline.scores
     metrics = {
         str(row["model"]): {k: _num(row[k]) for k in ("smape", "mase", "owa") if k in row}
         | {k: _num(row[k]) for k in row.index if k.startswith("coverage_")}
         for _, row in scores.iterrows()
     }
+    alias = pipeline.choice.alias
+    coverage = {
+        "backtest": {f"{level:g}": _num(v) for level, v in pipeline.backtest_coverage.get(alias, {}).items()}
+    }
+    if pipeline.holdout is not None:
+        held = pipeline.holdout.set_index("model").loc[alias]
+        coverage["holdout"] = {
+            k.removeprefix("coverage_").replace("_", "."): _num(held[k])
+            for k in held.index
+            if k.startswith("coverage_")
+        }
+    cfg = pipeline.config
     return {
         "models": metrics,
-        "best": pipeline.choice.alias,
+        "best": alias,
+        "why": pipeline.choice.why,
         "scored_on": "holdout" if pipeline.holdout is not None else "backtest",
         "members": pipeline.members,
+        "coverage": coverage,
+        "holdout_gap_owa": None if pipeline.holdout_gap is None else _num(pipeline.holdout_gap),
+        "skipped": dict(pipeline.skipped),
+        "season_length": cfg.season_length,
+        "seasonal_periods": list(cfg.seasonal_periods or ()),
+        "n_windows": cfg.n_windows,
     }
 
 
@@ -128,5 +159,14 @@ def _print_summary(summary: dict[str, Any]) -> None:
         f"Chosen: [bold]{summary['best']}[/bold]"
         + (f" (mean of {', '.join(summary['members'])})" if len(summary["members"]) > 1 else "")
     )
+    if summary["why"]:
+        out.print(f"Why: {summary['why']}")
+    cover = summary["coverage"].get("holdout") or summary["coverage"]["backtest"]
+    if cover:
+        shown = ", ".join(f"{level}%: {share:.0%}" for level, share in cover.items() if share is not None)
+        where = "holdout" if "holdout" in summary["coverage"] else "backtest"
+        out.print(f"Interval coverage on the {where}: {shown}")
+    for name, why in summary["skipped"].items():
+        out.print(f"Skipped {name}: {why}")
     out.print(summary["registry_note"])
     out.print(f"Report: {summary['report']}")

@@ -1,7 +1,9 @@
 """ForecastFlow: from a long frame (or M4 wide file) to a registered, backtested forecaster and a report.
 
-1. start: read the configuration and the data, validate them, fix the backtest windows.
-2. candidate (one task per model, in parallel): backtest the model, then fit it on all the data and forecast.
+1. start: read the configuration and the data, validate them, fix the seasonal periods and the backtest
+   windows, and measure which candidates fit the time budget.
+2. candidate (one task per model, in parallel): backtest the model, then fit it on all the data and forecast
+   (a candidate far worse than seasonal naive on its first window stops there).
 3. choose: score every backtest in the warehouse (SQL), add ensembles, choose the best, score the holdout.
 4. publish: track the run in MLflow, register the chosen forecaster, promote it to champion only if it wins.
 5. end: write the report.
@@ -30,7 +32,7 @@ class ForecastFlow(FlowSpec):
     def start(self):
         """Read and validate the configuration and the data; one candidate task per model."""
         from stackml.forecasting.config import ForecastConfig
-        from stackml.forecasting.pipeline import check_data, load_data
+        from stackml.forecasting.pipeline import check_data, load_data, plan_candidates
         from stackml.pipelines import Source
         from stackml.warehouse import connect
 
@@ -38,7 +40,8 @@ class ForecastFlow(FlowSpec):
         with connect() as wh:
             self.train, self.holdout_data = load_data(config, Source.of(self.data, self.table), wh)
         self.config = check_data(self.train, config, self.holdout_data)
-        self.candidate_names = list(self.config.candidates)
+        self.plan = plan_candidates(self.train, self.config)
+        self.candidate_names = list(self.plan.models)
         self.next(self.candidate, foreach="candidate_names")
 
     @step
@@ -56,7 +59,7 @@ class ForecastFlow(FlowSpec):
         from stackml.forecasting.pipeline import summarise
         from stackml.warehouse import connect
 
-        self.merge_artifacts(inputs, include=["config", "train", "holdout_data"])
+        self.merge_artifacts(inputs, include=["config", "train", "holdout_data", "plan"])
         candidates = [i.result for i in inputs]
         with connect() as wh:
             self.pipeline = summarise(
@@ -66,6 +69,7 @@ class ForecastFlow(FlowSpec):
                 wh,
                 run_id=f"flow-{current.run_id}",
                 test=self.holdout_data,
+                skipped=self.plan.skipped,
             )
         self.next(self.publish)
 

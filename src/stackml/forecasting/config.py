@@ -7,6 +7,8 @@ Example:
     >>> from stackml.forecasting.config import ForecastConfig
     >>> ForecastConfig(horizon=24, season_length=24, models="snaive, lgbm").candidates
     ('snaive', 'lgbm', 'naive2')
+    >>> ForecastConfig(horizon=24).effective_time_budget  # the default models run within the default budget
+    60.0
 """
 
 from __future__ import annotations
@@ -18,10 +20,13 @@ from pydantic import Field, field_validator
 
 from stackml.pipelines import Float, Int, Names, PipelineConfig
 
-__all__ = ["DEFAULT_MODELS", "FORMATS", "REFERENCE_MODEL", "ForecastConfig"]
+__all__ = ["DEFAULT_MODELS", "DEFAULT_TIME_BUDGET", "FORMATS", "REFERENCE_MODEL", "ForecastConfig"]
 
-#: the default candidates: strong global learners next to robust statistical and seasonal baselines
-DEFAULT_MODELS: tuple[str, ...] = ("snaive", "theta", "lgbm", "nhits")
+#: the default candidates: a global learner next to robust statistical and seasonal baselines; the slow ones
+#: (ARIMA on long series, the network) join only when they fit the time budget
+DEFAULT_MODELS: tuple[str, ...] = ("snaive", "lgbm", "theta", "ets", "arima", "nhits")
+#: seconds of estimated model fitting a run of the default models may spend (see stackml.forecasting.budget)
+DEFAULT_TIME_BUDGET = 60.0
 #: always backtested: the M4 reference that OWA is measured against
 REFERENCE_MODEL = "naive2"
 FORMATS = ("long", "m4-wide")
@@ -32,15 +37,22 @@ class ForecastConfig(PipelineConfig):
 
     Attributes:
         horizon: steps to forecast (``h``).
-        season_length: main seasonal period (``m``; 1 for none).
+        season_length: the seasonal period that scores use (MASE's ``m``) and the models' main period;
+            ``None`` (the default) takes it from the frequency or the data
+            (:mod:`stackml.forecasting.seasonality`); 1 for none. A value given here always wins.
+        seasonal_periods: every period the models use, main first; ``None`` is filled in from the data by
+            :func:`stackml.forecasting.pipeline.check_data`.
         freq: pandas frequency of timestamp ``ds`` (inferred when ``None``); ``None`` for integer steps.
         models: candidate model names (see :func:`stackml.forecasting.available_models`).
+        time_budget: seconds of model fitting the candidates may take together, measured by a short probe
+            of each before the run (:mod:`stackml.forecasting.budget`); slow models that do not fit are
+            skipped, and said so. ``None``: 60 s for the default models, no limit for models you list.
         n_windows: backtest windows of ``horizon`` values at the end of each series; ``None`` (the default)
             picks them from the data with :func:`stackml.forecasting.pipeline.auto_windows`.
         level: prediction interval coverages in percent.
         ensemble_sizes: mean ensembles of the best ``k`` single models (by backtest OWA) to score as
             candidates.
-        n_jobs: processes for per-series models.
+        n_jobs: processes for per-series models (-1: all cores).
         data_format: ``"long"`` (``unique_id, ds, y``) or ``"m4-wide"`` (the M4 competition's files).
         test: an optional holdout file in the same format, scored with the M4 metrics.
     """
@@ -49,13 +61,15 @@ class ForecastConfig(PipelineConfig):
     hint = "See `stackml forecast run --help` for the options and the model names."
 
     horizon: Annotated[Int, Field(ge=1)]
-    season_length: Annotated[Int, Field(ge=1)] = 1
+    season_length: Annotated[Int, Field(ge=1)] | None = None
+    seasonal_periods: tuple[Annotated[Int, Field(ge=2)], ...] | None = None
     freq: str | None = None
     models: Annotated[Names, Field(min_length=1)] = DEFAULT_MODELS
+    time_budget: Annotated[Float, Field(gt=0)] | None = None
     n_windows: Annotated[Int, Field(ge=1)] | None = None
     level: tuple[Annotated[Float, Field(gt=0, lt=100)], ...] = (80.0, 95.0)
     ensemble_sizes: tuple[Annotated[Int, Field(ge=2)], ...] = (2, 3)
-    n_jobs: Annotated[Int, Field(ge=1)] = 1
+    n_jobs: Annotated[Int, Field(ge=-1)] = -1
     data_format: Literal["long", "m4-wide"] = "long"
     test: str | None = None
 
@@ -74,6 +88,13 @@ class ForecastConfig(PipelineConfig):
         if problems:
             raise ValueError("; ".join(problems))
         return names
+
+    @field_validator("n_jobs")
+    @classmethod
+    def _jobs(cls, value: int) -> int:
+        if value == 0:
+            raise ValueError("n_jobs must be a positive number of processes, or -1 for all cores")
+        return value
 
     @field_validator("test")
     @classmethod
@@ -97,3 +118,18 @@ class ForecastConfig(PipelineConfig):
                 seen.add(cls)
                 out.append(name)
         return tuple(out)
+
+    @property
+    def main_period(self) -> int:
+        """The period per-series models use: the first of ``seasonal_periods``, else ``season_length``."""
+        if self.seasonal_periods:
+            return self.seasonal_periods[0]
+        return self.season_length or 1
+
+    @property
+    def effective_time_budget(self) -> float | None:
+        """``time_budget``; when unset, the default budget for the default models and none for a list of
+        your own."""
+        if self.time_budget is not None:
+            return self.time_budget
+        return DEFAULT_TIME_BUDGET if tuple(self.models) == DEFAULT_MODELS else None

@@ -1,18 +1,31 @@
 """Backtest evaluation in the warehouse: forecasts stored long, accuracy computed in SQL.
 
-Three tables (names ``<prefix>backtest``, ``<prefix>intervals``, ``<prefix>train``) hold every stored run,
-told apart by ``run_id``:
+Each stored run has its own three tables, named from the prefix and the run id (see :func:`backtest_tables`),
+so runs on different data never share a column type (one run's ``ds`` may be a timestamp, another's an
+integer):
 
-- backtest: ``run_id, unique_id, cutoff, ds, h, model, y, yhat`` (``h`` = 1..H, the step after the cutoff);
-- intervals: ``run_id, unique_id, cutoff, ds, model, level, lo, hi``;
-- train: ``run_id, unique_id, ds, y``, the history the MASE scale is computed from.
+- ``<prefix>backtest__<run>``: ``unique_id, cutoff, ds, h, model, y, yhat`` (``h`` = 1..H, the step after the
+  cutoff);
+- ``<prefix>intervals__<run>``: ``unique_id, cutoff, ds, model, level, lo, hi`` (absent without intervals);
+- ``<prefix>train__<run>``: ``unique_id, ds, y``, the history the MASE scale is computed from.
+
+``<run>`` is the run id when it is already a lower-case identifier (``r1``, ``1764412345678901``), else a
+readable form of it plus a short hash (``flow-17644`` -> ``flow_17644_889ed2d1``). One index table,
+``<prefix>runs`` (``run_id, backtest_table, intervals_table, train_table, created_at``), lists the stored
+runs; :func:`stored_runs` reads it.
 
 The metrics follow the M4 competition (``Benchmarks and Evaluation.R``): per forecast point
-``sMAPE = 200 |y - yhat| / (|y| + |yhat|)`` and ``|y - yhat| / scale`` for MASE, where ``scale`` is the mean
-of ``|y_t - y_{t-m}|`` over the training data of that series up to that cutoff only. Each is averaged over the
-horizon of a (series, cutoff) window, then over windows. ``OWA = 0.5 (sMAPE / sMAPE_base + MASE / MASE_base)``
-over the whole set, against Naive2 by default. ``rmse`` is the mean over windows of each window's RMSE;
-coverage is the share of points inside the interval.
+``sMAPE = 200 |y - yhat| / (|y| + |yhat|)`` (0 when both are 0: the forecast is exact) and
+``|y - yhat| / scale`` for MASE, where ``scale`` is the mean of ``|y_t - y_{t-m}|`` over the training data of
+that series up to that cutoff only. Each is averaged over the horizon of a (series, cutoff) window, then over
+windows. ``OWA = 0.5 (sMAPE / sMAPE_base + MASE / MASE_base)`` over the whole set, against Naive2 by default;
+it is left undefined (NaN) when the baseline's sMAPE or MASE is 0 (a baseline that forecast every point
+exactly). ``rmse`` is the mean over windows of each window's RMSE; coverage is the share of points inside the
+interval.
+
+The MASE scale falls back like :func:`stackml.forecasting.conformal.insample_scale`, so it is always positive
+and finite: lag ``m``; lag 1 when the history has no more than ``m`` values; the mean absolute level when that
+difference is 0 or undefined (a constant or one-value history); 1 when the level is 0 too.
 
 Example:
     >>> from stackml.warehouse import connect
@@ -23,6 +36,7 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
 import re
 import uuid
 from collections.abc import Sequence
@@ -44,16 +58,56 @@ __all__ = [
     "evaluate_by_series",
     "evaluate_by_step",
     "store_backtest",
+    "stored_runs",
     "to_long",
 ]
 
 KEY_COLUMNS = ("unique_id", "ds", "cutoff", "y")
+_KINDS = ("backtest", "intervals", "train")
+_INDEX_COLUMNS = ("run_id", "backtest_table", "intervals_table", "train_table", "created_at")
+_MAX_NAME = 63  # PostgreSQL's identifier limit, which validate_table_name enforces
 _INTERVAL_COLUMN = re.compile(r"^(?P<alias>.+)-(?P<side>lo|hi)-(?P<level>\d+(?:\.\d+)?)$")
 
 
-def backtest_tables(table_prefix: str = "forecast_") -> dict[str, str]:
-    """The validated table names for a prefix: keys ``backtest``, ``intervals`` and ``train``."""
-    return {kind: validate_table_name(f"{table_prefix}{kind}") for kind in ("backtest", "intervals", "train")}
+def backtest_tables(table_prefix: str, run_id: str) -> dict[str, str]:
+    """The validated table names of one run: keys ``backtest``, ``intervals`` and ``train``.
+
+    Example:
+        >>> backtest_tables("forecast_", "r1")["backtest"]
+        'forecast_backtest__r1'
+        >>> backtest_tables("forecast_", "flow-17644")["train"]
+        'forecast_train__flow_17644_889ed2d1'
+    """
+    # Every kind shares one run part, sized so that the longest name still fits the identifier limit.
+    room = _MAX_NAME - len(str(table_prefix).rpartition(".")[2]) - len(f"{max(_KINDS, key=len)}__")
+    run = _run_part(str(run_id), room)
+    return {kind: validate_table_name(f"{table_prefix}{kind}__{run}") for kind in _KINDS}
+
+
+def _run_part(run_id: str, room: int) -> str:
+    """``run_id`` when it is a plain lower-case identifier that fits, else a readable slug plus a short hash,
+    so that two different run ids never share tables (``a-b`` and ``a_b`` differ in their hash)."""
+    slug = re.sub(r"[^a-z0-9]+", "_", run_id.lower()).strip("_")
+    if slug == run_id and len(slug) <= room:
+        return slug
+    digest = hashlib.sha256(run_id.encode()).hexdigest()[:8]
+    keep = slug[: max(room - len(digest) - 1, 0)].rstrip("_")
+    return f"{keep}_{digest}" if keep else digest
+
+
+def _index_table(table_prefix: str) -> str:
+    return validate_table_name(f"{table_prefix}runs")
+
+
+def stored_runs(warehouse: Warehouse, table_prefix: str = "forecast_") -> pd.DataFrame:
+    """The runs stored under a prefix, oldest first: ``run_id, backtest_table, intervals_table, train_table,
+    created_at`` (``intervals_table`` is missing for a run without intervals); empty when there are none."""
+    index = _index_table(table_prefix)
+    if not warehouse.has_table(index):
+        return pd.DataFrame(columns=list(_INDEX_COLUMNS))
+    return warehouse.query(
+        f"SELECT {', '.join(_INDEX_COLUMNS)} FROM {quote_table(index)} ORDER BY created_at, run_id"
+    )
 
 
 # -- wide -> long --------------------------------------------------------------------------------------------
@@ -147,7 +201,7 @@ def store_backtest(
     table_prefix: str = "forecast_",
     if_exists: str = "append",
 ) -> str:
-    """Store a backtest (forecasts, intervals and the training history) in the warehouse.
+    """Store a backtest (forecasts, intervals and the training history) in the run's own tables.
 
     Args:
         warehouse: from :func:`stackml.warehouse.connect`.
@@ -156,9 +210,9 @@ def store_backtest(
             cutoff's MASE scale uses only the rows up to that cutoff). Only the series in ``cv`` are stored.
         run_id: a name for this run; default a new random id.
         models: the aliases to store (default all model columns of ``cv``).
-        table_prefix: prefix of the three table names.
+        table_prefix: prefix of the table names (see :func:`backtest_tables`).
         if_exists: ``"append"`` keeps other runs (an earlier copy of the same ``run_id`` is replaced);
-            ``"replace"`` drops every earlier run from the tables.
+            ``"replace"`` first drops every run stored under ``table_prefix``.
 
     Returns:
         The run id.
@@ -168,15 +222,16 @@ def store_backtest(
             f"if_exists must be 'append' or 'replace', got {if_exists!r}.",
             hint="'append' keeps earlier runs, 'replace' removes them.",
         )
-    tables = backtest_tables(table_prefix)
     missing = [c for c in ("unique_id", "ds", "y") if c not in train.columns]
     if missing:
         raise InputError(
             f"The training frame lacks the columns {missing} (got {list(train.columns)}).",
             hint="Pass the long frame unique_id, ds, y the backtest was made from.",
         )
-    points, intervals = to_long(cv, models)
     run_id = run_id or uuid.uuid4().hex[:12]
+    tables = backtest_tables(table_prefix, run_id)
+    index = _index_table(table_prefix)
+    points, intervals = to_long(cv, models)
     history = train[["unique_id", "ds", "y"]].copy()
     history["unique_id"] = history["unique_id"].astype(str)
     history = history[history["unique_id"].isin(points["unique_id"].unique())]
@@ -186,18 +241,36 @@ def store_backtest(
             f"The training frame has no rows for {len(absent)} series of the backtest, e.g. {absent[:5]}.",
             hint="Pass the same long frame that was given to cross_validation.",
         )
-    for kind, frame in (("backtest", points), ("intervals", intervals), ("train", history)):
-        table = tables[kind]
-        if warehouse.has_table(table):
-            if if_exists == "replace":
-                warehouse.execute(f"DROP TABLE {quote_table(table)}")
-            else:
-                warehouse.execute(f"DELETE FROM {quote_table(table)} WHERE run_id = ?", [run_id])
+    if if_exists == "replace":
+        _drop_runs(warehouse, table_prefix)
+    # Each table is swapped in whole (ingest's replace loads beside the old one, then renames), the
+    # backtest last: evaluate reads a run only once its backtest table exists.
+    for kind, frame in (("train", history), ("intervals", intervals), ("backtest", points)):
         if len(frame):
-            warehouse.ingest(
-                frame.assign(run_id=run_id)[["run_id", *frame.columns]], table, if_exists="append"
-            )
+            warehouse.ingest(frame, tables[kind], if_exists="replace")
+        elif warehouse.has_table(tables[kind]):
+            warehouse.execute(f"DROP TABLE {quote_table(tables[kind])}")  # an earlier copy's intervals
+    entry = pd.DataFrame(
+        {
+            "run_id": pd.Series([run_id], dtype="string"),
+            "backtest_table": pd.Series([tables["backtest"]], dtype="string"),
+            "intervals_table": pd.Series([tables["intervals"] if len(intervals) else None], dtype="string"),
+            "train_table": pd.Series([tables["train"]], dtype="string"),
+            "created_at": [pd.Timestamp.now(tz="UTC").tz_localize(None)],
+        }
+    )
+    if warehouse.has_table(index):
+        warehouse.execute(f"DELETE FROM {quote_table(index)} WHERE run_id = ?", [run_id])
+    warehouse.ingest(entry, index, if_exists="append")
     return run_id
+
+
+def _drop_runs(warehouse: Warehouse, table_prefix: str) -> None:
+    """Drop every run stored under ``table_prefix``, and its index."""
+    for run_id in stored_runs(warehouse, table_prefix)["run_id"]:
+        for table in backtest_tables(table_prefix, str(run_id)).values():
+            warehouse.execute(f"DROP TABLE IF EXISTS {quote_table(table)}")
+    warehouse.execute(f"DROP TABLE IF EXISTS {quote_table(_index_table(table_prefix))}")
 
 
 # -- evaluation ----------------------------------------------------------------------------------------------
@@ -214,7 +287,7 @@ def evaluate(
 
     Args:
         warehouse: the warehouse the run was stored in.
-        run_id: the run; may be omitted when the tables hold exactly one.
+        run_id: the run; may be omitted when exactly one run is stored under ``table_prefix``.
         season_length: ``m`` of the MASE scale (``1`` for a lag-1 scale).
         baseline: the model OWA is relative to (every other model must cover the same points); ``None``
             for no OWA.
@@ -225,13 +298,15 @@ def evaluate(
         One row per model sorted from best to worst (by OWA, else MASE): ``model, n_series, n_windows``
         (series-cutoff pairs), ``n_points`` (scored points), ``smape, mase, owa`` (when ``baseline`` is set),
         ``rmse`` and ``coverage_<level>`` per stored interval level (e.g. ``coverage_80``, ``coverage_97_5``).
-        A window whose scale is zero or undefined (a constant history, or one shorter than ``m + 1``) has no
-        MASE and is left out of the MASE average.
+        Every window has a MASE: its scale falls back (see the module docstring) when the history is
+        constant or no longer than ``m``. ``owa`` is NaN when the baseline's sMAPE or MASE is 0.
 
     Raises:
         InputError: the baseline is not among the stored models or covers other points than a model.
     """
     ctx = _Context(warehouse, run_id, season_length, table_prefix, models, baseline)
+    # nullif: a baseline that is exact everywhere (sMAPE or MASE 0) leaves OWA undefined, not infinite.
+    owa = "0.5 * (p.smape / nullif(b.smape, 0) + p.mase / nullif(b.mase, 0))" if baseline else "NULL"
     sql = f"""{ctx.cte},
     windows AS (
         SELECT model, unique_id, cutoff, avg(sape) AS smape, avg(ase) AS mase, sqrt(avg(se)) AS rmse,
@@ -244,7 +319,7 @@ def evaluate(
         FROM windows GROUP BY model
     )
     SELECT p.model, p.n_series, p.n_windows, p.n_points, p.smape, p.mase,
-           {"0.5 * (p.smape / b.smape + p.mase / b.mase)" if baseline else "NULL"} AS owa, p.rmse
+           {owa} AS owa, p.rmse
     FROM per_model p
     {"CROSS JOIN (SELECT smape, mase FROM per_model WHERE model = :baseline) b" if baseline else ""}
     """
@@ -320,23 +395,12 @@ class _Context:
                 hint="Pass e.g. season_length=24 for hourly data, 1 for a lag-1 MASE scale.",
             )
         self.warehouse = warehouse
-        self.tables = backtest_tables(table_prefix)
-        for kind in ("backtest", "train"):
-            if not warehouse.has_table(self.tables[kind]):
-                raise TableNotFoundError(
-                    f"Table '{self.tables[kind]}' does not exist in {warehouse.redacted_url()}.",
-                    hint="Store a backtest first with store_backtest(...), or check table_prefix.",
-                )
+        self.run_id = str(run_id) if run_id is not None else self._only_run(table_prefix)
+        self.tables = backtest_tables(table_prefix, self.run_id)
+        if not (warehouse.has_table(self.tables["backtest"]) and warehouse.has_table(self.tables["train"])):
+            self._no_such_run(table_prefix)
         bt = quote_table(self.tables["backtest"])
-        self.run_id = run_id if run_id is not None else self._only_run(bt)
-        stored = warehouse.query(f"SELECT DISTINCT model FROM {bt} WHERE run_id = ?", [self.run_id])[
-            "model"
-        ].tolist()
-        if not stored:
-            runs = warehouse.query(f"SELECT DISTINCT run_id FROM {bt} ORDER BY run_id")["run_id"].tolist()
-            raise InputError(
-                f"No backtest with run_id {self.run_id!r} (stored runs: {runs}).", hint="Check run_id."
-            )
+        stored = warehouse.query(f"SELECT DISTINCT model FROM {bt}")["model"].tolist()
         self.models = None if models is None else list(models)
         unknown = sorted(set(self.models or []) - set(stored))
         if unknown:
@@ -355,23 +419,31 @@ class _Context:
         selected = (
             stored if self.models is None else sorted(set(self.models) | ({baseline} if baseline else set()))
         )
-        self.params: dict[str, Any] = {"run_id": self.run_id, **{f"m{i}": m for i, m in enumerate(selected)}}
+        self.params: dict[str, Any] = {f"m{i}": m for i, m in enumerate(selected)}
         if baseline is not None:
             self.params["baseline"] = baseline
         in_models = ", ".join(f":m{i}" for i in range(len(selected)))
         train = quote_table(self.tables["train"])
         # season_length is a checked integer, so it is safe to inline (LAG needs a constant offset).
-        seasonal_diff = f"abs(y - lag(y, {int(season_length)}) OVER (PARTITION BY unique_id ORDER BY ds))"
+        m = int(season_length)
+        # The scale falls back like conformal.insample_scale: lag m; lag 1 when the history has no more than
+        # m values; the mean absolute level when that is 0 or undefined; 1 when the level is 0 too.
         self.cte = f"""WITH points AS (
         SELECT unique_id, cutoff, ds, h, model, y, yhat FROM {bt}
-        WHERE run_id = :run_id AND model IN ({in_models})
+        WHERE model IN ({in_models})
     ),
     diffs AS (
-        SELECT unique_id, ds, {seasonal_diff} AS d
-        FROM {train} WHERE run_id = :run_id
+        SELECT unique_id, ds, y,
+               abs(y - lag(y, {m}) OVER (PARTITION BY unique_id ORDER BY ds)) AS d_season,
+               abs(y - lag(y, 1) OVER (PARTITION BY unique_id ORDER BY ds)) AS d_one
+        FROM {train}
     ),
     scales AS (
-        SELECT c.unique_id, c.cutoff, avg(d.d) AS scale
+        SELECT c.unique_id, c.cutoff,
+               CASE WHEN avg(d.d_season) > 0 THEN avg(d.d_season)
+                    WHEN count(*) <= {m} AND avg(d.d_one) > 0 THEN avg(d.d_one)
+                    WHEN avg(abs(d.y)) > 0 THEN avg(abs(d.y))
+                    ELSE 1.0 END AS scale
         FROM (SELECT DISTINCT unique_id, cutoff FROM points) c
         JOIN diffs d ON d.unique_id = c.unique_id AND d.ds <= c.cutoff
         GROUP BY c.unique_id, c.cutoff
@@ -380,21 +452,40 @@ class _Context:
         SELECT p.model, p.unique_id, p.cutoff, p.ds, p.h,
                CASE WHEN abs(p.y) + abs(p.yhat) = 0 THEN 0.0
                     ELSE 200.0 * abs(p.y - p.yhat) / (abs(p.y) + abs(p.yhat)) END AS sape,
-               abs(p.y - p.yhat) / nullif(s.scale, 0) AS ase,
+               abs(p.y - p.yhat) / coalesce(s.scale, 1.0) AS ase,
                (p.y - p.yhat) * (p.y - p.yhat) AS se
         FROM points p LEFT JOIN scales s ON s.unique_id = p.unique_id AND s.cutoff = p.cutoff
     )"""
         if baseline is not None:
             self._check_same_points(bt, baseline)
 
-    def _only_run(self, bt: str) -> str:
-        runs = self.warehouse.query(f"SELECT DISTINCT run_id FROM {bt} ORDER BY run_id")["run_id"].tolist()
+    def _only_run(self, table_prefix: str) -> str:
+        if not self.warehouse.has_table(_index_table(table_prefix)):
+            raise TableNotFoundError(
+                f"No backtest is stored under the prefix {table_prefix!r}: table "
+                f"'{_index_table(table_prefix)}' does not exist in {self.warehouse.redacted_url()}.",
+                hint="Store a backtest first with store_backtest(...), or check table_prefix.",
+            )
+        runs = stored_runs(self.warehouse, table_prefix)["run_id"].tolist()
         if len(runs) != 1:
             raise InputError(
-                f"Pass run_id: the table holds {len(runs)} runs {runs[:10]}.",
+                f"Pass run_id: {len(runs)} runs are stored under {table_prefix!r}: {sorted(runs)[:10]}.",
                 hint="Use the id store_backtest returned.",
             )
         return str(runs[0])
+
+    def _no_such_run(self, table_prefix: str) -> None:
+        index = _index_table(table_prefix)
+        if not self.warehouse.has_table(index):
+            raise TableNotFoundError(
+                f"No backtest with run_id {self.run_id!r}: table '{self.tables['backtest']}' does not exist "
+                f"in {self.warehouse.redacted_url()}.",
+                hint="Store a backtest first with store_backtest(...), or check run_id and table_prefix.",
+            )
+        runs = sorted(stored_runs(self.warehouse, table_prefix)["run_id"].tolist())
+        raise InputError(
+            f"No backtest with run_id {self.run_id!r} (stored runs: {runs}).", hint="Check run_id."
+        )
 
     def _check_same_points(self, bt: str, baseline: str) -> None:
         """OWA compares models on one set of forecasts, so each model must forecast the baseline's points."""
@@ -426,7 +517,6 @@ def _with_coverage(ctx: _Context, result: pd.DataFrame, keys: list[str]) -> pd.D
     SELECT {group}, i.level, avg({inside}) AS coverage
     FROM {iv} i JOIN points p
       ON i.unique_id = p.unique_id AND i.cutoff = p.cutoff AND i.ds = p.ds AND i.model = p.model
-    WHERE i.run_id = :run_id
     GROUP BY {group}, i.level
     """
     coverage = ctx.warehouse.query(sql, ctx.params)
@@ -448,4 +538,8 @@ def _tidy(frame: pd.DataFrame) -> pd.DataFrame:
     for column in ("n_series", "n_windows", "n_points", "h"):
         if column in frame:
             frame[column] = frame[column].astype(np.int64)
+    for column in frame.columns:
+        # An all-NULL score (e.g. an undefined OWA) arrives from some engines as None: NaN, like the others.
+        if column in ("smape", "mase", "owa", "rmse") or str(column).startswith("coverage_"):
+            frame[column] = frame[column].astype(np.float64)
     return frame

@@ -59,6 +59,9 @@ class Forecaster:
         freq: pandas frequency of timestamp ``ds`` (``"h"``, ``"D"``, ``"MS"``...), inferred when ``None``;
             for integer ``ds``, ``None`` or the integer step.
         season_length: main seasonal period (24 for hourly data with a daily cycle, 12 for monthly...).
+        seasonal_periods: every period the models may use, ``season_length`` first (e.g. ``(24, 168)`` for
+            hourly data with a weekly cycle too); global models add lags and rolling means for the longer
+            ones. ``None``: just ``season_length``. See :mod:`stackml.forecasting.seasonality`.
         n_jobs: processes for fitting per-series models (joblib; ``-1`` = all cores). Global models use their
             own threads.
         conformal_windows: backtest windows of ``h`` values used to calibrate prediction intervals.
@@ -82,12 +85,14 @@ class Forecaster:
         models: Sequence[ForecastModel | str],
         freq: str | int | None = None,
         season_length: int = 1,
+        seasonal_periods: Sequence[int] | None = None,
         n_jobs: int = 1,
         conformal_windows: int = 2,
     ) -> None:
         self.models = models
         self.freq = freq
         self.season_length = season_length
+        self.seasonal_periods = seasonal_periods
         self.n_jobs = n_jobs
         self.conformal_windows = conformal_windows
 
@@ -105,7 +110,7 @@ class Forecaster:
         """
         models = self._resolve_models()
         clean, spec = validate_frame(df, id_col, time_col, target_col, self.freq)
-        panel = build_panel(clean, spec, self.season_length)
+        panel = build_panel(clean, spec, self.season_length, self._periods())
         self._models, self.spec_, self._panel = models, spec, panel
         self._fitted = self._fit_models(models, panel)
         self.models_ = {
@@ -200,7 +205,7 @@ class Forecaster:
                 hint="Use refit=True (the default).",
             )
         clean, spec = validate_frame(df, id_col, time_col, target_col, self.freq)
-        panel = build_panel(clean, spec, self.season_length)
+        panel = build_panel(clean, spec, self.season_length, self._periods())
         needed = windows_needed(h, n_windows, step)
         why = f"h {h} + (n_windows {n_windows} - 1) x step_size {step} + 1 training value"
         if levels:
@@ -242,6 +247,13 @@ class Forecaster:
         return [m.name for m in self._resolve_models()]
 
     # ------------------------------------------------------------------------------------------------ set-up
+    def _periods(self) -> tuple[int, ...]:
+        periods = tuple(int(p) for p in (self.seasonal_periods or ()) if int(p) > 1)
+        main = int(self.season_length)
+        if periods and main > 1 and periods[0] != main:
+            periods = (main, *[p for p in periods if p != main])
+        return periods
+
     def _resolve_models(self) -> list[ForecastModel]:
         """Models from the ``models`` argument; every problem with the arguments is reported at once."""
         problems: list[str] = []
@@ -285,6 +297,13 @@ class Forecaster:
         ):
             if not is_int(value) or value < low:
                 problems.append(f"{arg} must be a positive integer, got {value!r}")
+        periods = self.seasonal_periods
+        if periods is not None and (
+            isinstance(periods, (str, bytes))
+            or not isinstance(periods, Sequence)
+            or not all(is_int(p) and p >= 1 for p in periods)
+        ):
+            problems.append(f"seasonal_periods must be positive integers or None, got {periods!r}")
         if not is_int(self.n_jobs) or self.n_jobs == 0:
             problems.append(f"n_jobs must be a non-zero integer (-1 = all cores), got {self.n_jobs!r}")
         if problems:

@@ -204,7 +204,9 @@ def future_time_features(panel: Panel, h: int) -> np.ndarray | None:
     return FutureCalendar(panel.extra["ds"][panel.indptr[1:] - 1], panel.extra["freq"])(h)
 
 
-def build_panel(df: pd.DataFrame, spec: FrameSpec, season_length: int) -> Panel:
+def build_panel(
+    df: pd.DataFrame, spec: FrameSpec, season_length: int, periods: tuple[int, ...] = ()
+) -> Panel:
     """Pack a validated frame, sorted by id then time, into a :class:`Panel`."""
     ids, starts = np.unique(df[spec.id_col].to_numpy(), return_index=True)
     order = np.argsort(starts)
@@ -226,6 +228,7 @@ def build_panel(df: pd.DataFrame, spec: FrameSpec, season_length: int) -> Panel:
         y=df[spec.target_col].to_numpy(dtype=np.float64),
         indptr=indptr,
         season_length=int(season_length),
+        periods=tuple(int(p) for p in periods),
         X=X,
         exog_names=tuple(spec.exog_cols),
         time_features=time_features,

@@ -23,6 +23,8 @@ class Panel:
         y: all target values, series after series (shape ``(n_obs,)``, float64).
         indptr: offsets, series ``i`` is ``y[indptr[i]:indptr[i+1]]`` (shape ``(n_series + 1,)``).
         season_length: the main seasonal period (1 = no seasonality).
+        periods: every seasonal period the models may use, main first (e.g. ``(24, 168)`` for hourly data
+            with a daily and a weekly cycle); empty means just ``season_length``.
         X: exogenous values aligned with ``y`` (shape ``(n_obs, n_exog)``) or ``None``.
         exog_names: names of the exogenous columns.
         time_features: optional calendar features aligned with ``y`` that the front door derives from dates
@@ -33,6 +35,7 @@ class Panel:
     y: np.ndarray
     indptr: np.ndarray
     season_length: int = 1
+    periods: tuple[int, ...] = ()
     X: np.ndarray | None = None
     exog_names: tuple[str, ...] = ()
     time_features: np.ndarray | None = None
@@ -42,6 +45,13 @@ class Panel:
     @property
     def n_series(self) -> int:
         return len(self.ids)
+
+    @property
+    def seasonal_periods(self) -> tuple[int, ...]:
+        """``periods``, or the main season alone when none were given (empty when there is no season)."""
+        if self.periods:
+            return self.periods
+        return (self.season_length,) if self.season_length > 1 else ()
 
     @property
     def lengths(self) -> np.ndarray:

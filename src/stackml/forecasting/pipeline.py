@@ -24,6 +24,7 @@ from stackml.forecasting.result import CandidateResult, PipelineResult
 from stackml.pipelines import Source
 
 if TYPE_CHECKING:
+    from stackml.forecasting.budget import Plan
     from stackml.forecasting.forecaster import Forecaster
     from stackml.warehouse import Warehouse
 
@@ -42,6 +43,7 @@ __all__ = [
     "score_holdout",
     "CandidateResult",
     "PipelineResult",
+    "plan_candidates",
     "run_candidate",
     "summarise",
     "run_pipeline",
@@ -102,21 +104,29 @@ def _typed(frame: pd.DataFrame, label: str) -> pd.DataFrame:
     return frame
 
 
-#: series x windows a backtest should score, so the choice between models rests on enough forecasts
-TARGET_BACKTEST_FORECASTS = 200
-MAX_AUTO_WINDOWS = 3
+#: forecast points (series x horizon steps) one backtest window should give for a stable choice; fewer per
+#: window (short horizons, few series) means more windows, as far as the shortest series allows
+TARGET_BACKTEST_POINTS = 12_000
+MAX_AUTO_WINDOWS = 4
 
 
-def auto_windows(train: pd.DataFrame, horizon: int) -> int:
-    """Backtest windows for a panel: enough that about 200 series-windows are scored, 1 to 3, and never more
-    than the shortest series can hold.
+#: the least history the earliest backtest window leaves a series (beyond two seasons) when windows are chosen
+MIN_WINDOW_HISTORY = 8
 
-    Many series need one window (each already gives a forecast to score, and more windows only cost refits); a
-    handful of series needs more windows for a stable choice and for per-step interval quantiles.
+
+def auto_windows(train: pd.DataFrame, horizon: int, season_length: int = 1) -> int:
+    """Backtest windows for a panel: enough that about 12,000 forecast points are scored, 1 to 4, and never
+    more than the shortest series can hold while keeping two seasons (at least 8 values) to fit on.
+
+    A large panel needs one window (M4 Hourly's 414 series x 48 hours already give 19,872 points, and more
+    windows only cost refits); short horizons on few series (M3 Yearly: 645 x 6) need several, both for a
+    stable choice and for per-step interval quantiles.
     """
     lengths = train.groupby("unique_id", sort=False).size()
-    wanted = int(np.clip(np.ceil(TARGET_BACKTEST_FORECASTS / max(len(lengths), 1)), 1, MAX_AUTO_WINDOWS))
-    fits = int((lengths.min() - 1) // horizon) if len(lengths) else 1
+    points = max(len(lengths) * horizon, 1)
+    wanted = int(np.clip(np.ceil(TARGET_BACKTEST_POINTS / points), 1, MAX_AUTO_WINDOWS))
+    history = max(MIN_WINDOW_HISTORY, 2 * int(season_length))
+    fits = int((lengths.min() - history) // horizon) if len(lengths) else 1
     return max(1, min(wanted, fits))
 
 
@@ -124,7 +134,23 @@ def resolve_windows(config: ForecastConfig, train: pd.DataFrame) -> ForecastConf
     """``config`` with ``n_windows`` fixed (chosen by :func:`auto_windows` when it was ``None``)."""
     if config.n_windows is not None:
         return config
-    return config.replace(n_windows=auto_windows(train, config.horizon))
+    return config.replace(n_windows=auto_windows(train, config.horizon, config.main_period))
+
+
+def resolve_seasonality(config: ForecastConfig, train: pd.DataFrame, freq: Any) -> ForecastConfig:
+    """``config`` with ``season_length`` (scoring) and ``seasonal_periods`` (models) fixed: the user's season
+    wins, else the frequency's periods, else those found in the data (see
+    :mod:`stackml.forecasting.seasonality`)."""
+    from stackml.forecasting.seasonality import resolve_seasonality as resolve
+
+    if config.seasonal_periods is not None and config.season_length is not None:
+        return config
+    series = [g.to_numpy(dtype=np.float64) for _, g in train.groupby("unique_id", sort=False)["y"]]
+    found = resolve(series, freq, config.season_length)
+    return config.replace(
+        season_length=found.scoring,
+        seasonal_periods=config.seasonal_periods if config.seasonal_periods is not None else found.periods,
+    )
 
 
 def check_data(
@@ -133,11 +159,13 @@ def check_data(
     """Fail early, naming every problem: the frame itself, series too short for the backtest, a bad holdout.
 
     Returns:
-        ``config`` with the number of backtest windows fixed (chosen from the data when it was ``None``).
+        ``config`` with the seasonal periods and the number of backtest windows fixed (chosen from the data
+        when they were ``None``).
     """
     from stackml.forecasting.validation import check_lengths, validate_frame, windows_needed
 
-    clean, _ = validate_frame(train, freq=config.freq)
+    clean, spec = validate_frame(train, freq=config.freq)
+    config = resolve_seasonality(config, clean, spec.freq if spec.is_timestamp else None)
     config = resolve_windows(config, clean)
     lengths = clean.groupby("unique_id", sort=True).size()
     needed = windows_needed(config.horizon, config.n_windows, config.horizon)
@@ -172,7 +200,8 @@ def _forecaster(models: Sequence[Any], config: ForecastConfig) -> Forecaster:
     return Forecaster(
         models=[_instance(m, config) for m in models],
         freq=config.freq,
-        season_length=config.season_length,
+        season_length=config.main_period,
+        seasonal_periods=config.seasonal_periods,
         n_jobs=config.n_jobs,
     )
 
@@ -292,16 +321,76 @@ def score_holdout(
 
 
 # -- the whole pipeline --------------------------------------------------------------------------------------
+#: a candidate whose scaled error on its most recent backtest window exceeds this many times seasonal
+#: naive's stops there: it cannot be chosen, so its other windows and its final fit are not worth their time
+EARLY_EXIT_RATIO = 2.0
+
+
+def plan_candidates(train: pd.DataFrame, config: ForecastConfig) -> Plan:
+    """Which candidates fit the time budget (see :mod:`stackml.forecasting.budget`)."""
+    from stackml.forecasting.budget import plan_candidates as plan
+
+    return plan(train, config)
+
+
+def _drop_last(train: pd.DataFrame, n: int) -> pd.DataFrame:
+    return train if n == 0 else train.groupby("unique_id", sort=False, group_keys=False).head(-n)
+
+
+def _scaled_error(cv: pd.DataFrame, alias: str, history: pd.DataFrame, season_length: int) -> float:
+    """Mean over series of the window's mean absolute error divided by the series' in-sample scale."""
+    from stackml.forecasting.conformal import insample_scale
+
+    scales = history.groupby("unique_id", sort=False)["y"].apply(
+        lambda y: insample_scale(y.to_numpy(), season_length)
+    )
+    errors = (cv[alias] - cv["y"]).abs().groupby(cv["unique_id"]).mean()
+    return float((errors / scales.reindex(errors.index)).mean())
+
+
 def run_candidate(train: pd.DataFrame, name: str, config: ForecastConfig) -> CandidateResult:
-    """Backtest one model, then fit it on all of ``train`` and forecast ``config.horizon`` steps."""
+    """Backtest one model window by window (the most recent first), then fit it on all of ``train`` and
+    forecast ``config.horizon`` steps.
+
+    After the first window the candidate is compared with seasonal naive on the same window; one more than
+    :data:`EARLY_EXIT_RATIO` times worse stops there, with ``stopped`` saying why.
+    """
     import time
 
     started = time.perf_counter()
-    cv = backtest_model(train, name, config)
-    alias = model_columns(cv)[0]
+    h, one_window = config.horizon, config.replace(n_windows=1)
+    windows = []
+    alias = ""
+    for w in range(config.n_windows or 1):
+        history = _drop_last(train, w * h)
+        try:
+            cv = backtest_model(history, name, one_window)
+        except InputError as exc:  # e.g. too little history for the model's features: the others go on
+            why = f"could not be backtested: {exc.message}"
+            return CandidateResult(
+                name, name, train.iloc[:0], None, None, time.perf_counter() - started, stopped=why
+            )
+        alias = model_columns(cv)[0]
+        windows.append(cv)
+        if w == 0 and name not in ("snaive", REFERENCE_MODEL):
+            reference = backtest_model(history, "snaive", one_window)
+            fit_part = _drop_last(history, h)
+            ours = _scaled_error(cv, alias, fit_part, config.season_length or 1)
+            naive = _scaled_error(reference, "SeasonalNaive", fit_part, config.season_length or 1)
+            if ours > EARLY_EXIT_RATIO * naive:
+                why = (
+                    f"stopped after its first backtest window: scaled error {ours:.2f}, more than "
+                    f"{EARLY_EXIT_RATIO:g} times seasonal naive's {naive:.2f}"
+                )
+                return CandidateResult(
+                    name, alias, cv, None, None, time.perf_counter() - started, stopped=why
+                )
+    backtest = pd.concat(windows[::-1], ignore_index=True).sort_values(
+        ["unique_id", "cutoff", "ds"], kind="stable", ignore_index=True
+    )
     forecaster = fit_final(train, [name], config)
     return CandidateResult(
-        name, alias, cv, forecaster, forecaster.predict(config.horizon), time.perf_counter() - started
+        name, alias, backtest, forecaster, forecaster.predict(h), time.perf_counter() - started
     )
 
 
@@ -312,39 +401,50 @@ def summarise(
     warehouse: Warehouse,
     run_id: str,
     test: pd.DataFrame | None = None,
+    skipped: dict[str, str] | None = None,
 ) -> PipelineResult:
     """Score the candidates' backtests in the warehouse, add ensembles, choose, attach intervals,
-    score the holdout."""
+    score the holdout.
+
+    Args:
+        skipped: candidates left out before the run (by the time budget), name -> why.
+    """
     import time
 
-    from stackml.forecasting.selection import choose, interval_widths, join_forecasts, with_intervals
+    from stackml.forecasting.evaluation import evaluate_by_series, evaluate_by_step
+    from stackml.forecasting.selection import (
+        backtest_coverage,
+        backtest_residuals,
+        choose,
+        conformal_widths,
+        join_forecasts,
+        with_intervals,
+    )
 
     started = time.perf_counter()
+    skipped = dict(skipped or {})
+    skipped.update({c.name: c.stopped for c in candidates if c.stopped})
+    candidates = [c for c in candidates if not c.stopped]
     alias_to_name = {c.alias: c.name for c in candidates}
+    season = config.season_length or 1
     cv = merge_backtests([c.backtest for c in candidates])
     singles = score_backtest(warehouse, cv, train, config, run_id)
     cv, ensembles = add_ensembles(cv, singles, config)
     scores = score_backtest(warehouse, cv, train, config, run_id) if ensembles else singles
-    choice = choose(scores, ensembles, alias_to_name)
+    by_step = evaluate_by_step(warehouse, run_id, season_length=season)
+    by_series = evaluate_by_series(warehouse, run_id, season_length=season)
+    choice = choose(scores, ensembles, alias_to_name, by_series)
     points = add_ensemble_forecasts(join_forecasts([c.forecast for c in candidates]), ensembles)
     ids = points["unique_id"].drop_duplicates().to_numpy()
-    widths = interval_widths(
-        cv,
-        train,
-        ids,
-        horizon=config.horizon,
-        season_length=config.season_length,
-        levels=config.level,
-        aliases=model_columns(points),
+    residuals, scales = backtest_residuals(
+        cv, train, ids, horizon=config.horizon, season_length=season, aliases=model_columns(points)
     )
+    widths = conformal_widths(residuals, scales, config.level)
+    coverage = backtest_coverage(residuals, scales, config.level)
     forecasts = with_intervals(points, widths)
     holdout = None
     if test is not None:
         holdout = score_holdout(warehouse, forecasts, test, train, config, run_id)
-    from stackml.forecasting.evaluation import evaluate_by_series, evaluate_by_step
-
-    by_step = evaluate_by_step(warehouse, run_id, season_length=config.season_length)
-    by_series = evaluate_by_series(warehouse, run_id, season_length=config.season_length)
     seconds = {f"model_{c.alias}": c.seconds for c in candidates}
     seconds["evaluation"] = time.perf_counter() - started
     return PipelineResult(
@@ -362,6 +462,8 @@ def summarise(
         by_step=by_step,
         by_series=by_series,
         seconds=seconds,
+        skipped=skipped,
+        backtest_coverage=coverage,
     )
 
 
@@ -382,10 +484,11 @@ def run_pipeline(
             progress bar.
     """
     config = check_data(train, config, test)
+    plan = plan_candidates(train, config)
     results = []
-    for name in config.candidates:
+    for name in plan.models:
         result = run_candidate(train, name, config)
         results.append(result)
         if on_model is not None:
             on_model(name, result)
-    return summarise(results, train, config, warehouse, run_id, test)
+    return summarise(results, train, config, warehouse, run_id, test, skipped=plan.skipped)

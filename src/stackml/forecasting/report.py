@@ -29,15 +29,25 @@ def forecast_report(
     best = result.scores.set_index("model").loc[choice.alias]
     n_series = train["unique_id"].nunique()
     what = f"the mean of {', '.join(result.members)}" if choice.is_ensemble else choice.alias
+    periods = ", ".join(map(str, cfg.seasonal_periods or ())) or "none"
     narrative = (
-        f"{n_series:,} series were forecast {cfg.horizon} steps ahead (season length {cfg.season_length}). "
+        f"{n_series:,} series were forecast {cfg.horizon} steps ahead (scored with season length "
+        f"{cfg.season_length}; seasonal periods the models use: {periods}). "
         f"{len(result.forecasters)} candidate models were backtested on the last {cfg.n_windows} windows of "
         f"{cfg.horizon} values of every series, scored in the warehouse with sMAPE, MASE and OWA "
         f"against Naive2 (OWA below 1 beats Naive2), and mean ensembles of the best models were scored "
         f"on the same windows. "
-        f"The chosen configuration is {what}, with a backtest OWA of {best['owa']:.3f}. "
-        "Prediction intervals are conformal, taken from the backtest errors."
+        f"The chosen configuration is {what}, with a backtest OWA of {best['owa']:.3f} "
+        f"({choice.why or 'the lowest backtest OWA'}). "
+        "Prediction intervals are conformal, taken from the backtest errors"
     )
+    cover = result.backtest_coverage.get(choice.alias, {})
+    if cover:
+        shown = ", ".join(f"{share:.0%} of the {level:g}% intervals" for level, share in cover.items())
+        narrative += f"; on backtest errors they were not calibrated on, they held {shown}"
+    narrative += "."
+    for name, why in result.skipped.items():
+        narrative += f" Not used: {name}, {why}."
     if result.holdout is not None:
         held = result.holdout.set_index("model").loc[choice.alias]
         narrative += (

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -31,9 +31,10 @@ class CandidateResult:
     name: str
     alias: str
     backtest: pd.DataFrame
-    forecaster: Forecaster
-    forecast: pd.DataFrame
+    forecaster: Forecaster | None  # None when the candidate stopped early
+    forecast: pd.DataFrame | None
     seconds: float
+    stopped: str | None = None  # why the candidate stopped before its final fit
 
 
 @dataclass
@@ -54,6 +55,17 @@ class PipelineResult:
     by_step: pd.DataFrame  # backtest error by horizon step and model
     by_series: pd.DataFrame  # backtest error by series and model
     seconds: dict[str, float]
+    skipped: dict[str, str] = field(default_factory=dict)  # model name -> why it did not run to the end
+    backtest_coverage: dict[str, dict[float, float]] = field(default_factory=dict)  # alias -> level -> share
+
+    @property
+    def holdout_gap(self) -> float | None:
+        """Holdout OWA minus backtest OWA of the chosen forecast (positive: the backtest was optimistic)."""
+        if self.holdout is None or "owa" not in self.holdout:
+            return None
+        held = self.holdout.set_index("model")["owa"].get(self.choice.alias)
+        back = self.scores.set_index("model")["owa"].get(self.choice.alias)
+        return None if held is None or back is None else float(held) - float(back)
 
     @property
     def members(self) -> list[str]:
@@ -84,6 +96,10 @@ class PipelineResult:
         metrics = {f"backtest_{k}": float(chosen[k]) for k in ("smape", "mase", "owa", "rmse")}
         for model, owa in zip(self.scores["model"], self.scores["owa"]):
             metrics[f"backtest_owa_{model}"] = float(owa)
+        for level, share in self.backtest_coverage.get(self.choice.alias, {}).items():
+            metrics[f"backtest_coverage_{level:g}".replace(".", "_")] = float(share)
+        if self.holdout_gap is not None:
+            metrics["holdout_gap_owa"] = self.holdout_gap
         if self.holdout is not None:
             held = self.holdout.set_index("model").loc[self.choice.alias]
             metrics.update({f"holdout_{k}": float(held[k]) for k in ("smape", "mase", "owa") if k in held})

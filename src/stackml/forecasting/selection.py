@@ -30,13 +30,17 @@ import pandas as pd
 from stackml.forecasting.conformal import conformal_half_widths, insample_scale
 
 __all__ = [
+    "MAX_MEMBER_OWA_RATIO",
     "Choice",
+    "backtest_coverage",
     "choose",
     "conformal_widths",
     "interval_column",
+    "backtest_residuals",
     "interval_widths",
     "join_forecasts",
     "mean_ensemble",
+    "owa_standard_errors",
     "with_intervals",
 ]
 
@@ -88,17 +92,16 @@ def conformal_widths(
     }
 
 
-def interval_widths(
+def backtest_residuals(
     backtest: pd.DataFrame,
     train: pd.DataFrame,
     ids: Sequence[Any],
     *,
     horizon: int,
     season_length: int,
-    levels: Sequence[float],
     aliases: Sequence[str],
-) -> Widths:
-    """:func:`conformal_widths` from a long backtest frame ``unique_id, ds, cutoff, y, <alias>...``.
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Residuals ``alias -> (n_windows, n_series, h)`` of a long backtest frame and the series' scales.
 
     Series are in the order of ``ids``; window ``w`` of a series is its ``w``-th backtest window (windows
     counted back from each series' last one), as in the front door's own backtest. Scales come from ``train``.
@@ -123,7 +126,60 @@ def interval_widths(
         r = np.zeros((n_windows, len(ids), horizon))
         r[n_windows - back, series, step] = (cv["y"] - cv[alias]).to_numpy(dtype=np.float64)
         residuals[alias] = r
+    return residuals, scales
+
+
+def interval_widths(
+    backtest: pd.DataFrame,
+    train: pd.DataFrame,
+    ids: Sequence[Any],
+    *,
+    horizon: int,
+    season_length: int,
+    levels: Sequence[float],
+    aliases: Sequence[str],
+) -> Widths:
+    """:func:`conformal_widths` from a long backtest frame ``unique_id, ds, cutoff, y, <alias>...``
+    (arranged by :func:`backtest_residuals`)."""
+    residuals, scales = backtest_residuals(
+        backtest, train, ids, horizon=horizon, season_length=season_length, aliases=aliases
+    )
     return conformal_widths(residuals, scales, levels)
+
+
+def backtest_coverage(
+    residuals: Mapping[str, np.ndarray], scales: np.ndarray, levels: Sequence[float]
+) -> dict[str, dict[float, float]]:
+    """How often the conformal intervals held on backtest errors they were not calibrated on.
+
+    With several windows, each window is scored with widths from the other windows; with one window, the
+    series are split in two halves and each half is scored with widths pooled from the other (one window
+    always pools across series). This is the coverage to expect on new data when no holdout is given.
+
+    Returns:
+        alias -> level -> share of backtest points inside the interval.
+    """
+    from stackml.forecasting.conformal import conformal_half_widths
+
+    out: dict[str, dict[float, float]] = {}
+    for alias, r in residuals.items():
+        n_windows, n_series, _ = r.shape
+        out[alias] = {}
+        for level in levels:
+            inside: list[np.ndarray] = []
+            if n_windows >= 2:
+                for w in range(n_windows):
+                    others = np.delete(r, w, axis=0)
+                    inside.append(np.abs(r[w]) <= conformal_half_widths(others, scales, level))
+            elif n_series >= 2:
+                halves = (np.arange(0, n_series, 2), np.arange(1, n_series, 2))
+                for fit, score in (halves, halves[::-1]):
+                    widths = conformal_half_widths(r[:, fit], scales[fit], level)
+                    per_scale = widths[0] / scales[fit][0]  # one window: a pooled quantile per step
+                    inside.append(np.abs(r[0, score]) <= per_scale[None, :] * scales[score][:, None])
+            scored = np.concatenate([x.ravel() for x in inside]) if inside else np.array([np.nan])
+            out[alias][level] = float(np.mean(scored))
+    return out
 
 
 def with_intervals(forecasts: pd.DataFrame, widths: Mapping[str, Mapping[float, np.ndarray]]) -> pd.DataFrame:
@@ -152,33 +208,109 @@ def with_intervals(forecasts: pd.DataFrame, widths: Mapping[str, Mapping[float, 
 
 
 # -- the choice ----------------------------------------------------------------------------------------------
+#: an ensemble is considered only when its worst member's backtest OWA is within this factor of its best
+#: member's: a mean with a much worse member wins on a backtest by luck more often than on new data
+MAX_MEMBER_OWA_RATIO = 1.25
+
+
 @dataclass(frozen=True)
 class Choice:
-    """The chosen configuration: one model, or the mean of several."""
+    """The chosen configuration: one model, or the mean of several; ``why`` says how it was chosen."""
 
     alias: str
     members: tuple[str, ...] = field(default=())  # model names when the choice is an ensemble
+    why: str = ""
 
     @property
     def is_ensemble(self) -> bool:
         return bool(self.members)
 
 
+def owa_standard_errors(by_series: pd.DataFrame, scores: pd.DataFrame, best: str) -> dict[str, float]:
+    """Standard error of each candidate's OWA difference to ``best``, from paired per-series errors.
+
+    OWA is ``0.5 (sMAPE / sMAPE_ref + MASE / MASE_ref)`` over the whole set, so the difference between two
+    candidates is the mean over series of ``d_i = 0.5 (ds_i / sMAPE_ref + dm_i / MASE_ref)``; its standard
+    error is ``std(d) / sqrt(n)``. Pairing by series removes what all models share (a hard series is hard for
+    all), so the test sees only how they differ.
+    """
+    reference = _reference_scores(scores)
+    wide = by_series.pivot_table(index="unique_id", columns="model", values=["smape", "mase"])
+    if reference is None or best not in wide["smape"]:
+        return {}
+    s_ref, m_ref = reference
+    out: dict[str, float] = {}
+    for model in wide["smape"].columns:
+        d_smape = (wide["smape"][model] - wide["smape"][best]) / s_ref
+        d_mase = (wide["mase"][model] - wide["mase"][best]) / m_ref
+        d = (0.5 * (d_smape + d_mase)).dropna()
+        out[str(model)] = float(d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else np.inf
+    return out
+
+
+def _reference_scores(scores: pd.DataFrame) -> tuple[float, float] | None:
+    """The OWA reference's sMAPE and MASE: the row whose OWA is 1 (the reference scores itself)."""
+    if "owa" not in scores:
+        return None
+    rows = scores[np.isclose(scores["owa"].astype(float), 1.0)]
+    for _, row in rows.iterrows():
+        if float(row["smape"]) > 0 and float(row["mase"]) > 0:
+            return float(row["smape"]), float(row["mase"])
+    return None
+
+
 def choose(
-    scores: pd.DataFrame, ensembles: Mapping[str, Sequence[str]], alias_to_name: Mapping[str, str]
+    scores: pd.DataFrame,
+    ensembles: Mapping[str, Sequence[str]],
+    alias_to_name: Mapping[str, str],
+    by_series: pd.DataFrame | None = None,
 ) -> Choice:
-    """The candidate with the lowest backtest OWA (MASE when OWA is missing); ties go to the simpler model.
+    """The simplest candidate whose backtest OWA is within noise of the best.
+
+    1. Ensembles whose members disagree (worst member's OWA more than :data:`MAX_MEMBER_OWA_RATIO` times the
+       best member's) are set aside.
+    2. The best remaining candidate by OWA (MASE when OWA is missing) is found.
+    3. With per-series errors (``by_series``), every candidate within one standard error of the best (see
+       :func:`owa_standard_errors`) counts as equally good, and the simplest of those wins: single models
+       before ensembles, smaller ensembles before larger, then the lower OWA. An ensemble that wins by less
+       than noise thus gives way to its best member.
 
     Args:
-        scores: one row per candidate alias (``model``) with ``owa`` (or ``mase``).
+        scores: one row per candidate alias (``model``) with ``owa`` (or ``mase``), ``smape``, ``mase``.
         ensembles: ensemble alias -> member aliases.
         alias_to_name: alias -> model name, to name an ensemble's members.
+        by_series: per ``(model, unique_id)`` backtest ``smape`` and ``mase``.
     """
-    ranked = scores.assign(
-        _key=scores["owa"].fillna(np.inf) if "owa" in scores else scores["mase"],
+    key = scores["owa"] if "owa" in scores and scores["owa"].notna().any() else scores["mase"]
+    table = scores.assign(
+        _key=key.astype(float).fillna(np.inf),
         _size=scores["model"].map(lambda a: len(ensembles.get(a, (a,)))),
-    ).sort_values(["_key", "_size", "model"])
+    )
+    by_alias = table.set_index("model")["_key"]
+    disagree = [
+        a
+        for a, members in ensembles.items()
+        if a in by_alias
+        and max(by_alias[m] for m in members) > MAX_MEMBER_OWA_RATIO * min(by_alias[m] for m in members)
+    ]
+    table = table[~table["model"].isin(disagree)]
+    ranked = table.sort_values(["_key", "_size", "model"])
     best = str(ranked["model"].iloc[0])
-    if best in ensembles:
-        return Choice(alias=best, members=tuple(alias_to_name[a] for a in ensembles[best]))
-    return Choice(alias=best)
+    chosen, why = best, "the lowest backtest OWA"
+    if by_series is not None and len(by_series) and np.isfinite(ranked["_key"].iloc[0]):
+        errors = owa_standard_errors(by_series, scores, best)
+        if errors:
+            gap = ranked["_key"] - ranked["_key"].iloc[0]
+            near = ranked[gap <= ranked["model"].map(lambda a: errors.get(a, 0.0))]
+            simplest = near.sort_values(["_size", "_key", "model"])
+            chosen = str(simplest["model"].iloc[0])
+            if chosen != best:
+                why = (
+                    f"within one standard error of the best ({best}, OWA {ranked['_key'].iloc[0]:.3f}) "
+                    "and simpler"
+                )
+    if disagree:
+        why += f"; set aside for members that disagree: {', '.join(disagree)}"
+    if chosen in ensembles:
+        return Choice(alias=chosen, members=tuple(alias_to_name[a] for a in ensembles[chosen]), why=why)
+    return Choice(alias=chosen, why=why)

@@ -18,8 +18,6 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from stackml.errors import InputError
-
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -100,9 +98,28 @@ def finite_metrics(metrics: dict[str, Any]) -> dict[str, float]:
     return out
 
 
-def registry_note(published: Published, *, passed: bool, failed_gates: list[str], register: bool) -> str:
+def _unusable_metric(metrics: dict[str, Any], name: str) -> str | None:
+    """Why ``metrics[name]`` cannot rank a model (``"... is NaN"``, ``"... is inf"``, ``"... was not
+    measured"``), or ``None`` when it is a finite number."""
+    value = metrics.get(name)
+    if value is None:
+        return f"the primary metric {name} was not measured"
+    number = float(value)
+    if math.isfinite(number):
+        return None
+    return f"the primary metric {name} is {'NaN' if math.isnan(number) else number}"
+
+
+def registry_note(
+    published: Published,
+    *,
+    passed: bool,
+    failed_gates: list[str],
+    register: bool,
+    unusable: str | None = None,
+) -> str:
     """One sentence for the report and the CLI: registered and promoted (or why not), or why not
-    registered."""
+    registered (``unusable`` says why, when the primary metric has no value)."""
     if published.promotion is not None:
         reason = published.promotion.reason.rstrip(".")
         return f"Registered as {published.model_name} v{published.model_version}: {reason}."
@@ -110,6 +127,11 @@ def registry_note(published: Published, *, passed: bool, failed_gates: list[str]
         return f"Not registered: the model failed its diagnostics gates ({'; '.join(failed_gates)})."
     if not register:
         return "Not registered (registration was switched off)."
+    if unusable:
+        return (
+            f"Not registered: {unusable}, so the model cannot be compared with the champion (a score can be "
+            "undefined on, e.g., a constant series or one shorter than its season)."
+        )
     return "Not registered."
 
 
@@ -121,8 +143,11 @@ def publish(
     register: bool = True,
     settings: Settings | None = None,
 ) -> Published:
-    """Track the run of ``result`` in MLflow; register and promote its model(s) when ``register`` and it
-    passed.
+    """Track the run of ``result`` in MLflow; register and promote its model(s) when ``register``, it passed
+    and its primary metric is a finite number.
+
+    A NaN, infinite or missing primary metric never registers or promotes anything: the run is still tracked
+    (with its finite metrics) and the note says why nothing was registered.
 
     Args:
         result: a pipeline result implementing :class:`Publishable`.
@@ -131,27 +156,20 @@ def publish(
         model_name: the registered model name (variants add their suffix).
         register: register the model(s); when false only the run is tracked.
         settings: where to track; default the configured settings.
-
-    Raises:
-        InputError: registration was asked for but the primary metric was not measured.
     """
     from stackml import tracking
 
     published = Published(model_name=model_name)
-    metrics = finite_metrics(result.metrics())
+    measured = result.metrics()
+    metrics = finite_metrics(measured)
+    unusable = _unusable_metric(measured, result.primary_metric)
     with tracking.start_run(result.pipeline, data=frame, params=result.params(), settings=settings) as run:
         published.run_id = run.info.run_id
         tracking.log_metrics(metrics)
         for name, table in result.tables().items():
             tracking.log_table(table, name)
         tracking.log_reference_data(frame, "training_data")
-        if register and result.passed:
-            if result.primary_metric not in metrics:
-                raise InputError(
-                    f"The primary metric '{result.primary_metric}' was not measured (or is not finite), "
-                    "so the model cannot be compared with the champion.",
-                    hint="Check the run's metrics; a holdout or backtest must produce the primary metric.",
-                )
+        if register and result.passed and unusable is None:
             key = result.comparison_key(frame)
             for model in result.models(frame):
                 name = model_name + model.name_suffix
@@ -177,6 +195,10 @@ def publish(
                 else:
                     published.model_version, published.promotion = int(version.version), decision
     published.note = registry_note(
-        published, passed=result.passed, failed_gates=result.failed_gates(), register=register
+        published,
+        passed=result.passed,
+        failed_gates=result.failed_gates(),
+        register=register,
+        unusable=unusable,
     )
     return published

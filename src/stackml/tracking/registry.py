@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import json
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -208,9 +209,10 @@ def promote(
     reason says so.
 
     The metric is read from each version's training run. With no current champion the candidate is
-    promoted; a tie keeps the champion. The comparison is recorded as tags on both versions:
-    ``stackml.promotion.v<candidate>`` (a JSON record) on each, plus ``stackml.promotion_decision``
-    and ``stackml.compared_with`` on the candidate.
+    promoted; a tie keeps the champion. A candidate whose metric is NaN or infinite is never promoted; a
+    champion whose metric is NaN or infinite gives way to a candidate with a finite one. The comparison is
+    recorded as tags on both versions: ``stackml.promotion.v<candidate>`` (a JSON record) on each, plus
+    ``stackml.promotion_decision`` and ``stackml.compared_with`` on the candidate.
 
     Args:
         name: registered model name.
@@ -253,7 +255,10 @@ def promote(
     if champ_v == cand_v:
         return result(False, f"v{cand_v} already holds the alias '{alias}'; nothing to do.", cand_value)
     champ_eval = _get_version(client, mlflow, name, champ_v).tags.get(TAG_EVALUATION) if champ_v else None
-    if comparable_on is not None and champ_v is not None and champ_eval != comparable_on:
+    if not math.isfinite(cand_value):
+        reason = f"candidate v{cand_v} {metric}={cand_value} is not a finite number, so it is not promoted."
+        outcome = result(False, reason, None)
+    elif comparable_on is not None and champ_v is not None and champ_eval != comparable_on:
         reason = (
             f"candidate v{cand_v} was not compared: {alias} v{champ_v} was measured on other data "
             f"({champ_eval} vs {comparable_on}), so {alias} stays. "
@@ -265,13 +270,21 @@ def promote(
     else:
         champion = _get_version(client, mlflow, name, champ_v)
         champ_value = _version_metric(client, mlflow, champion, metric)
-        better = cand_value > champ_value if higher_is_better else cand_value < champ_value
-        verb = "beats" if better else "does not beat"
-        reason = (
-            f"candidate v{cand_v} {metric}={cand_value:.4g} {verb} {alias} v{champ_v} "
-            f"{metric}={champ_value:.4g} ({direction} is better)"
-        )
-        outcome = result(better, reason, champ_value)
+        if not math.isfinite(champ_value):
+            # Every comparison with NaN is false: such a champion would never be beaten, so it gives way.
+            reason = (
+                f"candidate v{cand_v} {metric}={cand_value:.4g} replaces {alias} v{champ_v}, whose "
+                f"{metric}={champ_value} is not a finite number"
+            )
+            outcome = result(True, reason, champ_value)
+        else:
+            better = cand_value > champ_value if higher_is_better else cand_value < champ_value
+            verb = "beats" if better else "does not beat"
+            reason = (
+                f"candidate v{cand_v} {metric}={cand_value:.4g} {verb} {alias} v{champ_v} "
+                f"{metric}={champ_value:.4g} ({direction} is better)"
+            )
+            outcome = result(better, reason, champ_value)
     if outcome.promoted:
         client.set_registered_model_alias(name, alias, str(cand_v))
     _record(client, outcome, higher_is_better)

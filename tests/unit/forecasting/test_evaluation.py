@@ -10,10 +10,12 @@ import pytest
 
 from stackml.errors import InputError, TableNotFoundError
 from stackml.forecasting.evaluation import (
+    backtest_tables,
     evaluate,
     evaluate_by_series,
     evaluate_by_step,
     store_backtest,
+    stored_runs,
     to_long,
 )
 from stackml.warehouse import connect
@@ -180,9 +182,7 @@ def test_owa_needs_the_same_points(wh):
     store_backtest(wh, cv, train, run_id="r", models=["Naive2"])
     # A model that skipped a series: its long points go straight into the same run.
     partial, _ = to_long(cv[cv.unique_id != "s0"], ["A"])
-    wh.ingest(
-        partial.assign(run_id="r")[["run_id", *partial.columns]], "forecast_backtest", if_exists="append"
-    )
+    wh.ingest(partial, backtest_tables("forecast_", "r")["backtest"], if_exists="append")
     n_a = len(partial)
     with pytest.raises(
         InputError, match=rf"needs every model to forecast the same points; these differ: A \({n_a} points\)"
@@ -209,17 +209,18 @@ def test_runs_append_replace_and_selection(wh):
     store_backtest(wh, cv, train, run_id="one")
     only = evaluate(wh, season_length=1)  # one run: no need to name it
     store_backtest(wh, cv, train, run_id="one")  # same id again: replaced, not doubled
-    assert wh.query("SELECT count(*) AS n FROM forecast_backtest").n[0] == len(cv) * len(MODELS)
+    assert wh.query("SELECT count(*) AS n FROM forecast_backtest__one").n[0] == len(cv) * len(MODELS)
+    assert stored_runs(wh)["run_id"].tolist() == ["one"]
     pd.testing.assert_frame_equal(evaluate(wh, season_length=1), only)
     store_backtest(wh, cv, train, run_id="two")
-    with pytest.raises(InputError, match=r"Pass run_id: the table holds 2 runs \['one', 'two'\]"):
+    with pytest.raises(InputError, match=r"Pass run_id: 2 runs are stored under 'forecast_': \['one', 'two'"):
         evaluate(wh, season_length=1)
     with pytest.raises(InputError, match="No backtest with run_id 'three'"):
         evaluate(wh, "three", season_length=1)
     store_backtest(wh, cv, train, run_id="three", if_exists="replace")
-    assert wh.query("SELECT DISTINCT run_id FROM forecast_train").run_id.tolist() == ["three"]
+    assert stored_runs(wh)["run_id"].tolist() == ["three"] and not wh.has_table("forecast_train__one")
     assert len(store_backtest(wh, cv, train, table_prefix="other_")) == 12  # generated id
-    assert wh.has_table("other_intervals")
+    assert wh.has_table(stored_runs(wh, "other_")["intervals_table"][0])
     with pytest.raises(InputError, match="if_exists must be 'append' or 'replace'"):
         store_backtest(wh, cv, train, if_exists="fail")
 
@@ -257,10 +258,10 @@ def test_zero_actuals_missing_actuals_and_flat_histories(wh):
     )
     got = evaluate(wh, store_backtest(wh, cv, train), season_length=1).iloc[0]
     # a: one scored point, y = yhat = 0 counts as a perfect sMAPE of 0; scale mean(|3-1|,|2-3|,|4-2|) = 5/3
-    # b: a flat history has no MASE scale, so it is left out of MASE but not of sMAPE
+    # b: a flat history falls back to its mean absolute level, 5, as scale: errors 1 and 1 give MASE 0.2
     assert got.n_points == 3 and got.n_windows == 2
     assert got.smape == pytest.approx((0 + (200 / 9 + 200 / 11) / 2) / 2)
-    assert got.mase == pytest.approx(0.0)
+    assert got.mase == pytest.approx((0 + 0.2) / 2)
     assert got.rmse == pytest.approx((0 + 1) / 2)
 
 

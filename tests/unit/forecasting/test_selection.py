@@ -9,7 +9,6 @@ import pytest
 
 from stackml.forecasting import Forecaster, generate_series
 from stackml.forecasting.selection import (
-    Choice,
     choose,
     interval_column,
     interval_widths,
@@ -96,11 +95,65 @@ def test_choice_is_the_lowest_owa_and_ties_go_to_the_simpler_model() -> None:
     ensembles = {"Ensemble2": ("Theta", "SeasonalNaive")}
     names = {"Theta": "theta", "SeasonalNaive": "snaive"}
     choice = choose(scores, ensembles, names)
-    assert choice == Choice(alias="Ensemble2", members=("theta", "snaive")) and choice.is_ensemble
+    assert (choice.alias, choice.members) == ("Ensemble2", ("theta", "snaive")) and choice.is_ensemble
     tied = scores.assign(owa=[0.8, 0.8, 1.1])
-    assert choose(tied, ensembles, names) == Choice(alias="Theta")
+    assert (choose(tied, ensembles, names).alias, choose(tied, ensembles, names).members) == ("Theta", ())
     no_owa = pd.DataFrame({"model": ["Theta", "SeasonalNaive"], "mase": [2.0, 1.0]})
     assert choose(no_owa, {}, names).alias == "SeasonalNaive"
+
+
+def test_an_ensemble_whose_members_disagree_is_set_aside() -> None:
+    scores = pd.DataFrame({"model": ["Theta", "Ensemble2", "RWD"], "owa": [0.9, 0.85, 1.5]})
+    choice = choose(scores, {"Ensemble2": ("Theta", "RWD")}, {"Theta": "theta", "RWD": "rwd"})
+    assert choice.alias == "Theta"
+    assert "members that disagree: Ensemble2" in choice.why
+
+
+def _by_series(rng: np.random.Generator, errors: dict[str, np.ndarray]) -> pd.DataFrame:
+    return pd.concat(
+        pd.DataFrame({"model": m, "unique_id": np.arange(len(e)), "smape": 10 * e, "mase": e})
+        for m, e in errors.items()
+    )
+
+
+def test_an_ensemble_that_wins_by_less_than_noise_gives_way_to_a_single_model() -> None:
+    rng = np.random.default_rng(0)
+    naive = rng.uniform(1, 3, 200)
+    theta = naive * 0.8 + rng.normal(0, 0.3, 200)
+    lgbm = naive * 0.85
+    names = {"Theta": "theta", "LightGBM": "lgbm", "Naive2": "naive2"}
+
+    def scores_of(errors: dict[str, np.ndarray]) -> pd.DataFrame:
+        ref = errors["Naive2"].mean()
+        return pd.DataFrame(
+            {
+                "model": list(errors),
+                "smape": [10 * e.mean() for e in errors.values()],
+                "mase": [e.mean() for e in errors.values()],
+                "owa": [e.mean() / ref for e in errors.values()],
+            }
+        )
+
+    shuffle = rng.normal(0, 0.3, 200)
+    shuffle -= shuffle.mean()  # the ensemble differs from Theta by noise, and is better on average
+    close = {"Naive2": naive, "Theta": theta, "LightGBM": lgbm, "Ensemble2": theta + shuffle - 0.005}
+    choice = choose(scores_of(close), {"Ensemble2": ("Theta", "LightGBM")}, names, _by_series(rng, close))
+    assert not choice.is_ensemble and "within one standard error" in choice.why
+    # the same ensemble, better by far more than the noise, is chosen
+    clear = close | {"Ensemble2": theta + shuffle - 0.3}
+    choice = choose(scores_of(clear), {"Ensemble2": ("Theta", "LightGBM")}, names, _by_series(rng, clear))
+    assert choice.alias == "Ensemble2"
+
+
+def test_backtest_coverage_scores_intervals_on_errors_they_were_not_calibrated_on() -> None:
+    from stackml.forecasting.selection import backtest_coverage
+
+    rng = np.random.default_rng(1)
+    scales = rng.uniform(0.5, 5, 300)
+    for n_windows in (1, 4):
+        residuals = {"m": rng.normal(0, 1, (n_windows, 300, 6)) * scales[None, :, None]}
+        coverage = backtest_coverage(residuals, scales, [80.0, 95.0])["m"]
+        assert 0.75 <= coverage[80.0] <= 0.86 and 0.92 <= coverage[95.0] <= 0.985
 
 
 def test_pyfunc_serves_the_mean_of_its_members_with_yhat_interval_columns(ragged: pd.DataFrame) -> None:

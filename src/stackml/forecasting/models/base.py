@@ -78,6 +78,13 @@ class ForecastModel(abc.ABC):
         names = [p for p in inspect.signature(type(self).__init__).parameters if p != "self"]
         return {n: getattr(self, n) for n in names if hasattr(self, n)}
 
+    def probe(self) -> list[tuple[ForecastModel, float]] | None:
+        """Cheaper unfitted copies, each with the share of this model's work it does, so that short fits of
+        the copies estimate this model's cost (see :mod:`stackml.forecasting.budget`): one copy scales by its
+        share; two copies fit a line through their times (which separates fixed set-up from work that grows).
+        ``None`` when fitting costs next to nothing."""
+        return [(self.clone(), 1.0)]
+
     def clone(self) -> ForecastModel:
         """An unfitted copy with the same arguments."""
         return type(self)(**self.get_params())

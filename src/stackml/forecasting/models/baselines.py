@@ -19,7 +19,7 @@ import math
 
 import numpy as np
 
-from stackml.forecasting.models.base import LocalModel
+from stackml.forecasting.models.base import ForecastModel, LocalModel
 
 __all__ = ["Naive", "Naive2", "RandomWalkWithDrift", "SeasonalNaive", "seasonal_indices", "seasonality_test"]
 
@@ -27,7 +27,14 @@ __all__ = ["Naive", "Naive2", "RandomWalkWithDrift", "SeasonalNaive", "seasonal_
 _M4_TCRIT = 1.645
 
 
-class Naive(LocalModel):
+class _Baseline(LocalModel):
+    """A benchmark that costs next to nothing to fit, so the time budget never needs to measure it."""
+
+    def probe(self) -> list[tuple[ForecastModel, float]] | None:
+        return None
+
+
+class Naive(_Baseline):
     """Repeat the last observed value (M4's "Naive1")."""
 
     default_alias = "Naive"
@@ -39,7 +46,7 @@ class Naive(LocalModel):
         return np.full(h, state)
 
 
-class SeasonalNaive(LocalModel):
+class SeasonalNaive(_Baseline):
     """Repeat the last observed season (M4's "sNaive").
 
     With ``season_length <= 1``, or a series shorter than one season, there is no full season to repeat and
@@ -57,7 +64,7 @@ class SeasonalNaive(LocalModel):
         return np.resize(state, h)
 
 
-class Naive2(LocalModel):
+class Naive2(_Baseline):
     """Naive on the seasonally adjusted series, re-seasonalised (the M4 competition's "Naive2").
 
     When ``season_length > 1`` and :func:`seasonality_test` finds the series seasonal, the series is divided
@@ -89,7 +96,7 @@ class Naive2(LocalModel):
         return level * figure[phases]
 
 
-class RandomWalkWithDrift(LocalModel):
+class RandomWalkWithDrift(_Baseline):
     """The last value plus the average historical change per step: ``y_n + j * (y_n - y_1) / (n - 1)``."""
 
     default_alias = "RWD"

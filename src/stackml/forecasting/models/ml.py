@@ -119,6 +119,13 @@ class GlobalTreeForecaster(ForecastModel):
         self.n_jobs = n_jobs
         self.params = params
 
+    def probe(self) -> list[tuple[ForecastModel, float]]:
+        # boosting cost grows with the rounds on top of a fixed cost (features, binning): two short fits
+        # tell them apart
+        full = int(self.n_estimators)
+        rounds = sorted({max(1, full // 30), max(2, full // 10)})
+        return [(type(self)(**{**self.get_params(), "n_estimators": r}), r / full) for r in rounds]
+
     # ------------------------------------------------------------------------------------------ learner hooks
     def _train(self, X: np.ndarray, y: np.ndarray) -> Any:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -158,14 +165,20 @@ class GlobalTreeForecaster(ForecastModel):
     def _feature_spec(self, panel: Panel) -> FeatureSpec:
         m = max(int(panel.season_length), 1)
         lengths = panel.lengths
+        max_lag = int(np.median(lengths)) // 2
+        # longer cycles than the main one (a week in hourly data, a year in daily data), when the typical
+        # series is long enough to see them twice
+        longer = [p for p in panel.seasonal_periods[1:] if p <= max_lag]
         if self.lags is None:
-            lags = default_lags(m, max_lag=int(np.median(lengths)) // 2)
+            twice = [2 * p for p in longer if 2 * p <= max_lag]
+            lags = sorted({*default_lags(m, max_lag=max_lag), *longer, *twice})
         else:
             lags = sorted({int(v) for v in self.lags})
         if self.rolling is None:
             rolling = [RollingSpec(1, m)] if m > 1 else [RollingSpec(1, 7)]
             if m > 1:
                 rolling.append(RollingSpec(m + 1, m))
+            rolling += [RollingSpec(1, p) for p in longer]
         else:
             rolling = [r if isinstance(r, RollingSpec) else RollingSpec(*r) for r in self.rolling]
         tf = panel.time_features if panel.extra.get("future_time_features") is not None else None

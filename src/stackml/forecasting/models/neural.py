@@ -151,6 +151,16 @@ class NHITSForecaster(ForecastModel):
                 hint="See help(stackml.forecasting.models.neural.NHITSForecaster) for the valid values.",
             )
 
+    def probe(self) -> list[tuple[ForecastModel, float]]:
+        # training cost grows with the steps on top of a fixed cost; early stopping can only make the real
+        # fit cheaper
+        full = int(self.max_steps)
+        steps = sorted({min(full, 10), min(full, 30)})
+        return [
+            (type(self)(**{**self.get_params(), "max_steps": s, "early_stopping": False}), s / full)
+            for s in steps
+        ]
+
     # -------------------------------------------------------------------------------------------------- fit
     def _fit(self, panel: Panel) -> None:
         self._check_params()

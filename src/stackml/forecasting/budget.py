@@ -1,0 +1,218 @@
+"""The time budget: slow candidate models join a run only when they fit in it.
+
+Before any backtest, each candidate's cost is measured, not guessed: a cheaper copy of the model
+(:meth:`~stackml.forecasting.models.base.ForecastModel.probe`: a tenth of the boosting rounds, 30 training
+steps of a network, or the model itself) is fitted on a few series, and the time is scaled up to the whole
+panel and to every fit the run needs (one per backtest window, plus the final fit). Baselines cost nothing
+and always run.
+
+Candidates are then admitted in the order they are listed (the default list puts the global LightGBM first)
+while the sum of their estimates fits the budget; the first real model always runs, so a run never ends with
+baselines alone. A probe that runs out of its own time (a tenth of the budget, at least 6 s) means the model
+is far too slow for the budget. A skipped model is reported with its
+estimate, so a user can raise ``--time-budget`` knowing what it buys.
+
+Example:
+    >>> plan = plan_candidates(train, config)  # doctest: +SKIP
+    >>> plan.models, plan.skipped  # doctest: +SKIP
+    (('snaive', 'theta', 'lgbm', 'naive2'), {'nhits': 'estimated 182 s ...'})
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+if TYPE_CHECKING:
+    from stackml.forecasting.config import ForecastConfig
+    from stackml.forecasting.models.base import ForecastModel
+
+__all__ = ["Plan", "estimate_seconds", "plan_candidates"]
+
+#: how long the probe of one per-series model may take before its per-series cost is known well enough
+_LOCAL_PROBE_SECONDS = 1.0
+_LOCAL_PROBE_MAX_SERIES = 16
+#: series the cheaper copies of a global model are fitted on
+_GLOBAL_PROBE_SERIES = 128
+#: the longest one model's probe may run: this share of the budget, but at least a few seconds
+_PROBE_SHARE = 0.1
+_MIN_PROBE_SECONDS = 6.0
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Which candidates run, what each was estimated to cost (seconds), and why the others do not."""
+
+    models: tuple[str, ...]
+    estimates: dict[str, float] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+    budget: float | None = None
+
+
+def _fit_seconds(model: ForecastModel, frame: pd.DataFrame, config: ForecastConfig) -> float:
+    from stackml.forecasting.forecaster import Forecaster
+
+    forecaster = Forecaster(
+        models=[model],
+        freq=config.freq,
+        season_length=config.main_period,
+        seasonal_periods=config.seasonal_periods,
+    )
+    started = time.perf_counter()
+    forecaster.fit(frame).predict(config.horizon)
+    return time.perf_counter() - started
+
+
+def _extrapolate(times: list[float], shares: list[float]) -> float:
+    """The full model's time from its copies': scaled by the share, or a line through two points."""
+    if len(times) == 1:
+        return times[0] / shares[0]
+    (t0, t1), (s0, s1) = times, shares
+    slope = max(t1 - t0, 0.0) / (s1 - s0)
+    return max(t1 + slope * (1.0 - s1), t1)
+
+
+def estimate_seconds(name: str, train: pd.DataFrame, config: ForecastConfig, seed: int = 0) -> float:
+    """Estimated seconds of every fit a run makes of model ``name`` (backtest windows + final fit).
+
+    The probe fits on the training part of the last backtest window, so series lengths are as in the run;
+    one untimed fit comes first, since compiling (numba in statsforecast, torch's first pass) happens once per
+    process and would otherwise be scaled up to the whole panel.
+    """
+    import inspect
+
+    from stackml.forecasting.models import make_model, model_class
+
+    cls = model_class(name)
+    params = {"horizon": config.horizon} if "horizon" in inspect.signature(cls.__init__).parameters else {}
+    copies = make_model(name, **params).probe()
+    if copies is None:
+        return 0.0
+    ids = train["unique_id"].drop_duplicates().to_numpy()
+    order = np.random.default_rng(seed).permutation(len(ids))
+    fits = (config.n_windows or 1) + 1
+    cut = train.groupby("unique_id", sort=False).head(-config.horizon)
+    groups = dict(tuple(cut.groupby("unique_id", sort=False)))
+    first = copies[0][0]
+    _fit_seconds(first.clone(), groups[ids[order[0]]], config)
+    shares = [share for _, share in copies]
+    if first.is_global:
+        chosen = set(ids[order[:_GLOBAL_PROBE_SERIES]])
+        sample = cut[cut["unique_id"].isin(chosen)]
+        times = [_fit_seconds(copy.clone(), sample, config) for copy, _ in copies]
+        return _extrapolate(times, shares) * len(ids) / len(chosen) * fits
+    spent, done = 0.0, 0
+    for k in order[:_LOCAL_PROBE_MAX_SERIES]:
+        spent += _fit_seconds(first.clone(), groups[ids[k]], config)
+        done += 1
+        if spent > _LOCAL_PROBE_SECONDS:
+            break
+    per_series = _extrapolate([spent / done], shares[:1])
+    return per_series * len(ids) * fits / _workers(config.n_jobs)
+
+
+def _probe_in_child(name: str, train: pd.DataFrame, config: ForecastConfig, limit: float) -> float | None:
+    """:func:`estimate_seconds` in a forked process that is stopped after ``limit`` seconds (``None``): a
+    model whose probe alone takes that long cannot fit the budget, and a Python thread could not be stopped
+    inside compiled code."""
+    import multiprocessing as mp
+
+    try:
+        ctx = mp.get_context("fork")
+    except ValueError:  # no fork (Windows): probe in this process
+        return estimate_seconds(name, train, config)
+    receive, send = ctx.Pipe(duplex=False)
+    child = ctx.Process(target=_probe_child, args=(send, name, train, config), daemon=True)
+    child.start()
+    send.close()
+    try:
+        if not receive.poll(limit):
+            return None
+        kind, value = receive.recv()
+    except EOFError:  # the child died without an answer
+        kind, value = "error", "the probe process ended without a result"
+    finally:
+        if child.is_alive():
+            child.kill()
+        child.join()
+    if kind == "error":
+        from stackml.errors import InputError
+
+        raise InputError(str(value))
+    return float(value)
+
+
+def _probe_child(send: Any, name: str, train: pd.DataFrame, config: ForecastConfig) -> None:
+    try:
+        send.send(("ok", estimate_seconds(name, train, config)))
+    except Exception as exc:  # noqa: BLE001 - reported to the parent, which decides
+        send.send(("error", str(getattr(exc, "message", exc))))
+
+
+def _estimate_or_free(name: str, train: pd.DataFrame, config: ForecastConfig, limit: float) -> float:
+    """The estimate, ``inf`` when the probe ran out of time, 0 for a baseline (nothing to measure)."""
+    from stackml.errors import InputError
+    from stackml.forecasting.models import make_model, model_class
+
+    params = {"horizon": config.horizon} if _takes_horizon(model_class(name)) else {}
+    if make_model(name, **params).probe() is None:
+        return 0.0
+    try:
+        found = _probe_in_child(name, train, config, limit)
+    except InputError:
+        # the model cannot fit these series (too short for its features, say): it runs, and its candidate
+        # task reports why it stopped, which tells the user more than a silent skip
+        return 0.0
+    return np.inf if found is None else found
+
+
+def _takes_horizon(cls: type) -> bool:
+    import inspect
+
+    return "horizon" in inspect.signature(cls.__init__).parameters
+
+
+def _workers(n_jobs: int) -> int:
+    import os
+
+    cores = os.cpu_count() or 1
+    return cores if n_jobs < 0 else max(1, min(n_jobs, cores))
+
+
+def plan_candidates(train: pd.DataFrame, config: ForecastConfig) -> Plan:
+    """The candidates that fit ``config.effective_time_budget``, in the order listed, with every estimate.
+
+    Without a budget every candidate runs and nothing is probed.
+    """
+    budget = config.effective_time_budget
+    candidates = config.candidates
+    if budget is None:
+        return Plan(models=candidates)
+    limit = max(_MIN_PROBE_SECONDS, budget * _PROBE_SHARE)
+    estimates = {name: _estimate_or_free(name, train, config, limit) for name in candidates}
+    admitted: list[str] = []
+    skipped: dict[str, str] = {}
+    spent = 0.0
+    real_model_in = False
+    for name in candidates:
+        cost = estimates[name]
+        if cost == 0.0 or not real_model_in or spent + cost <= budget:
+            admitted.append(name)
+            spent += cost
+            real_model_in = real_model_in or cost > 0
+        elif not np.isfinite(cost):
+            skipped[name] = (
+                f"its probe alone (a short fit on one series) took more than {limit:.0f} s, so it cannot fit "
+                f"the time budget of {budget:.0f} s (raise --time-budget to include it)"
+            )
+        else:
+            skipped[name] = (
+                f"estimated {cost:.0f} s for its {(config.n_windows or 1) + 1} fits would take the run past "
+                f"its time budget of {budget:.0f} s (raise --time-budget to include it)"
+            )
+    models = tuple(n for n in candidates if n in admitted)
+    return Plan(models=models, estimates=estimates, skipped=skipped, budget=budget)
