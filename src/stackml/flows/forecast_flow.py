@@ -59,7 +59,10 @@ class ForecastFlow(FlowSpec):
         from stackml.forecasting.pipeline import summarise
         from stackml.warehouse import connect
 
-        self.merge_artifacts(inputs, include=["config", "train", "holdout_data", "plan"])
+        # the branches read the same data; taken from one of them, since pandas may reorganise a frame's
+        # memory in place when it is read (different pickles, which merge_artifacts calls a conflict)
+        self.merge_artifacts(inputs, include=["config", "plan"])
+        self.train, self.holdout_data = inputs[0].train, inputs[0].holdout_data
         candidates = [i.result for i in inputs]
         with connect() as wh:
             self.pipeline = summarise(
