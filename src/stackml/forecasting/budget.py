@@ -156,10 +156,8 @@ def _probe_child(send: Any, name: str, train: pd.DataFrame, config: ForecastConf
 def _estimate_or_free(name: str, train: pd.DataFrame, config: ForecastConfig, limit: float) -> float:
     """The estimate, ``inf`` when the probe ran out of time, 0 for a baseline (nothing to measure)."""
     from stackml.errors import InputError
-    from stackml.forecasting.models import make_model, model_class
 
-    params = {"horizon": config.horizon} if _takes_horizon(model_class(name)) else {}
-    if make_model(name, **params).probe() is None:
+    if _is_baseline(name, config):
         return 0.0
     try:
         found = _probe_in_child(name, train, config, limit)
@@ -168,6 +166,13 @@ def _estimate_or_free(name: str, train: pd.DataFrame, config: ForecastConfig, li
         # task reports why it stopped, which tells the user more than a silent skip
         return 0.0
     return np.inf if found is None else found
+
+
+def _is_baseline(name: str, config: ForecastConfig) -> bool:
+    from stackml.forecasting.models import make_model, model_class
+
+    params = {"horizon": config.horizon} if _takes_horizon(model_class(name)) else {}
+    return make_model(name, **params).probe() is None
 
 
 def _takes_horizon(cls: type) -> bool:
@@ -193,13 +198,20 @@ def plan_candidates(train: pd.DataFrame, config: ForecastConfig) -> Plan:
     if budget is None:
         return Plan(models=candidates)
     limit = max(_MIN_PROBE_SECONDS, budget * _PROBE_SHARE)
-    estimates = {name: _estimate_or_free(name, train, config, limit) for name in candidates}
+    estimates: dict[str, float] = {}
     admitted: list[str] = []
     skipped: dict[str, str] = {}
     spent = 0.0
     real_model_in = False
     for name in candidates:
-        cost = estimates[name]
+        if real_model_in and spent >= budget and not _is_baseline(name, config):
+            # probing costs time too: once the budget is spent, only baselines (free) can still join
+            skipped[name] = (
+                f"not measured: the models before it already take the time budget of {budget:.0f} s "
+                f"(estimated {spent:.0f} s; raise --time-budget to include it)"
+            )
+            continue
+        cost = estimates[name] = _estimate_or_free(name, train, config, limit)
         if cost == 0.0 or not real_model_in or spent + cost <= budget:
             admitted.append(name)
             spent += cost

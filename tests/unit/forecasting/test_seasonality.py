@@ -77,7 +77,7 @@ def test_the_time_budget_admits_the_cheap_models_and_says_why_the_others_were_le
     plan = plan_candidates(train, tight)
     # the first real model listed always runs; the network does not fit a millisecond
     assert plan.models == ("snaive", "theta", "naive2")
-    assert "time budget of 0 s" in plan.skipped["nhits"] and plan.estimates["nhits"] > 0
+    assert "time budget of 0 s" in plan.skipped["nhits"] and plan.estimates["theta"] > 0
     assert plan.estimates["snaive"] == 0.0
     # models you list yourself run without a budget unless you give one
     mine = config.replace(models=("snaive", "theta", "nhits"))
@@ -118,3 +118,18 @@ def test_the_default_pipeline_runs_on_every_frequency_with_finite_scores_and_cov
     assert 0.0 <= chosen["coverage_80"] <= 1.0
     assert set(result.backtest_coverage[result.choice.alias]) == {80.0, 95.0}
     assert result.holdout_gap is not None and np.isfinite(result.holdout_gap)
+
+
+def test_once_the_budget_is_spent_later_models_are_not_even_probed() -> None:
+    from stackml.forecasting import generate_series
+    from stackml.forecasting.budget import plan_candidates
+
+    train = generate_series(
+        n_series=3, freq="D", min_length=120, max_length=120, season_length=7, random_state=0
+    )
+    config = ForecastConfig(
+        horizon=7, season_length=7, seasonal_periods=(7,), n_windows=1, time_budget=0.001
+    ).replace(models=("theta", "ets", "snaive"))
+    plan = plan_candidates(train, config)
+    assert plan.models == ("theta", "snaive", "naive2")  # the first real model, and the free baselines
+    assert "ets" not in plan.estimates and "not measured" in plan.skipped["ets"]
