@@ -61,7 +61,7 @@ def run(
         typer.Option(
             "--time-budget",
             help="Seconds of model fitting the candidates may take together; slow models that would not "
-            "fit are skipped (default: 60 for the default models, no limit for --models).",
+            "fit are skipped (default: 90 for the default models, no limit for --models).",
         ),
     ] = _default("time_budget"),
     warehouse: WarehouseOption = None,

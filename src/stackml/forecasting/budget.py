@@ -36,8 +36,9 @@ __all__ = ["Plan", "estimate_seconds", "plan_candidates"]
 #: how long the probe of one per-series model may take before its per-series cost is known well enough
 _LOCAL_PROBE_SECONDS = 1.0
 _LOCAL_PROBE_MAX_SERIES = 16
-#: series the cheaper copies of a global model are fitted on
-_GLOBAL_PROBE_SERIES = 128
+#: series the cheaper copies of a global model are fitted on: all of them up to this many, because part of a
+#: tree's cost does not grow with the rows, so scaling up from a few series overestimates it several times
+_GLOBAL_PROBE_SERIES = 1000
 #: the longest one model's probe may run: this share of the budget, but at least a few seconds
 _PROBE_SHARE = 0.1
 _MIN_PROBE_SECONDS = 6.0
@@ -76,8 +77,13 @@ def _extrapolate(times: list[float], shares: list[float]) -> float:
     return max(t1 + slope * (1.0 - s1), t1)
 
 
-def estimate_seconds(name: str, train: pd.DataFrame, config: ForecastConfig, seed: int = 0) -> float:
+def estimate_seconds(
+    name: str, train: pd.DataFrame, config: ForecastConfig, seed: int = 0, enough: float = np.inf
+) -> float:
     """Estimated seconds of every fit a run makes of model ``name`` (backtest windows + final fit).
+
+    ``enough``: stop measuring as soon as the estimate is sure to exceed this many seconds (the budget left),
+    and return what is known so far: the model will not run, so a finer figure is not worth its time.
 
     The probe fits on the training part of the last backtest window, so series lengths are as in the run;
     one untimed fit comes first, since compiling (numba in statsforecast, torch's first pass) happens once per
@@ -103,19 +109,26 @@ def estimate_seconds(name: str, train: pd.DataFrame, config: ForecastConfig, see
     if first.is_global:
         chosen = set(ids[order[:_GLOBAL_PROBE_SERIES]])
         sample = cut[cut["unique_id"].isin(chosen)]
-        times = [_fit_seconds(copy.clone(), sample, config) for copy, _ in copies]
-        return _extrapolate(times, shares) * len(ids) / len(chosen) * fits
+        scale = len(ids) / len(chosen) * fits
+        times: list[float] = []
+        for copy, _ in copies:
+            times.append(_fit_seconds(copy.clone(), sample, config))
+            if times[-1] * scale > enough:  # the full model costs more than any copy
+                return times[-1] * scale
+        return _extrapolate(times, shares) * scale
     spent, done = 0.0, 0
+    scale = len(ids) * fits / _workers(config.n_jobs)
     for k in order[:_LOCAL_PROBE_MAX_SERIES]:
         spent += _fit_seconds(first.clone(), groups[ids[k]], config)
         done += 1
-        if spent > _LOCAL_PROBE_SECONDS:
+        if spent > _LOCAL_PROBE_SECONDS or _extrapolate([spent / done], shares[:1]) * scale > enough:
             break
-    per_series = _extrapolate([spent / done], shares[:1])
-    return per_series * len(ids) * fits / _workers(config.n_jobs)
+    return _extrapolate([spent / done], shares[:1]) * scale
 
 
-def _probe_in_child(name: str, train: pd.DataFrame, config: ForecastConfig, limit: float) -> float | None:
+def _probe_in_child(
+    name: str, train: pd.DataFrame, config: ForecastConfig, limit: float, enough: float = np.inf
+) -> float | None:
     """:func:`estimate_seconds` in a forked process that is stopped after ``limit`` seconds (``None``): a
     model whose probe alone takes that long cannot fit the budget, and a Python thread could not be stopped
     inside compiled code."""
@@ -124,9 +137,9 @@ def _probe_in_child(name: str, train: pd.DataFrame, config: ForecastConfig, limi
     try:
         ctx = mp.get_context("fork")
     except ValueError:  # no fork (Windows): probe in this process
-        return estimate_seconds(name, train, config)
+        return estimate_seconds(name, train, config, enough=enough)
     receive, send = ctx.Pipe(duplex=False)
-    child = ctx.Process(target=_probe_child, args=(send, name, train, config), daemon=True)
+    child = ctx.Process(target=_probe_child, args=(send, name, train, config, enough), daemon=True)
     child.start()
     send.close()
     try:
@@ -146,21 +159,29 @@ def _probe_in_child(name: str, train: pd.DataFrame, config: ForecastConfig, limi
     return float(value)
 
 
-def _probe_child(send: Any, name: str, train: pd.DataFrame, config: ForecastConfig) -> None:
+def _probe_child(send: Any, name: str, train: pd.DataFrame, config: ForecastConfig, enough: float) -> None:
     try:
-        send.send(("ok", estimate_seconds(name, train, config)))
+        send.send(("ok", estimate_seconds(name, train, config, enough=enough)))
     except Exception as exc:  # noqa: BLE001 - reported to the parent, which decides
         send.send(("error", str(getattr(exc, "message", exc))))
 
 
-def _estimate_or_free(name: str, train: pd.DataFrame, config: ForecastConfig, limit: float) -> float:
+def _estimate_or_free(
+    name: str, train: pd.DataFrame, config: ForecastConfig, limit: float, enough: float = np.inf
+) -> float:
     """The estimate, ``inf`` when the probe ran out of time, 0 for a baseline (nothing to measure)."""
     from stackml.errors import InputError
+    from stackml.forecasting.models import model_class
 
     if _is_baseline(name, config):
         return 0.0
+    import importlib
+
+    for module in model_class(name).requires:
+        # imported here once, the forked probes inherit it instead of each paying the import
+        importlib.import_module(module)
     try:
-        found = _probe_in_child(name, train, config, limit)
+        found = _probe_in_child(name, train, config, limit, enough)
     except InputError:
         # the model cannot fit these series (too short for its features, say): it runs, and its candidate
         # task reports why it stopped, which tells the user more than a silent skip
@@ -211,7 +232,10 @@ def plan_candidates(train: pd.DataFrame, config: ForecastConfig) -> Plan:
                 f"(estimated {spent:.0f} s; raise --time-budget to include it)"
             )
             continue
-        cost = estimates[name] = _estimate_or_free(name, train, config, limit)
+        # the first real model runs whatever it costs, so it is measured in full; later ones only until they
+        # are sure not to fit what is left
+        enough = budget - spent if real_model_in else np.inf
+        cost = estimates[name] = _estimate_or_free(name, train, config, limit, enough)
         if cost == 0.0 or not real_model_in or spent + cost <= budget:
             admitted.append(name)
             spent += cost

@@ -8,7 +8,7 @@ Example:
     >>> ForecastConfig(horizon=24, season_length=24, models="snaive, lgbm").candidates
     ('snaive', 'lgbm', 'naive2')
     >>> ForecastConfig(horizon=24).effective_time_budget  # the default models run within the default budget
-    60.0
+    90.0
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ __all__ = ["DEFAULT_MODELS", "DEFAULT_TIME_BUDGET", "FORMATS", "REFERENCE_MODEL"
 #: (ARIMA on long series, the network) join only when they fit the time budget
 DEFAULT_MODELS: tuple[str, ...] = ("snaive", "lgbm", "theta", "ets", "arima", "nhits")
 #: seconds of estimated model fitting a run of the default models may spend (see stackml.forecasting.budget)
-DEFAULT_TIME_BUDGET = 60.0
+DEFAULT_TIME_BUDGET = 90.0
 #: always backtested: the M4 reference that OWA is measured against
 REFERENCE_MODEL = "naive2"
 FORMATS = ("long", "m4-wide")
@@ -46,7 +46,7 @@ class ForecastConfig(PipelineConfig):
         models: candidate model names (see :func:`stackml.forecasting.available_models`).
         time_budget: seconds of model fitting the candidates may take together, measured by a short probe
             of each before the run (:mod:`stackml.forecasting.budget`); slow models that do not fit are
-            skipped, and said so. ``None``: 60 s for the default models, no limit for models you list.
+            skipped, and said so. ``None``: 90 s for the default models, no limit for models you list.
         n_windows: backtest windows of ``horizon`` values at the end of each series; ``None`` (the default)
             picks them from the data with :func:`stackml.forecasting.pipeline.auto_windows`.
         level: prediction interval coverages in percent.

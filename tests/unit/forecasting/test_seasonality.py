@@ -72,7 +72,7 @@ def test_the_time_budget_admits_the_cheap_models_and_says_why_the_others_were_le
         n_series=3, freq="D", min_length=120, max_length=120, season_length=7, random_state=0
     )
     config = ForecastConfig(horizon=7, season_length=7, seasonal_periods=(7,), n_windows=1)
-    assert config.effective_time_budget == 60.0  # the default models have a budget by default
+    assert config.effective_time_budget == 90.0  # the default models have a budget by default
     tight = config.replace(models=("snaive", "theta", "nhits"), time_budget=0.001)
     plan = plan_candidates(train, tight)
     # the first real model listed always runs; the network does not fit a millisecond

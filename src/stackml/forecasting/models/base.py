@@ -32,6 +32,8 @@ class ForecastModel(abc.ABC):
     default_alias: str = ""
     #: True when the model learns across series (needs the whole panel at once)
     is_global: bool = False
+    #: the optional libraries fitting imports (lazily); the time budget imports them once before its probes
+    requires: tuple[str, ...] = ()
     #: True when the model uses exogenous columns when the panel has them
     uses_exogenous: bool = False
 

@@ -352,6 +352,7 @@ class LightGBMForecaster(GlobalTreeForecaster):
     """
 
     default_alias = "LightGBM"
+    requires = ("lightgbm",)
 
     def _train(self, X: np.ndarray, y: np.ndarray) -> Any:
         lgb = require("lightgbm")
@@ -386,6 +387,7 @@ class XGBoostForecaster(GlobalTreeForecaster):
     """
 
     default_alias = "XGBoost"
+    requires = ("xgboost",)
 
     def _train(self, X: np.ndarray, y: np.ndarray) -> Any:
         xgb = require("xgboost")

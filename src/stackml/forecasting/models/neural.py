@@ -80,6 +80,7 @@ class NHITSForecaster(ForecastModel):
     """
 
     default_alias = "NHITS"
+    requires = ("torch",)
     is_global = True
 
     def __init__(

@@ -56,6 +56,8 @@ class _SeriesState:
 class _StatsForecastModel(LocalModel):
     """Shared machinery: subclasses name the statsforecast class and its keyword arguments."""
 
+    requires = ("statsforecast.models",)
+
     _sf_class = ""
     season_length: int | None = None
 
