@@ -1,6 +1,7 @@
 """The time budget: slow candidate models join a run only when they fit in it.
 
-Before any backtest, each candidate's cost is measured, not guessed: a cheaper copy of the model
+Before any backtest, each candidate's cost is measured (in CPU seconds, so other work on the machine does not
+change the outcome), not guessed: a cheaper copy of the model
 (:meth:`~stackml.forecasting.models.base.ForecastModel.probe`: a tenth of the boosting rounds, 30 training
 steps of a network, or the model itself) is fitted on a few series, and the time is scaled up to the whole
 panel and to every fit the run needs (one per backtest window, plus the final fit). Baselines cost nothing
@@ -63,9 +64,11 @@ def _fit_seconds(model: ForecastModel, frame: pd.DataFrame, config: ForecastConf
         season_length=config.main_period,
         seasonal_periods=config.seasonal_periods,
     )
-    started = time.perf_counter()
+    # CPU time of this (single-process) probe, not wall time: other work on the machine must not decide
+    # which models a run gets
+    started = time.process_time()
     forecaster.fit(frame).predict(config.horizon)
-    return time.perf_counter() - started
+    return time.process_time() - started
 
 
 def _extrapolate(times: list[float], shares: list[float]) -> float:
