@@ -1,11 +1,12 @@
 """The time budget: slow candidate models join a run only when they fit in it.
 
 Before any backtest, each candidate's cost is measured (in CPU seconds, so other work on the machine does not
-change the outcome), not guessed: a cheaper copy of the model
-(:meth:`~stackml.forecasting.models.base.ForecastModel.probe`: a tenth of the boosting rounds, 30 training
-steps of a network, or the model itself) is fitted on a few series, and the time is scaled up to the whole
-panel and to every fit the run needs (one per backtest window, plus the final fit). Baselines cost nothing
-and always run.
+change the outcome), not guessed: cheaper copies of the model
+(:meth:`~stackml.forecasting.models.base.ForecastModel.probe`: a thirtieth and a tenth of the boosting rounds,
+10 and 30 training steps of a network, or the model itself) are fitted on the series (a few of them for a
+per-series model), and the time is scaled up to the whole panel and to every fit the run needs (one per
+backtest window, plus the final fit). Probes run in a forked process that is stopped when it takes too long.
+Baselines cost nothing and always run.
 
 Candidates are then admitted in the order they are listed (the default list puts the global LightGBM first)
 while the sum of their estimates fits the budget; the first real model always runs, so a run never ends with
