@@ -93,13 +93,9 @@ def estimate_seconds(
     one untimed fit comes first, since compiling (numba in statsforecast, torch's first pass) happens once per
     process and would otherwise be scaled up to the whole panel.
     """
-    import inspect
+    from stackml.forecasting.models import make_model_for
 
-    from stackml.forecasting.models import make_model, model_class
-
-    cls = model_class(name)
-    params = {"horizon": config.horizon} if "horizon" in inspect.signature(cls.__init__).parameters else {}
-    copies = make_model(name, **params).probe()
+    copies = make_model_for(name, config.horizon).probe()
     if copies is None:
         return 0.0
     ids = train["unique_id"].drop_duplicates().to_numpy()
@@ -194,16 +190,9 @@ def _estimate_or_free(
 
 
 def _is_baseline(name: str, config: ForecastConfig) -> bool:
-    from stackml.forecasting.models import make_model, model_class
+    from stackml.forecasting.models import make_model_for
 
-    params = {"horizon": config.horizon} if _takes_horizon(model_class(name)) else {}
-    return make_model(name, **params).probe() is None
-
-
-def _takes_horizon(cls: type) -> bool:
-    import inspect
-
-    return "horizon" in inspect.signature(cls.__init__).parameters
+    return make_model_for(name, config.horizon).probe() is None
 
 
 def _workers(n_jobs: int) -> int:

@@ -209,14 +209,9 @@ def _forecaster(models: Sequence[Any], config: ForecastConfig) -> Forecaster:
 def _instance(model: Any, config: ForecastConfig) -> Any:
     """A model by name, told the horizon when it trains for one
     (the neural model fits a fixed output length)."""
-    import inspect
+    from stackml.forecasting.models import make_model_for
 
-    from stackml.forecasting.models import make_model, model_class
-
-    if not isinstance(model, str):
-        return model
-    takes_horizon = "horizon" in inspect.signature(model_class(model).__init__).parameters
-    return make_model(model, horizon=config.horizon) if takes_horizon else make_model(model)
+    return make_model_for(model, config.horizon) if isinstance(model, str) else model
 
 
 def backtest_model(train: pd.DataFrame, model: str, config: ForecastConfig) -> pd.DataFrame:

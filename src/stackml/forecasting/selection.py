@@ -5,8 +5,9 @@ the pipeline and the pyfunc.
 - mean ensembles: :func:`mean_ensemble`, the mean of member forecasts;
 - per-model point forecasts joined into one wide frame: :func:`join_forecasts`;
 - conformal half-widths per alias from backtest residuals: :func:`conformal_widths` (arrays), with
-  :func:`interval_widths` bringing a backtest frame to those arrays; :func:`with_intervals` attaches them;
-- the choice: :func:`choose` (lowest backtest OWA, ties to the simpler model) giving a :class:`Choice`.
+  :func:`backtest_residuals` bringing a backtest frame to those arrays; :func:`with_intervals` attaches them;
+- the choice: :func:`choose` (the simplest candidate within noise of the lowest backtest OWA) giving a
+  :class:`Choice`; :func:`backtest_coverage` scores the intervals on errors they were not calibrated on.
 
 The maths of the intervals (quantiles, scales) is in :mod:`stackml.forecasting.conformal`.
 
@@ -37,7 +38,6 @@ __all__ = [
     "conformal_widths",
     "interval_column",
     "backtest_residuals",
-    "interval_widths",
     "join_forecasts",
     "mean_ensemble",
     "owa_standard_errors",
@@ -127,24 +127,6 @@ def backtest_residuals(
         r[n_windows - back, series, step] = (cv["y"] - cv[alias]).to_numpy(dtype=np.float64)
         residuals[alias] = r
     return residuals, scales
-
-
-def interval_widths(
-    backtest: pd.DataFrame,
-    train: pd.DataFrame,
-    ids: Sequence[Any],
-    *,
-    horizon: int,
-    season_length: int,
-    levels: Sequence[float],
-    aliases: Sequence[str],
-) -> Widths:
-    """:func:`conformal_widths` from a long backtest frame ``unique_id, ds, cutoff, y, <alias>...``
-    (arranged by :func:`backtest_residuals`)."""
-    residuals, scales = backtest_residuals(
-        backtest, train, ids, horizon=horizon, season_length=season_length, aliases=aliases
-    )
-    return conformal_widths(residuals, scales, levels)
 
 
 def backtest_coverage(

@@ -133,3 +133,14 @@ def test_once_the_budget_is_spent_later_models_are_not_even_probed() -> None:
     plan = plan_candidates(train, config)
     assert plan.models == ("theta", "snaive", "naive2")  # the first real model, and the free baselines
     assert "ets" not in plan.estimates and "not measured" in plan.skipped["ets"]
+
+
+def test_bad_budget_season_and_jobs_are_named_together() -> None:
+    from stackml.errors import InputError
+
+    with pytest.raises(InputError) as caught:
+        ForecastConfig(horizon=7, season_length=0, time_budget=0, n_jobs=0, seasonal_periods=(1,))
+    message = str(caught.value)
+    for field in ("season_length", "time_budget", "n_jobs", "seasonal_periods"):
+        assert field in message
+    assert message.startswith("4 problem(s)")

@@ -9,9 +9,10 @@ import pytest
 
 from stackml.forecasting import Forecaster, generate_series
 from stackml.forecasting.selection import (
+    backtest_residuals,
     choose,
+    conformal_widths,
     interval_column,
-    interval_widths,
     join_forecasts,
     mean_ensemble,
     with_intervals,
@@ -77,7 +78,8 @@ def test_backtest_frame_and_front_door_give_the_same_widths(ragged: pd.DataFrame
     cv = fc.cross_validation(ragged, h=H, n_windows=3)
     assert cv.groupby("unique_id")["cutoff"].max().nunique() > 1  # ragged ends
     ids = ragged["unique_id"].drop_duplicates().to_numpy()
-    widths = interval_widths(cv, ragged, ids, horizon=H, season_length=7, levels=levels, aliases=fc.aliases)
+    residuals, scales = backtest_residuals(cv, ragged, ids, horizon=H, season_length=7, aliases=fc.aliases)
+    widths = conformal_widths(residuals, scales, levels)
     out = fc.fit(ragged).predict(H, level=levels)
     for alias in fc.aliases:
         for level in levels:

@@ -25,6 +25,7 @@ __all__ = [
     "Panel",
     "available_models",
     "make_model",
+    "make_model_for",
     "model_class",
 ]
 
@@ -89,6 +90,15 @@ def model_class(name: str) -> type[ForecastModel]:
 def make_model(name: str, **params: Any) -> ForecastModel:
     """A new, unfitted model of the class registered under ``name``, built with ``params``."""
     return model_class(name)(**params)
+
+
+def make_model_for(name: str, horizon: int) -> ForecastModel:
+    """:func:`make_model` told the horizon when the model trains for one (the neural model fits a fixed output
+    length); other models ignore it."""
+    import inspect
+
+    takes_horizon = "horizon" in inspect.signature(model_class(name).__init__).parameters
+    return make_model(name, horizon=horizon) if takes_horizon else make_model(name)
 
 
 def available_models() -> dict[str, type[ForecastModel]]:
