@@ -2,8 +2,8 @@
 
 1. start: read the configuration and the data, validate them, fix the seasonal periods and the backtest
    windows, and measure which candidates fit the time budget.
-2. candidate (one task per model, in parallel): backtest the model, then fit it on all the data and forecast
-   (a candidate far worse than seasonal naive on its first window stops there).
+2. candidate (one task per group of models, a group per core, in parallel): backtest each model, then fit
+   it on all the data and forecast (one far worse than seasonal naive on its first window stops there).
 3. choose: score every backtest in the warehouse (SQL), add ensembles, choose the best, score the holdout.
 4. publish: track the run in MLflow, register the chosen forecaster, promote it to champion only if it wins.
 5. end: write the report.
@@ -41,15 +41,17 @@ class ForecastFlow(FlowSpec):
             self.train, self.holdout_data = load_data(config, Source.of(self.data, self.table), wh)
         self.config = check_data(self.train, config, self.holdout_data)
         self.plan = plan_candidates(self.train, self.config)
-        self.candidate_names = list(self.plan.models)
-        self.next(self.candidate, foreach="candidate_names")
+        self.candidate_groups = [list(group) for group in self.plan.groups]
+        self.next(self.candidate, foreach="candidate_groups")
 
     @step
     def candidate(self):
-        """Backtest one model, then fit it on all the data and forecast."""
+        """Backtest each model of this group, then fit it on all the data and forecast."""
         from stackml.forecasting.pipeline import run_candidate
 
-        self.result = run_candidate(self.train, self.input, self.config)
+        self.results = [
+            run_candidate(self.train, n, self.plan.config_for(n, self.config)) for n in self.input
+        ]
         self.next(self.choose)
 
     @step
@@ -63,7 +65,8 @@ class ForecastFlow(FlowSpec):
         # memory in place when it is read (different pickles, which merge_artifacts calls a conflict)
         self.merge_artifacts(inputs, include=["config", "plan"])
         self.train, self.holdout_data = inputs[0].train, inputs[0].holdout_data
-        candidates = [i.result for i in inputs]
+        order = {name: k for k, name in enumerate(self.plan.models)}
+        candidates = sorted((r for i in inputs for r in i.results), key=lambda r: order[r.name])
         with connect() as wh:
             self.pipeline = summarise(
                 candidates,

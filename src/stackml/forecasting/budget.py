@@ -10,7 +10,9 @@ Baselines cost nothing and always run.
 
 Candidates are then admitted in the order they are listed (the default list puts the global LightGBM first)
 while the sum of their estimates fits the budget; the first real model always runs, so a run never ends with
-baselines alone. A probe that runs out of its own time (a tenth of the budget, at least 6 s) means the model
+baselines alone. The default list runs from the cheapest model to the dearest, so measuring stops at the
+first model that does not fit: the ones after it would not fit either, and their probes would cost time.
+A probe that runs out of its own time (a tenth of the budget, at least 6 s) means the model
 is far too slow for the budget. A skipped model is reported with its
 estimate, so a user can raise ``--time-budget`` knowing what it buys.
 
@@ -23,20 +25,24 @@ Example:
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
+from stackml.forecasting.config import DEFAULT_MODELS
+
 if TYPE_CHECKING:
     from stackml.forecasting.config import ForecastConfig
     from stackml.forecasting.models.base import ForecastModel
 
-__all__ = ["Plan", "estimate_seconds", "plan_candidates"]
+__all__ = ["Plan", "admit", "balanced_groups", "estimate_seconds", "plan_candidates"]
 
 #: how long the probe of one per-series model may take before its per-series cost is known well enough
-_LOCAL_PROBE_SECONDS = 1.0
+_LOCAL_PROBE_SECONDS = 0.5
 _LOCAL_PROBE_MAX_SERIES = 16
 #: series the cheaper copies of a global model are fitted on: all of them up to this many, because part of a
 #: tree's cost does not grow with the rows, so scaling up from a few series overestimates it several times
@@ -46,14 +52,31 @@ _PROBE_SHARE = 0.1
 _MIN_PROBE_SECONDS = 6.0
 
 
+#: a per-series model estimated to cost less than this many CPU seconds in one process runs in one process:
+#: starting worker processes (each importing statsforecast and loading its compiled code) would cost more,
+#: and the flow already runs the candidates side by side
+SERIAL_BELOW_SECONDS = 20.0
+
+
 @dataclass(frozen=True)
 class Plan:
-    """Which candidates run, what each was estimated to cost (seconds), and why the others do not."""
+    """Which candidates run, what each was estimated to cost (seconds), and why the others do not.
+
+    ``serial``: the per-series models cheap enough to run in one process (see :data:`SERIAL_BELOW_SECONDS`).
+    ``groups``: the models split into one group per core, balanced by estimated cost: the flow runs one task
+    per group, since every task pays for starting Python and loading the data (about two CPU seconds).
+    """
 
     models: tuple[str, ...]
     estimates: dict[str, float] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
     budget: float | None = None
+    serial: tuple[str, ...] = ()
+    groups: tuple[tuple[str, ...], ...] = ()
+
+    def config_for(self, name: str, config: ForecastConfig) -> ForecastConfig:
+        """``config`` for running candidate ``name``: in one process when the plan found it cheap."""
+        return config.replace(n_jobs=1) if name in self.serial else config
 
 
 def _fit_seconds(model: ForecastModel, frame: pd.DataFrame, config: ForecastConfig) -> float:
@@ -100,30 +123,92 @@ def estimate_seconds(
         return 0.0
     ids = train["unique_id"].drop_duplicates().to_numpy()
     order = np.random.default_rng(seed).permutation(len(ids))
-    fits = (config.n_windows or 1) + 1
     cut = train.groupby("unique_id", sort=False).head(-config.horizon)
     groups = dict(tuple(cut.groupby("unique_id", sort=False)))
     first = copies[0][0]
-    _fit_seconds(first.clone(), groups[ids[order[0]]], config)
+    warm_up = groups[ids[order[0]]]
+    _fit_seconds(first.clone(), warm_up if first.is_global else _warm_up_slice(warm_up, config), config)
+    try:
+        return _timed_estimate(first, copies, ids[order], cut, groups, config, enough)
+    except OverBudget:
+        # its first timed fit alone used up what is left: the estimate is at least ``enough``; a little more,
+        # so that float rounding in the caller's sum cannot let it in
+        return enough + max(0.01, 1e-3 * enough)
+
+
+def _timed_estimate(
+    first: ForecastModel,
+    copies: list[tuple[ForecastModel, float]],
+    ids: np.ndarray,
+    cut: pd.DataFrame,
+    groups: dict[Any, pd.DataFrame],
+    config: ForecastConfig,
+    enough: float,
+) -> float:
+    """The estimate from timed fits of the copies (``ids`` in probing order), once compiling is done."""
+    fits = (config.n_windows or 1) + 1
     shares = [share for _, share in copies]
     if first.is_global:
-        chosen = set(ids[order[:_GLOBAL_PROBE_SERIES]])
+        chosen = set(ids[:_GLOBAL_PROBE_SERIES])
         sample = cut[cut["unique_id"].isin(chosen)]
         scale = len(ids) / len(chosen) * fits
         times: list[float] = []
         for copy, _ in copies:
-            times.append(_fit_seconds(copy.clone(), sample, config))
+            with _cpu_deadline(enough / scale if not times else np.inf):
+                times.append(_fit_seconds(copy.clone(), sample, config))
             if times[-1] * scale > enough:  # the full model costs more than any copy
                 return times[-1] * scale
         return _extrapolate(times, shares) * scale
     spent, done = 0.0, 0
     scale = len(ids) * fits / _workers(config.n_jobs)
-    for k in order[:_LOCAL_PROBE_MAX_SERIES]:
-        spent += _fit_seconds(first.clone(), groups[ids[k]], config)
+    for k in ids[:_LOCAL_PROBE_MAX_SERIES]:
+        with _cpu_deadline(enough / scale if not done else np.inf):
+            spent += _fit_seconds(first.clone(), groups[k], config)
         done += 1
         if spent > _LOCAL_PROBE_SECONDS or _extrapolate([spent / done], shares[:1]) * scale > enough:
             break
     return _extrapolate([spent / done], shares[:1]) * scale
+
+
+class OverBudget(BaseException):  # noqa: N818 - a signal, not a failure
+    """The probe's first timed fit used more CPU time than the budget left allows: the model cannot fit.
+
+    A ``BaseException``, so the ``except Exception`` of a model's own fallbacks cannot swallow it.
+    """
+
+
+@contextmanager
+def _cpu_deadline(seconds: float) -> Iterator[None]:
+    """Stop the code inside (:class:`OverBudget`) once this process has used ``seconds`` more CPU time.
+
+    Only in the main thread of a Unix process (the forked probe); elsewhere it does nothing and the probe
+    runs to its end. CPU time (``ITIMER_PROF``, every thread), so a loaded machine does not cut a probe short.
+    """
+    import signal
+    import threading
+
+    usable = hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
+    if not usable or not np.isfinite(seconds):
+        yield
+        return
+
+    def stop(*_: object) -> None:
+        raise OverBudget
+
+    previous = signal.signal(signal.SIGPROF, stop)
+    signal.setitimer(signal.ITIMER_PROF, max(seconds, 1e-3))
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_PROF, 0)
+        signal.signal(signal.SIGPROF, previous)
+
+
+def _warm_up_slice(series: pd.DataFrame, config: ForecastConfig) -> pd.DataFrame:
+    """The end of one series, long enough for the seasonal code paths of a per-series model's fit: the untimed
+    fit that compiles (numba) need not pay for a whole long series. (A global model warms up on a whole
+    series: its features may need all of it.)"""
+    return series.tail(max(4 * config.main_period, 3 * config.horizon, 60))
 
 
 def _probe_in_child(
@@ -207,41 +292,123 @@ def plan_candidates(train: pd.DataFrame, config: ForecastConfig) -> Plan:
 
     Without a budget every candidate runs and nothing is probed.
     """
-    budget = config.effective_time_budget
+    budget = config.effective_time_budget(len(train))
     candidates = config.candidates
     if budget is None:
-        return Plan(models=candidates)
+        return Plan(models=candidates, groups=balanced_groups(candidates, {}, _workers(-1)))
     limit = max(_MIN_PROBE_SECONDS, budget * _PROBE_SHARE)
+    admitted, estimates, skipped = admit(
+        candidates,
+        lambda name, enough: _estimate_or_free(name, train, config, limit, enough),
+        budget,
+        is_free=lambda name: _is_baseline(name, config),
+        # the default list runs from the cheapest model to the dearest; a list of your own may not
+        cost_ordered=tuple(config.models) == DEFAULT_MODELS,
+        fits=(config.n_windows or 1) + 1,
+        probe_limit=limit,
+    )
+    models = tuple(n for n in candidates if n in admitted)
+    serial = _cheap_local_models(models, estimates, config)
+    workers = _workers(config.n_jobs)
+    # in one process a cheap per-series model costs its estimate times the workers it would have had
+    costs = {n: estimates.get(n, 0.0) * (workers if n in serial else 1) for n in models}
+    return Plan(
+        models=models,
+        estimates=estimates,
+        skipped=skipped,
+        budget=budget,
+        serial=serial,
+        groups=balanced_groups(models, costs, _workers(-1)),
+    )
+
+
+def admit(
+    candidates: tuple[str, ...],
+    measure: Callable[[str, float], float],
+    budget: float,
+    *,
+    is_free: Callable[[str], bool],
+    cost_ordered: bool,
+    fits: int,
+    probe_limit: float,
+) -> tuple[list[str], dict[str, float], dict[str, str]]:
+    """The admission rule, apart from measuring: ``(admitted, estimates, skipped with reasons)``.
+
+    ``measure(name, enough)`` is a model's estimated seconds (``inf``: its probe ran out of time), which may
+    stop early once it exceeds ``enough``. The first real model is admitted whatever it costs; free models
+    always are. Once the budget is spent, or (``cost_ordered``) after the first model that did not fit,
+    later models are not measured at all.
+    """
     estimates: dict[str, float] = {}
     admitted: list[str] = []
     skipped: dict[str, str] = {}
     spent = 0.0
     real_model_in = False
+    misfit = ""
     for name in candidates:
-        if real_model_in and spent >= budget and not _is_baseline(name, config):
-            # probing costs time too: once the budget is spent, only baselines (free) can still join
-            skipped[name] = (
-                f"not measured: the models before it already take the time budget of {budget:.0f} s "
-                f"(estimated {spent:.0f} s; raise --time-budget to include it)"
-            )
-            continue
+        if real_model_in and not is_free(name):
+            # probing costs time too
+            if spent >= budget:
+                skipped[name] = (
+                    f"not measured: the models before it already take the time budget of {budget:.0f} s "
+                    f"(estimated {spent:.0f} s; raise --time-budget to include it)"
+                )
+                continue
+            if misfit and cost_ordered:
+                skipped[name] = (
+                    f"not measured: {misfit}, cheaper on most data and listed before it, did not fit the "
+                    f"time budget of {budget:.0f} s (raise --time-budget to include it)"
+                )
+                continue
         # the first real model runs whatever it costs, so it is measured in full; later ones only until they
         # are sure not to fit what is left
-        enough = budget - spent if real_model_in else np.inf
-        cost = estimates[name] = _estimate_or_free(name, train, config, limit, enough)
+        cost = estimates[name] = measure(name, budget - spent if real_model_in else np.inf)
         if cost == 0.0 or not real_model_in or spent + cost <= budget:
             admitted.append(name)
             spent += cost
             real_model_in = real_model_in or cost > 0
-        elif not np.isfinite(cost):
+            continue
+        misfit = name
+        if not np.isfinite(cost):
             skipped[name] = (
-                f"its probe alone (a short fit on one series) took more than {limit:.0f} s, so it cannot fit "
-                f"the time budget of {budget:.0f} s (raise --time-budget to include it)"
+                f"its probe alone (a short fit on one series) took more than {probe_limit:.0f} s, so it "
+                f"cannot fit the time budget of {budget:.0f} s (raise --time-budget to include it)"
             )
         else:
             skipped[name] = (
-                f"estimated {cost:.0f} s for its {(config.n_windows or 1) + 1} fits would take the run past "
-                f"its time budget of {budget:.0f} s (raise --time-budget to include it)"
+                f"estimated {cost:.0f} s for its {fits} fits would take the run past its time budget of "
+                f"{budget:.0f} s (raise --time-budget to include it)"
             )
-    models = tuple(n for n in candidates if n in admitted)
-    return Plan(models=models, estimates=estimates, skipped=skipped, budget=budget)
+    return admitted, estimates, skipped
+
+
+def balanced_groups(
+    models: tuple[str, ...], costs: dict[str, float], n_groups: int
+) -> tuple[tuple[str, ...], ...]:
+    """``models`` in at most ``n_groups`` groups of about equal total cost: dearest first, each into the
+    cheapest group so far (unknown costs count as dear, free models as a little). Each group keeps the
+    listed order."""
+    n_groups = max(1, min(n_groups, len(models)))
+    loads, members = [0.0] * n_groups, [[] for _ in range(n_groups)]
+    weight = {n: costs.get(n, 1e9) for n in models}
+    for name in sorted(models, key=lambda n: -weight[n]):
+        k = int(np.argmin(loads))
+        loads[k] += max(weight[name], 0.1)
+        members[k].append(name)
+    order = {n: i for i, n in enumerate(models)}
+    return tuple(tuple(sorted(m, key=order.__getitem__)) for m in members if m)
+
+
+def _cheap_local_models(
+    models: tuple[str, ...], estimates: dict[str, float], config: ForecastConfig
+) -> tuple[str, ...]:
+    from stackml.forecasting.models import make_model_for
+
+    # a local model's estimate is its time spread over the workers: times the workers, its time in one process
+    workers = _workers(config.n_jobs)
+    return tuple(
+        name
+        for name in models
+        if 0 < estimates.get(name, 0.0) * workers < SERIAL_BELOW_SECONDS
+        and not make_model_for(name, config.horizon).is_global
+    )

@@ -7,7 +7,7 @@ Example:
     >>> from stackml.forecasting.config import ForecastConfig
     >>> ForecastConfig(horizon=24, season_length=24, models="snaive, lgbm").candidates
     ('snaive', 'lgbm', 'naive2')
-    >>> ForecastConfig(horizon=24).effective_time_budget  # the default models run within the default budget
+    >>> ForecastConfig(horizon=24).effective_time_budget(n_points=400_000)  # default models, default budget
     90.0
 """
 
@@ -20,13 +20,26 @@ from pydantic import Field, field_validator
 
 from stackml.pipelines import Float, Int, Names, PipelineConfig
 
-__all__ = ["DEFAULT_MODELS", "DEFAULT_TIME_BUDGET", "FORMATS", "REFERENCE_MODEL", "ForecastConfig"]
+__all__ = [
+    "DEFAULT_MODELS",
+    "DEFAULT_TIME_BUDGET",
+    "FORMATS",
+    "REFERENCE_MODEL",
+    "ForecastConfig",
+    "default_time_budget",
+]
 
 #: the default candidates: a global learner next to robust statistical and seasonal baselines; the slow ones
 #: (ARIMA on long series, the network) join only when they fit the time budget
 DEFAULT_MODELS: tuple[str, ...] = ("snaive", "lgbm", "theta", "ets", "arima", "nhits")
-#: seconds of estimated model fitting a run of the default models may spend (see stackml.forecasting.budget)
+#: the most seconds of estimated model fitting a run of the default models may spend
+#: (see stackml.forecasting.budget); smaller data get less, see default_time_budget
 DEFAULT_TIME_BUDGET = 90.0
+#: what every run gets: enough for LightGBM, Theta and ETS on a few short series
+BASE_TIME_BUDGET = 15.0
+#: and per training value: a little less than LightGBM and Theta cost together per value of a long panel
+#: (98 CPU seconds for the two fits of each on M4 Hourly's 353,500 values)
+SECONDS_PER_POINT = 2e-4
 #: always backtested: the M4 reference that OWA is measured against
 REFERENCE_MODEL = "naive2"
 FORMATS = ("long", "m4-wide")
@@ -46,7 +59,8 @@ class ForecastConfig(PipelineConfig):
         models: candidate model names (see :func:`stackml.forecasting.available_models`).
         time_budget: seconds of model fitting the candidates may take together, measured by a short probe
             of each before the run (:mod:`stackml.forecasting.budget`); slow models that do not fit are
-            skipped, and said so. ``None``: 90 s for the default models, no limit for models you list.
+            skipped, and said so. ``None``: for the default models, 15 s plus 0.2 ms per training value,
+            at most 90 s (:func:`default_time_budget`); no limit for models you list.
         n_windows: backtest windows of ``horizon`` values at the end of each series; ``None`` (the default)
             picks them from the data with :func:`stackml.forecasting.pipeline.auto_windows`.
         level: prediction interval coverages in percent.
@@ -126,10 +140,23 @@ class ForecastConfig(PipelineConfig):
             return self.seasonal_periods[0]
         return self.season_length or 1
 
-    @property
-    def effective_time_budget(self) -> float | None:
-        """``time_budget``; when unset, the default budget for the default models and none for a list of
-        your own."""
+    def effective_time_budget(self, n_points: int) -> float | None:
+        """``time_budget``; when unset, :func:`default_time_budget` of the ``n_points`` training values for
+        the default models, and none for a list of your own."""
         if self.time_budget is not None:
             return self.time_budget
-        return DEFAULT_TIME_BUDGET if tuple(self.models) == DEFAULT_MODELS else None
+        return default_time_budget(n_points) if tuple(self.models) == DEFAULT_MODELS else None
+
+
+def default_time_budget(n_points: int) -> float:
+    """Seconds of model fitting the default models get for ``n_points`` training values.
+
+    :data:`BASE_TIME_BUDGET` plus :data:`SECONDS_PER_POINT` per value, at most :data:`DEFAULT_TIME_BUDGET`:
+    a small panel gets a run of seconds, and the slow models (ARIMA on long series, the network) join only
+    where the data make them worth their time.
+
+    Example:
+        >>> default_time_budget(5_000), default_time_budget(200_000), default_time_budget(10**7)
+        (16.0, 55.0, 90.0)
+    """
+    return float(min(BASE_TIME_BUDGET + n_points * SECONDS_PER_POINT, DEFAULT_TIME_BUDGET))

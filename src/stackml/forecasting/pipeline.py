@@ -482,7 +482,7 @@ def run_pipeline(
     plan = plan_candidates(train, config)
     results = []
     for name in plan.models:
-        result = run_candidate(train, name, config)
+        result = run_candidate(train, name, plan.config_for(name, config))
         results.append(result)
         if on_model is not None:
             on_model(name, result)

@@ -72,7 +72,9 @@ def test_the_time_budget_admits_the_cheap_models_and_says_why_the_others_were_le
         n_series=3, freq="D", min_length=120, max_length=120, season_length=7, random_state=0
     )
     config = ForecastConfig(horizon=7, season_length=7, seasonal_periods=(7,), n_windows=1)
-    assert config.effective_time_budget == 90.0  # the default models have a budget by default
+    # the default models have a budget by default: 15 s plus 0.2 ms per value, at most 90 s
+    assert config.effective_time_budget(len(train)) == pytest.approx(15.0 + 360 * 2e-4)
+    assert config.effective_time_budget(200_000) == 55.0 and config.effective_time_budget(10**7) == 90.0
     tight = config.replace(models=("snaive", "theta", "nhits"), time_budget=0.001)
     plan = plan_candidates(train, tight)
     # the first real model listed always runs; the network does not fit a millisecond
@@ -81,7 +83,8 @@ def test_the_time_budget_admits_the_cheap_models_and_says_why_the_others_were_le
     assert plan.estimates["snaive"] == 0.0
     # models you list yourself run without a budget unless you give one
     mine = config.replace(models=("snaive", "theta", "nhits"))
-    assert mine.effective_time_budget is None and plan_candidates(train, mine).models == mine.candidates
+    assert mine.effective_time_budget(len(train)) is None
+    assert plan_candidates(train, mine).models == mine.candidates
 
 
 FREQUENCIES = {
@@ -144,3 +147,80 @@ def test_bad_budget_season_and_jobs_are_named_together() -> None:
     for field in ("season_length", "time_budget", "n_jobs", "seasonal_periods"):
         assert field in message
     assert message.startswith("4 problem(s)")
+
+
+def _admit(costs: dict[str, float], budget: float, cost_ordered: bool = True):
+    from stackml.forecasting.budget import admit
+
+    measured: list[str] = []
+
+    def measure(name: str, enough: float) -> float:
+        measured.append(name)
+        return costs[name]
+
+    out = admit(
+        tuple(costs),
+        measure,
+        budget,
+        is_free=lambda name: costs[name] == 0.0,
+        cost_ordered=cost_ordered,
+        fits=3,
+        probe_limit=6.0,
+    )
+    return (*out, measured)
+
+
+def test_in_the_default_cost_order_measuring_stops_at_the_first_model_that_does_not_fit() -> None:
+    costs = {"snaive": 0.0, "lgbm": 8.0, "theta": 5.0, "ets": 20.0, "arima": 1.0, "naive2": 0.0}
+    admitted, estimates, skipped, measured = _admit(costs, budget=15.0)
+    assert admitted == ["snaive", "lgbm", "theta", "naive2"]
+    assert "arima" not in measured and "not measured: ets" in skipped["arima"]
+    assert "estimated 20 s for its 3 fits" in skipped["ets"]
+    # a list of your own is not assumed to be in cost order: a cheap model after a dear one still joins
+    admitted, _, skipped, measured = _admit(costs, budget=15.0, cost_ordered=False)
+    assert admitted == ["snaive", "lgbm", "theta", "arima", "naive2"] and "arima" in measured
+    # the first real model runs whatever it costs; a probe that ran out of time is said so
+    admitted, _, skipped, _ = _admit({"lgbm": 100.0, "nhits": float("inf"), "snaive": 0.0}, 10.0, False)
+    assert admitted == ["lgbm", "snaive"] and "not measured" in skipped["nhits"]
+    admitted, _, skipped, _ = _admit({"lgbm": 1.0, "nhits": float("inf")}, 10.0)
+    assert admitted == ["lgbm"] and "probe alone" in skipped["nhits"]
+
+
+def test_candidate_groups_balance_the_estimated_cost_over_the_cores() -> None:
+    from stackml.forecasting.budget import balanced_groups
+
+    models = ("snaive", "lgbm", "theta", "ets", "naive2")
+    costs = {"snaive": 0.0, "lgbm": 4.0, "theta": 5.0, "ets": 8.0, "naive2": 0.0}
+    groups = balanced_groups(models, costs, n_groups=2)
+    assert sorted(n for g in groups for n in g) == sorted(models)  # every model once
+    loads = sorted(sum(costs[n] for n in g) for g in groups)
+    assert loads == [8.0, 9.0]  # ets alone against lgbm + theta; the free baselines anywhere
+    assert all(list(g) == sorted(g, key=models.index) for g in groups)  # listed order kept
+    assert balanced_groups(models, costs, n_groups=1) == (models,)
+    assert len(balanced_groups(("lgbm",), {}, n_groups=4)) == 1
+
+
+def test_a_probe_past_the_cpu_time_left_is_stopped_and_no_model_fallback_can_swallow_it() -> None:
+    import time
+
+    from stackml.forecasting.budget import OverBudget, _cpu_deadline
+
+    started = time.process_time()
+    with pytest.raises(OverBudget), _cpu_deadline(0.05):
+        try:
+            while True:  # a busy fit
+                sum(range(1000))
+        except Exception:  # noqa: BLE001 - what the models' own fallbacks do
+            pytest.fail("OverBudget must not be an Exception")
+    assert time.process_time() - started < 1.0
+    with _cpu_deadline(float("inf")):  # no deadline: nothing happens
+        sum(range(1000))
+
+
+def test_cheap_per_series_models_run_in_one_process() -> None:
+    from stackml.forecasting.budget import Plan
+
+    config = ForecastConfig(horizon=7, season_length=7, n_jobs=-1)
+    plan = Plan(models=("theta", "lgbm"), serial=("theta",))
+    assert plan.config_for("theta", config).n_jobs == 1
+    assert plan.config_for("lgbm", config).n_jobs == -1
