@@ -1,8 +1,8 @@
 """Benchmark: ``stackml serve`` against ``mlflow models serve --env-manager local``, same registered model.
 
-Issue #5's targets: at least 2x MLflow's throughput, p99 under 20 ms and zero errors at concurrency 8 for
-30 s;
-and a 60 s soak with the ``champion`` alias moved mid-run: zero failed requests and every request logged.
+Targets (issues #5 and #18): at least 2x the throughput of MLflow's best worker count, p99 under 10 ms and
+zero errors at concurrency 8 for 30 s; and a 60 s soak
+with the ``champion`` alias moved mid-run: zero failed requests and every request logged.
 
 How each number is taken:
   * the model is a small linear scorer (four numeric features and a categorical offset, a pandas DataFrame in
@@ -11,10 +11,12 @@ How each number is taken:
     2 threads and 8 connections, one record per request, after a 3 s warm-up; requests/s, p50 and p99 are
     wrk's
     and errors are wrk's socket errors plus non-2xx answers;
-  * stackml runs as ``stackml serve`` (one uvicorn worker, uvloop and httptools when installed) with the
-    prediction log on: every request is logged to the warehouse (DuckDB by default) while the load runs;
-  * MLflow runs with its defaults (one uvicorn worker) and again with ``--workers 2`` (the core count);
-  * the soak serves ``champion`` with a 1 s re-resolution interval; the alias moves from v1 to v2 halfway; a
+  * stackml runs as ``stackml serve --workers N`` for each N of ``--stackml-workers`` (default 1 and the
+    core count; uvloop and httptools when installed) with the prediction log on: every request is logged to
+    the warehouse (DuckDB by default) while the load runs; the run with the most workers is "stackml";
+  * MLflow runs with its defaults (one uvicorn worker) and again with ``--workers 2``;
+  * the soak serves ``champion`` with one worker (``/metrics`` counts per process) and a 1 s
+    re-resolution interval; the alias moves from v1 to v2 halfway; a
     wrk
     Lua script counts answers by model version; after a graceful stop (SIGTERM) the rows of ``prediction_log``
     are counted and compared with the 200s the server itself counted (``/metrics``, scraped just before the
@@ -51,7 +53,7 @@ MODEL = "bench_scorer"
 FEATURES = ["f1", "f2", "f3", "f4"]
 RECORD = {"f1": 0.5, "f2": -1.25, "f3": 3.0, "f4": 0.0, "segment": "b"}
 TARGET_RATIO = 2.0
-TARGET_P99_MS = 20.0
+TARGET_P99_MS = 10.0
 WARMUP_S = 3
 BIN = Path(sys.executable).parent
 
@@ -131,7 +133,9 @@ def server_env(home: Path) -> dict[str, str]:
     return env
 
 
-def start_stackml(home: Path, port: int, reload_interval: float, log: Path) -> subprocess.Popen:
+def start_stackml(
+    home: Path, port: int, reload_interval: float, log: Path, workers: int = 1
+) -> subprocess.Popen:
     cmd = [
         str(BIN / "python"),
         "-m",
@@ -145,6 +149,8 @@ def start_stackml(home: Path, port: int, reload_interval: float, log: Path) -> s
         str(reload_interval),
         "--log-level",
         "warning",
+        "--workers",
+        str(workers),
     ]
     proc = subprocess.Popen(
         cmd, env=server_env(home), stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True
@@ -329,15 +335,17 @@ def throughput(home: Path, work: Path, args: argparse.Namespace) -> list[tuple[s
     ours = json.dumps({"records": [RECORD]})
     theirs = json.dumps({"dataframe_records": [RECORD]})
     results = []
-    port = free_port()
-    proc = start_stackml(home, port, 30, work / "stackml.log")
-    try:
-        url = f"http://127.0.0.1:{port}/v1/models/{MODEL}/predict"
-        run_wrk(url, ours, WARMUP_S, args.concurrency, work, False, proc.pid)
-        measured = run_wrk(url, ours, args.duration, args.concurrency, work, False, proc.pid)
-        results.append(("stackml serve (1 worker)", measured))
-    finally:
-        stop(proc)
+    # The most workers first: it is the run the targets are checked on.
+    for workers in sorted(args.stackml_workers, reverse=True):
+        port = free_port()
+        proc = start_stackml(home, port, 30, work / f"stackml-{workers}.log", workers)
+        try:
+            url = f"http://127.0.0.1:{port}/v1/models/{MODEL}/predict"
+            run_wrk(url, ours, WARMUP_S, args.concurrency, work, False, proc.pid)
+            measured = run_wrk(url, ours, args.duration, args.concurrency, work, False, proc.pid)
+            results.append((f"stackml serve ({workers} worker{'s' if workers > 1 else ''})", measured))
+        finally:
+            stop(proc)
     for workers in args.mlflow_workers:
         port = free_port()
         proc = start_mlflow(home, port, workers, work / f"mlflow-{workers}.log")
@@ -367,7 +375,7 @@ def soak(home: Path, work: Path, args: argparse.Namespace) -> Soak:
     (home / "warehouse.duckdb.wal").unlink(missing_ok=True)
     move_champion(home, 1)
     port = free_port()
-    proc = start_stackml(home, port, 1, work / "stackml-soak.log")
+    proc = start_stackml(home, port, 1, work / "stackml-soak.log", workers=1)
     moved_at = args.soak / 2
 
     def move() -> None:
@@ -427,22 +435,23 @@ def report(results: list[tuple[str, Load]], soaked: Soak, args: argparse.Namespa
         ],
         rows,
     )
-    default_mlflow = results[1][1] if len(results) > 1 else None
+    mlflow_runs = [r for label, r in results if label.startswith("mlflow")]
+    default_mlflow = mlflow_runs[0] if mlflow_runs else None
     ratio = ours.rps / default_mlflow.rps if default_mlflow else float("nan")
-    best_mlflow = max((r.rps for _, r in results[1:]), default=float("nan"))
+    best_mlflow = max((r.rps for r in mlflow_runs), default=float("nan"))
     efficiency = (
         default_mlflow.cpu_ms_per_request / ours.cpu_ms_per_request if default_mlflow else float("nan")
     )
     checks = [
         (
-            f">= {TARGET_RATIO:g}x MLflow's throughput (its default, 1 worker)",
-            ratio >= TARGET_RATIO,
-            f"{ratio:.2f}x",
-        ),
-        (
-            f"(not in the issue) >= {TARGET_RATIO:g}x MLflow's best run (any worker count)",
+            f">= {TARGET_RATIO:g}x MLflow's best run (any worker count)",
             ours.rps / best_mlflow >= TARGET_RATIO,
             f"{ours.rps / best_mlflow:.2f}x",
+        ),
+        (
+            f"(not in the issue) >= {TARGET_RATIO:g}x MLflow's default (1 worker)",
+            ratio >= TARGET_RATIO,
+            f"{ratio:.2f}x",
         ),
         (
             f"(not in the issue) >= {TARGET_RATIO:g}x less CPU per request than MLflow (default)",
@@ -506,8 +515,8 @@ def report(results: list[tuple[str, Load]], soaked: Soak, args: argparse.Namespa
         "server's CPU time per answered request (all its processes, from /proc) does not: "
         "1000 / (CPU ms per request) is what one "
         "fully available core would serve, and the ratio of two servers' CPU per request is their efficiency "
-        "ratio. stackml serve runs one process; it logs every prediction to the warehouse during the run, "
-        "MLflow logs nothing.\n\n"
+        "ratio. Each stackml worker is a process; stackml logs every prediction to the warehouse during the "
+        "run, MLflow logs nothing. The targets are checked on the stackml run with the most workers.\n\n"
         f"## Throughput and latency\n\n{table}\n\n"
         f"## Soak with the alias moved mid-run\n\n{soak_table}\n\n## Targets\n\n{verdict}\n"
     )
@@ -527,6 +536,12 @@ def main() -> None:
         type=lambda s: [int(x) for x in s.split(",")],
         default=[1, 2],
         help="MLflow worker counts to run, comma-separated (first is the baseline)",
+    )
+    parser.add_argument(
+        "--stackml-workers",
+        type=lambda s: [int(x) for x in s.split(",")],
+        default=sorted({1, os.cpu_count() or 1}),
+        help="stackml serve worker counts to run, comma-separated (default 1 and the core count)",
     )
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument(

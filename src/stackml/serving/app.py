@@ -1,6 +1,6 @@
 """The FastAPI application: one service for every served model.
 
-Endpoints: ``GET /health``, ``GET /v1/models``, ``GET /v1/models/{name}``,
+Endpoints: ``GET /health``, ``GET /ready``, ``GET /v1/models``, ``GET /v1/models/{name}``,
 ``POST /v1/models/{name}/predict``, ``POST /v1/models/{name}/reload`` and ``GET /metrics``; their routes are
 in :mod:`stackml.serving.routes`. This module builds the app's state and puts the routes together.
 """
@@ -9,20 +9,24 @@ from __future__ import annotations
 
 import gc
 import json
+import logging
+import signal
+import threading
 from collections.abc import AsyncIterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Any
 
 from stackml._deps import require
 from stackml.config import Settings, get_settings
+from stackml.serving.health import ProbeCache
 from stackml.serving.metrics import Gauge, Metrics
 from stackml.serving.options import ModelSpec, ServingOptions, parse_model_specs
 from stackml.serving.prediction_log import PredictionLog
 from stackml.serving.registry import ModelCache, champion_models
-from stackml.serving.validation import Problem
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "prediction_log"]
+
+log = logging.getLogger(__name__)
 
 
 def create_app(
@@ -34,8 +38,10 @@ def create_app(
 ) -> Any:
     """Build the prediction service for registered models.
 
-    The models are loaded (and tried on their input examples) here, so a bad name fails at once. The
-    background work (alias re-resolution, the prediction-log writer) runs while the app's lifespan
+    The models are loaded (and tried on their input examples) here, so a bad name fails at once. With
+    ``models`` left out, every champion is served and one that cannot be loaded is reported in ``/ready``
+    and the log instead of stopping the others. The background work (alias re-resolution, the
+    prediction-log writer) runs while the app's lifespan
     runs: under uvicorn, or inside ``with TestClient(app):``.
 
     Args:
@@ -49,7 +55,8 @@ def create_app(
         A ``fastapi.FastAPI`` application.
 
     Raises:
-        RegistryError: a model or alias does not exist, or a model fails on its own input example.
+        RegistryError: a named model or alias does not exist or fails on its own input example; or, by
+            default, no champion at all can be served.
 
     Example:
         >>> from fastapi.testclient import TestClient  # doctest: +SKIP
@@ -60,11 +67,13 @@ def create_app(
     fastapi = require("fastapi")
     from fastapi import Depends
     from fastapi.exceptions import RequestValidationError
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from fastapi.responses import HTMLResponse, JSONResponse
     from starlette.exceptions import HTTPException as StarletteHTTPException
 
     from stackml import __version__
     from stackml.serving.auth import bearer_guard
-    from stackml.serving.middleware import BodySizeLimit, MetricsMiddleware
+    from stackml.serving.middleware import BodySizeLimit, CloseWhileDraining, MetricsMiddleware
     from stackml.serving.routes import models as model_routes
     from stackml.serving.routes import predict, service
     from stackml.serving.routes.common import ERROR
@@ -74,9 +83,10 @@ def create_app(
     options = options or ServingOptions()
     _check_reload_interval(reload_interval_s)
     specs = parse_model_specs(models) if models is not None else champion_models(settings)
-    cache = ModelCache(specs, settings)
+    # Models named by the caller must all load; of the champions found, serve those that do.
+    cache = ModelCache(specs, settings, strict=models is not None)
     cache.load()
-    plog = _prediction_log(settings, options)
+    plog = prediction_log(settings, options)
     metrics = Metrics()
     metrics.add_collector(lambda: _model_gauges(cache))
     metrics.add_collector(lambda: _log_gauges(plog))
@@ -87,13 +97,22 @@ def create_app(
         description="Predictions from registered MLflow models, validated against their signatures and "
         "logged to the warehouse's prediction_log table.",
         lifespan=_lifespan,
+        # Served below, behind the token when one is set: the document names every model.
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
     )
     # What the lifespan and the route handlers read (see stackml.serving.routes).
     app.state.cache, app.state.prediction_log, app.state.metrics = cache, plog, metrics
     app.state.options, app.state.reload_interval_s = options, reload_interval_s
-    app.state.probes = ThreadPoolExecutor(max_workers=2, thread_name_prefix="stackml-probe")
+    timeout = options.probe_timeout_s
+    app.state.readiness = ProbeCache(
+        {"registry": cache.probe, "warehouse": lambda: plog.probe(timeout)}, options.ready_cache_s, timeout
+    )
+    app.state.draining = threading.Event()
     app.state.request_ids = predict.request_ids()
     # Added last = outermost: metrics see the 413s the size limit answers.
+    app.add_middleware(CloseWhileDraining, draining=app.state.draining)
     app.add_middleware(BodySizeLimit, max_bytes=options.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics, served=frozenset(cache.names))
     app.add_exception_handler(StarletteHTTPException, _http_error)
@@ -103,13 +122,22 @@ def create_app(
     guard = bearer_guard(token)
     secured = [Depends(guard)] if guard else []
     auth_responses: dict[int | str, dict[str, Any]] = {401: ERROR} if guard else {}
-    # /health stays open (a load balancer has no token); the API and /metrics ask for it when one is set.
+    # /health (liveness, no detail) stays open; the API, /ready, /metrics and the docs ask for the token.
     app.include_router(service.public)
-    predict_router = predict.router(predict_request_model(options.max_records))
+    request_model = predict_request_model(options.max_records)
+    predict_router = predict.router(request_model)
     for router in (model_routes.router, predict_router, service.router):
         app.include_router(router, dependencies=secured, responses=auth_responses)
+    app.openapi = lambda: _openapi(app, cache, request_model, options.publish_examples)  # type: ignore[method-assign]
 
-    app.openapi = lambda: _openapi(app, cache)  # type: ignore[method-assign]
+    @app.get("/openapi.json", include_in_schema=False, dependencies=secured)
+    async def openapi_document() -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+    @app.get("/docs", include_in_schema=False, dependencies=secured)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title=f"{app.title} - docs")
+
     return app
 
 
@@ -124,7 +152,8 @@ def _check_reload_interval(reload_interval_s: Any) -> None:
         raise InputError(f"'reload_interval_s' must be a number >= 0, got {reload_interval_s!r}.")
 
 
-def _prediction_log(settings: Settings, options: ServingOptions) -> PredictionLog:
+def prediction_log(settings: Settings, options: ServingOptions) -> PredictionLog:
+    """The prediction log the service writes for these settings and options (not started)."""
     return PredictionLog(
         settings.warehouse_url or "",
         options.spill_dir or settings.home / "serving" / "spill",
@@ -145,35 +174,76 @@ async def _lifespan(app: Any) -> AsyncIterator[None]:
     gc.freeze()
     state.prediction_log.start()
     state.cache.start(state.reload_interval_s)
+    previous = _drain_on_sigterm(state)
     try:
         yield
     finally:
         # Uvicorn has finished the requests in flight by now: stop reloading, then drain the log.
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
         state.cache.stop()
+        state.readiness.close()
         state.prediction_log.close(state.options.shutdown_timeout_s)
         gc.unfreeze()  # an app started again (tests do) must not pile frozen garbage up
 
 
-async def _http_error(_request: Any, exc: Any) -> Any:
+def _drain_on_sigterm(state: Any) -> Any:
+    """Put a drain period in front of the server's own SIGTERM handler; returns the handler it wraps.
+
+    Uvicorn closes idle kept-alive connections the moment SIGTERM arrives, so a request a client sends
+    on one at that moment is reset unanswered. Instead the service stops accepting connections (a client
+    is refused before it sends anything, and may retry elsewhere), keeps answering on the open ones during
+    the drain, each answer with ``Connection: close`` and ``/ready`` with 503, then hands the signal on.
+    Signal handlers belong to the main thread: an app run in another thread (tests) keeps uvicorn's.
+    """
+    import asyncio
+
+    drain_s = state.options.drain_s
+    if drain_s <= 0 or threading.current_thread() is not threading.main_thread():
+        return None
+    previous = signal.getsignal(signal.SIGTERM)
+    if not callable(previous):
+        return None
+    loop = asyncio.get_running_loop()
+
+    def begin_drain() -> None:
+        # Stop listening before any answer says "Connection: close", or the clients it sends away could
+        # reconnect into the listen queue just before it closes and be reset there. uvicorn's handler is
+        # a method of its Server, whose `servers` are the listening asyncio servers.
+        for listener in getattr(getattr(previous, "__self__", None), "servers", None) or ():
+            listener.close()
+        state.draining.set()
+
+    def on_sigterm(sig: int, frame: Any) -> None:
+        if state.draining.is_set():  # a second SIGTERM: stop now
+            previous(sig, frame)
+            return
+        loop.call_soon_threadsafe(begin_drain)
+        log.info("SIGTERM: draining for %g s before shutting down.", drain_s, extra={"event": "drain"})
+        threading.Timer(drain_s, previous, args=(sig, None)).start()
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    return previous
+
+
+async def _http_error(request: Any, exc: Any) -> Any:
     from stackml.serving.routes.common import error_response
 
-    return error_response(exc.status_code, str(exc.detail), headers=getattr(exc, "headers", None))
+    return error_response(
+        exc.status_code,
+        str(exc.detail),
+        options=request.app.state.options,
+        headers=getattr(exc, "headers", None),
+    )
 
 
-async def _invalid_request(_request: Any, exc: Any) -> Any:
-    from stackml.serving.routes.common import error_response
+async def _invalid_request(request: Any, exc: Any) -> Any:
+    from stackml.serving.routes.common import body_problem, error_response
 
-    problems = [_body_problem(e) for e in exc.errors()]
-    return error_response(422, f"The request is invalid ({len(problems)} problem(s)).", problems)
-
-
-def _body_problem(error: dict[str, Any]) -> Problem:
-    """A pydantic error about the body as a Problem: record index and column when the location has them."""
-    loc = [p for p in error.get("loc", ()) if p != "body"]
-    record = loc[1] if len(loc) > 1 and loc[0] == "records" and isinstance(loc[1], int) else None
-    column = str(loc[2]) if record is not None and len(loc) > 2 else None
-    where = ".".join(str(p) for p in loc) or "body"
-    return Problem(record, column, "invalid_body", f"{where}: {error.get('msg', 'invalid')}.")
+    problems = [body_problem(e) for e in exc.errors()]
+    return error_response(
+        422, f"The request is invalid ({len(problems)} problem(s)).", problems, request.app.state.options
+    )
 
 
 def _model_gauges(cache: ModelCache) -> list[Gauge]:
@@ -215,10 +285,11 @@ def _log_gauges(plog: PredictionLog) -> list[Gauge]:
     ]
 
 
-def _openapi(app: Any, cache: ModelCache) -> dict[str, Any]:
-    """The generated document, with the served names as the values of ``{name}`` and their examples.
+def _openapi(app: Any, cache: ModelCache, request_model: Any, publish_examples: bool) -> dict[str, Any]:
+    """The generated document, with the served names as the values of ``{name}``.
 
-    Built on each call (it is rarely fetched), so the examples follow the versions being served.
+    Built on each call (it is rarely fetched), so it follows the versions being served. Rows of the
+    models' input examples (training data) are in it only with ``publish_examples``.
     """
     from fastapi.openapi.utils import get_openapi
 
@@ -232,14 +303,18 @@ def _openapi(app: Any, cache: ModelCache) -> dict[str, Any]:
             for parameter in operation.get("parameters", []):
                 if parameter.get("in") == "path" and parameter.get("name") == "name":
                     parameter["schema"]["enum"] = cache.names
-            if path.endswith("/predict"):
+            if path.endswith("/predict") and publish_examples:
                 content = operation["requestBody"]["content"]["application/json"]
                 content["examples"] = {
                     m.name: {"summary": f"{m.name} v{m.version}", "value": {"records": m.example}}
                     for m in cache.models()
                     if m.example
                 }
-    components = schema.get("components", {}).get("schemas", {})
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    # The route reads its body itself (off the event loop); the model that checks it documents it.
+    components[request_model.__name__] = request_model.model_json_schema(
+        ref_template="#/components/schemas/{model}"
+    )
     for unused in ("HTTPValidationError", "ValidationError"):
         components.pop(unused, None)
     return schema

@@ -16,7 +16,7 @@ from fastapi import HTTPException
 
 from stackml.serving.metrics import Metrics
 
-__all__ = ["MetricsMiddleware", "BodySizeLimit", "BodyTooLarge"]
+__all__ = ["MetricsMiddleware", "BodySizeLimit", "BodyTooLarge", "CloseWhileDraining"]
 
 _MODEL_PATH = re.compile(r"^/v1/models/([^/]+)(?:/(predict|reload))?/?$")
 UNKNOWN_MODEL = "_unknown"  # label for paths naming a model that is not served: keeps label values bounded
@@ -33,7 +33,7 @@ def route_labels(path: str, served: Container[str]) -> tuple[str, str]:
     if match:
         name = match.group(1)
         return (name if name in served else UNKNOWN_MODEL), (match.group(2) or "model")
-    if path in ("/health", "/metrics", "/v1/models"):
+    if path in ("/health", "/ready", "/metrics", "/v1/models"):
         return NO_MODEL, path.strip("/").replace("v1/", "")
     return NO_MODEL, "other"
 
@@ -125,3 +125,27 @@ class BodySizeLimit:
             }
         )
         await send({"type": "http.response.body", "body": body.encode()})
+
+
+class CloseWhileDraining:
+    """While ``draining`` is set (after SIGTERM), every answer carries ``Connection: close``.
+
+    A client then opens a new connection for its next request instead of sending it on a kept-alive one
+    that the shutdown is about to close, which would reset it with the request unanswered.
+    """
+
+    def __init__(self, app: Any, draining: Any) -> None:
+        self.app, self.draining = app, draining
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not self.draining.is_set():
+            await self.app(scope, receive, send)
+            return
+
+        async def closing_send(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"connection"]
+                message = {**message, "headers": [*headers, (b"connection", b"close")]}
+            await send(message)
+
+        await self.app(scope, receive, closing_send)

@@ -9,11 +9,16 @@ from pathlib import Path
 
 from stackml.errors import InputError
 
-__all__ = ["ServingOptions", "ModelSpec", "parse_model_specs", "DEFAULT_ALIAS"]
+__all__ = ["ServingOptions", "ModelSpec", "parse_model_specs", "servable_name", "DEFAULT_ALIAS"]
 
 DEFAULT_ALIAS = "champion"
 # Registered model names may hold more than our pipeline names do, but they travel in URL paths.
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def servable_name(name: str) -> bool:
+    """Whether a registered model name can be served: it travels in URL paths, metric labels and logs."""
+    return bool(_NAME.match(name))
 
 
 @dataclass(frozen=True)
@@ -22,7 +27,10 @@ class ServingOptions:
 
     Attributes:
         max_body_bytes: largest request body accepted; larger ones get 413.
-        max_records: most records one prediction request may carry (documented in the OpenAPI schema).
+        max_records: most records one prediction request may carry (documented in the OpenAPI schema);
+            more get 422.
+        max_problems: most problems one 422 answer lists (the count of all of them is in its detail), so
+            a large invalid body cannot produce an answer many times its size.
         log_table: warehouse table of the prediction log.
         log_batch_size: requests gathered before the log writer writes early (else every flush interval).
         log_flush_interval_s: longest a logged row waits before its batch is written.
@@ -32,12 +40,20 @@ class ServingOptions:
         log_hold_connection: keep the warehouse connection open between batches. DuckDB admits one
             process per file, so while serving on a DuckDB warehouse other processes cannot open it; False
             reopens the file for each batch (about 50 ms each) so they can, between batches.
-        probe_timeout_s: longest ``/health`` waits for each probe.
+        probe_timeout_s: longest ``/ready`` waits for each probe.
+        ready_cache_s: how long ``/ready`` answers from its last probe of the registry and the
+            warehouse before probing again (a flood of readiness checks costs at most one probe per period).
+        drain_s: after SIGTERM, seconds the service keeps answering (each answer with ``Connection: close``,
+            ``/ready`` with 503) before it stops listening, so clients move off kept-alive connections
+            instead of having a request cut. Applies when the app runs in a process's main thread.
         shutdown_timeout_s: longest shutdown waits for the log to drain.
+        publish_examples: show rows of each model's input example (training data) in ``/v1/models``
+            and the OpenAPI document; off by default.
     """
 
     max_body_bytes: int = 1 << 20
-    max_records: int = 10_000
+    max_records: int = 1_000
+    max_problems: int = 100
     log_table: str = "prediction_log"
     log_batch_size: int = 500
     log_flush_interval_s: float = 1.0
@@ -45,11 +61,14 @@ class ServingOptions:
     spill_dir: Path | None = None
     log_hold_connection: bool = True
     probe_timeout_s: float = 3.0
+    ready_cache_s: float = 5.0
+    drain_s: float = 2.0
     shutdown_timeout_s: float = 30.0
+    publish_examples: bool = False
 
     def __post_init__(self) -> None:
         problems = []
-        for field in ("max_body_bytes", "max_records", "log_batch_size"):
+        for field in ("max_body_bytes", "max_records", "max_problems", "log_batch_size"):
             value = getattr(self, field)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 problems.append(f"'{field}' must be a positive integer, got {value!r}")
@@ -57,6 +76,8 @@ class ServingOptions:
             "log_flush_interval_s",
             "log_retry_interval_s",
             "probe_timeout_s",
+            "ready_cache_s",
+            "drain_s",
             "shutdown_timeout_s",
         ):
             value = getattr(self, field)

@@ -1,10 +1,14 @@
 """The prediction log: every prediction lands in a warehouse table, written in batches off the request path.
 
-Requests only put an entry on a queue. One writer thread gathers entries into batches (by size or age)
-and appends them to the table through the warehouse's bulk path. While the warehouse is unreachable
-the batches go to a local spill file (JSON lines, fsynced); once it is back, spill files are replayed
-before new rows, with a de-duplicating insert, so a batch whose first write was in doubt is never
-counted twice. Shutdown drains the queue. No row is lost short of losing the local disk.
+A request appends its entry to this process's local journal file (one JSON line, a ``write`` without
+``fsync``: the kernel keeps it even if the process is killed with SIGKILL) and to an in-memory queue,
+before its answer leaves. One writer thread gathers the queue into batches (by size or age), starts a new
+journal, appends the batch to the table through the warehouse's bulk path and deletes the journal that
+held it. While the warehouse is unreachable that journal becomes a spill file (fsynced); once the
+warehouse is back, spill files, and the journals of processes that died, are replayed before new rows
+with a de-duplicating insert, so a batch whose first write was in doubt is never counted twice.
+Shutdown drains the queue. No answered prediction is lost short of losing the local disk (a power cut
+can lose the journal lines of the last second that the kernel had not yet written out).
 
 The writer holds one warehouse connection for the life of the service: DuckDB admits a single writing
 process, and the service is that process. Other processes of the same service (several workers, a
@@ -56,6 +60,7 @@ _DDL = (
     "inputs VARCHAR NOT NULL, outputs VARCHAR)"
 )
 SPILL_GLOB = "spill-*.jsonl"
+JOURNAL_GLOB = "journal-*.jsonl"
 WHOLE_REQUEST = -1  # row_index of a row holding a whole request whose outputs do not pair with its inputs
 
 
@@ -156,6 +161,10 @@ class PredictionLog:
         self._thread: threading.Thread | None = None
         self._closed = False
         self._written = self._spilled = self._replayed = 0
+        # The journal every submit appends to; the writer swaps it for a new one with each batch it takes.
+        self._journal_lock = threading.Lock()
+        self._journal: tuple[Path, int] | None = None
+        self._own_journals: set[str] = set()
 
     # -- request side -------------------------------------------------------------------------------------
     def submit(
@@ -185,7 +194,12 @@ class PredictionLog:
             # Too late for the writer: keep the rows on disk for the next process to replay.
             self._spill(self._rows([entry]))
             return
-        self._pending.append(entry)
+        line = (json.dumps(entry.__dict__, default=str) + "\n").encode()
+        with self._journal_lock:  # the writer takes the queue and swaps the journal under the same lock
+            if self._journal is None:
+                self._journal = self._open_journal()
+            _write_all(self._journal[1], line)
+            self._pending.append(entry)
         if len(self._pending) >= self._batch_size:
             self._wake.set()
 
@@ -225,10 +239,11 @@ class PredictionLog:
                     self.spill_path,
                 )
         self._closed = True
-        # Anything still queued (no writer, or one stuck on the warehouse) goes to disk.
-        leftovers = self._drain()
-        if leftovers:
-            self._spill(self._rows(leftovers))
+        with self._journal_lock:
+            leftovers, journal, self._journal = self._drain(), self._journal, None
+        # Anything still queued (no writer, or one stuck on the warehouse) is in the journal already.
+        if journal is not None:
+            self._seal(journal, spilled=len(self._rows(leftovers)) if leftovers else 0)
         with self._lock:
             self._disconnect(None)
 
@@ -251,6 +266,10 @@ class PredictionLog:
             return True, wh.redacted_url()
         finally:
             self._lock.release()
+
+    def has_leftovers(self) -> bool:
+        """Whether spill files, or journals of processes that stopped, wait to be replayed."""
+        return self._has_spill()
 
     def stats(self) -> LogStats:
         files = list(self.spill_dir.glob(SPILL_GLOB)) if self.spill_dir.is_dir() else []
@@ -277,22 +296,32 @@ class PredictionLog:
             with self._waiters_lock:
                 waiters, self._waiters = self._waiters, []
             stopping = self._stopping
-            entries = self._drain()
+            with self._journal_lock:
+                entries = self._drain()
+                journal = self._journal if entries else None
+                if journal is not None:
+                    self._journal = self._open_journal()
             if entries or waiters or stopping or self._has_spill():
                 # A flush or the shutdown tries the warehouse even inside the retry interval.
-                self._guarded_write(entries, force=bool(waiters) or stopping)
+                self._guarded_write(entries, journal, force=bool(waiters) or stopping)
             for done in waiters:
                 done.set()
             if stopping and not self._pending:
                 return
 
-    def _guarded_write(self, entries: list[_Entry], *, force: bool = False) -> None:
+    def _guarded_write(
+        self, entries: list[_Entry], journal: tuple[Path, int] | None, *, force: bool = False
+    ) -> None:
         try:
-            self._write(entries, force=force)
-        except Exception:  # the writer must outlive any bug in one batch; the rows are on disk if possible
+            written = self._write(entries, force=force)
+        except Exception:  # the writer must outlive any bug in one batch; its rows stay in the journal
             log.exception("The prediction log writer failed on a batch of %d requests.", len(entries))
+            written = False
+        if journal is not None:
+            self._seal(journal, spilled=0 if written else len(self._rows(entries)), delete=written)
 
-    def _write(self, entries: list[_Entry], *, force: bool = False) -> None:
+    def _write(self, entries: list[_Entry], *, force: bool = False) -> bool:
+        """Write the batch to the table (replaying spill files first); False when the warehouse is down."""
         rows = self._rows(entries)
         with self._lock:
             wh = self._connection(force=force)
@@ -309,9 +338,8 @@ class PredictionLog:
                     self._last_error = replay_error
                     if not self._hold:
                         self._disconnect(None)
-                    return
-        if rows:
-            self._spill(rows)
+                    return True
+        return not rows
 
     def _replay_guarded(self, wh: Warehouse) -> str | None:
         """Replay spill files; a failure of the data (not of the connection) is returned, not raised."""
@@ -370,14 +398,22 @@ class PredictionLog:
     # -- rows ---------------------------------------------------------------------------------------------
     @staticmethod
     def _rows(entries: Sequence[_Entry]) -> list[tuple[Any, ...]]:
-        """One row per record and its prediction, or one row for the whole request if they do not pair."""
+        """One row per record and its prediction, or one row for the whole request if they do not pair.
+
+        Outputs with several rows per record (a forecast: ``h`` rows per ``unique_id``) pair with their
+        record through the columns both share; each record's row then holds the list of its outputs.
+        """
         rows = []
         dumps = json.dumps
         for e in entries:
             head = (e.model_name, e.model_version, e.model_alias, e.logged_at_us)
             preds = e.predictions
             if isinstance(preds, list) and len(preds) == len(e.records):
-                for i, (record, pred) in enumerate(zip(e.records, preds)):
+                pairs = zip(e.records, preds)
+            else:
+                pairs = _pairs_by_key(e.records, preds)
+            if pairs is not None:
+                for i, (record, pred) in enumerate(pairs):
                     rows.append(
                         (e.request_id, i, *head, dumps(record, default=str), dumps(pred, default=str))
                     )
@@ -428,7 +464,45 @@ class PredictionLog:
 
     # -- spill files --------------------------------------------------------------------------------------
     def _has_spill(self) -> bool:
-        return self.spill_dir.is_dir() and any(self.spill_dir.glob(SPILL_GLOB))
+        if not self.spill_dir.is_dir():
+            return False
+        if any(self.spill_dir.glob(SPILL_GLOB)):
+            return True
+        # The journal of a process that died (ours are skipped; a live one's is locked and waits).
+        return any(p.name not in self._own_journals for p in self.spill_dir.glob(JOURNAL_GLOB))
+
+    def _open_journal(self) -> tuple[Path, int]:
+        """A new journal file, locked for as long as this process may still write or delete it."""
+        import fcntl
+
+        self.spill_dir.mkdir(parents=True, exist_ok=True)
+        path = self.spill_dir / f"journal-{os.getpid()}-{uuid.uuid4().hex[:12]}.jsonl"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        fcntl.flock(fd, fcntl.LOCK_EX)  # replayers skip it while we live; the kernel drops it if we die
+        self._own_journals.add(path.name)
+        return path, fd
+
+    def _seal(self, journal: tuple[Path, int], *, spilled: int, delete: bool = False) -> None:
+        """Done with a journal: delete it (its rows are in the table) or keep it as a spill file."""
+        path, fd = journal
+        try:
+            if delete or os.fstat(fd).st_size == 0:
+                os.unlink(path)
+            else:
+                os.fsync(fd)  # from now on it is the only copy of its rows: make it survive a power cut
+                spill = path.with_name("spill-" + path.name.removeprefix("journal-"))
+                os.rename(path, spill)
+                self._spilled += spilled
+                log.warning(
+                    "Prediction log: spilled %d rows to %s (the warehouse is unavailable: %s).",
+                    spilled,
+                    spill,
+                    self._last_error,
+                    extra={"event": "spill", "rows": spilled, "file": str(spill)},
+                )
+        finally:
+            os.close(fd)  # releases the lock: the file may be replayed now
+            self._own_journals.discard(path.name)
 
     def _spill(self, rows: list[tuple[Any, ...]]) -> None:
         """Append rows to this process's spill file, under an exclusive lock, and fsync."""
@@ -446,9 +520,7 @@ class PredictionLog:
                 except FileNotFoundError:
                     current = False
                 if current:
-                    view = memoryview(data)
-                    while view:
-                        view = view[os.write(fd, view) :]
+                    _write_all(fd, data)
                     os.fsync(fd)
                     self._spilled += len(rows)
                     return
@@ -459,7 +531,8 @@ class PredictionLog:
         """Move every spill file in the folder into the table; files another process is writing wait."""
         import fcntl
 
-        for path in sorted(self.spill_dir.glob(SPILL_GLOB)):
+        journals = [p for p in self.spill_dir.glob(JOURNAL_GLOB) if p.name not in self._own_journals]
+        for path in sorted([*self.spill_dir.glob(SPILL_GLOB), *journals]):
             try:
                 fd = os.open(path, os.O_RDONLY)
             except FileNotFoundError:
@@ -477,7 +550,10 @@ class PredictionLog:
                 for line in lines:
                     try:
                         item = json.loads(line)
-                        rows.append(tuple(item[c] for c in COLUMNS))
+                        if "records" in item:  # a journal line: one request
+                            rows.extend(self._rows([_Entry(**item)]))
+                        else:  # a row spilled after shutdown, or by an earlier version
+                            rows.append(tuple(item[c] for c in COLUMNS))
                     except (ValueError, KeyError, TypeError):
                         bad.append(line)
                 if rows:
@@ -491,7 +567,12 @@ class PredictionLog:
                 os.unlink(path)
                 self._replayed += len(rows)
                 if rows:
-                    log.info("Prediction log: replayed %d spilled rows from %s.", len(rows), path.name)
+                    log.info(
+                        "Prediction log: replayed %d spilled rows from %s.",
+                        len(rows),
+                        path.name,
+                        extra={"event": "replay", "rows": len(rows), "file": path.name},
+                    )
             finally:
                 os.close(fd)
 
@@ -501,3 +582,34 @@ class PredictionLog:
             while True:
                 entries.append(self._pending.popleft())
         return entries
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _pairs_by_key(records: Sequence[Any], predictions: Any) -> list[tuple[Any, list[Any]]] | None:
+    """Each record with the output rows that share its values in the columns both have, or None.
+
+    None when the outputs are no list of objects, share no column with the records, or some record has
+    no output row: then they do not pair, and the request is logged whole.
+    """
+    if not (isinstance(predictions, list) and predictions and records):
+        return None
+    if not all(isinstance(p, dict) for p in predictions) or not all(isinstance(r, dict) for r in records):
+        return None
+    keys = [k for k in records[0] if k in predictions[0]]
+    if not keys:
+        return None
+    by_key: dict[str, list[Any]] = {}
+    for pred in predictions:
+        by_key.setdefault(json.dumps([pred.get(k) for k in keys], default=str), []).append(pred)
+    pairs = []
+    for record in records:
+        matched = by_key.get(json.dumps([record.get(k) for k in keys], default=str))
+        if matched is None:
+            return None
+        pairs.append((record, matched))
+    return pairs

@@ -18,7 +18,7 @@ from typing import Any
 from stackml.config import Settings
 from stackml.errors import RegistryError
 from stackml.serving.jsonable import to_jsonable
-from stackml.serving.options import DEFAULT_ALIAS, ModelSpec
+from stackml.serving.options import DEFAULT_ALIAS, ModelSpec, servable_name
 from stackml.serving.validation import Column, columns_from_signature, validate_records
 
 __all__ = ["ServedModel", "ModelCache", "ReloadResult", "champion_models"]
@@ -110,9 +110,14 @@ def champion_models(settings: Settings | None = None) -> list[ModelSpec]:
 class ModelCache:
     """The models a service serves, kept current with their aliases.
 
+    A model that cannot be served (its alias is gone, its version does not load) is listed in
+    ``unavailable`` with the reason, and each refresh tries it again.
+
     Args:
         specs: the models to serve.
         settings: where the registry is.
+        strict: :meth:`load` fails when any model cannot be loaded (models named on the command line);
+            otherwise it serves the others and reports the broken ones (every champion, by default).
 
     Example:
         >>> cache = ModelCache([ModelSpec("demand")], settings)  # doctest: +SKIP
@@ -120,14 +125,23 @@ class ModelCache:
         3
     """
 
-    def __init__(self, specs: Sequence[ModelSpec], settings: Settings | None = None) -> None:
+    def __init__(
+        self, specs: Sequence[ModelSpec], settings: Settings | None = None, *, strict: bool = True
+    ) -> None:
         from stackml.tracking import configure
 
-        self.specs = {s.name: s for s in specs}
+        self.specs = {s.name: s for s in specs if servable_name(s.name)}
         self.settings = settings
+        self.strict = strict
         self._client = configure(settings)
         self._models: dict[str, ServedModel] = {}
         self._locks = {name: threading.Lock() for name in self.specs}
+        self.unavailable: dict[str, str] = {
+            s.name: f"the name {s.name!r} cannot be served (it travels in URL paths: letters, digits, "
+            "'_', '.', '-'); register the model under such a name."
+            for s in specs
+            if not servable_name(s.name)
+        }
         self.last_errors: dict[str, str] = {}
         self.reloads: dict[str, int] = dict.fromkeys(self.specs, 0)
         self._stop = threading.Event()
@@ -138,44 +152,77 @@ class ModelCache:
         return sorted(self.specs)
 
     def get(self, name: str) -> ServedModel | None:
-        """The version of ``name`` being served now (None for a model this service does not serve)."""
+        """The version of ``name`` being served now (None for a model this service does not serve now)."""
         return self._models.get(name)
 
     def models(self) -> list[ServedModel]:
         return [self._models[n] for n in self.names if n in self._models]
 
     def load(self) -> None:
-        """Load every model; raises one error naming every model that could not be loaded."""
-        problems = []
+        """Load every model.
+
+        Raises:
+            RegistryError: naming every model that could not be loaded (strict), or when none could be.
+        """
+        for name in self.unavailable:
+            log.error("Not serving %r: %s", name, self.unavailable[name])
         for spec in self.specs.values():
             try:
                 self._models[spec.name] = self._load(spec, self._resolve(spec))
-            except RegistryError as exc:
-                problems.append(exc.message)
-        if problems:
+            except Exception as exc:  # a broken model must not stop the others (and is reported)
+                self.unavailable[spec.name] = _reason(exc)
+                log.error("Not serving %s: %s", spec, self.unavailable[spec.name])
+        if self.unavailable and (self.strict or not self._models):
             raise RegistryError(
-                "Cannot serve: " + " ".join(problems),
+                "Cannot serve: " + " ".join(self.unavailable.values()),
                 hint="Run `stackml models` to see registered models and their aliases.",
             )
 
     def reload(self, name: str) -> ReloadResult:
         """Re-resolve the alias of ``name`` and swap in the version it points to, if it moved.
 
+        A deleted alias (or model) stops the model being served until the alias is set again.
+
         Raises:
-            RegistryError: the alias no longer resolves or the new version cannot be loaded; the
-                current version keeps being served.
+            RegistryError: the alias no longer resolves, or the new version cannot be loaded (then the
+                current version keeps being served).
         """
         spec = self.specs[name]
         with self._locks[name]:
-            current = self._models[name]
-            version = self._resolve(spec)
-            if version == current.version:
+            current = self._models.get(name)
+            try:
+                version = self._resolve(spec)
+            except RegistryError as exc:
+                if self._models.pop(name, None) is not None:
+                    log.warning("Stopped serving %s v%d: %s", spec, current.version, exc.message)
+                self.unavailable[name] = exc.message
+                raise
+            if current is not None and version == current.version:
                 return ReloadResult(name, spec.alias, current.version, version)
-            fresh = self._load(spec, version)
+            try:
+                fresh = self._load(spec, version)
+            except Exception as exc:
+                if current is None:
+                    self.unavailable[name] = _reason(exc)
+                raise
             self._models[name] = fresh  # one reference assignment: requests see the old or the new model
+            self.unavailable.pop(name, None)
             self.reloads[name] += 1
-        log.info("Serving %s@%s v%d (was v%d).", name, spec.alias, version, current.version)
-        return ReloadResult(name, spec.alias, current.version, version)
+        previous = current.version if current is not None else 0
+        log.info(
+            "Serving %s v%d (was %s).",
+            spec,
+            version,
+            f"v{previous}" if current is not None else "not served",
+            extra={
+                "event": "swap",
+                "model": name,
+                "alias": spec.alias,
+                "version": version,
+                "previous": previous,
+            },
+        )
+        return ReloadResult(name, spec.alias, previous, version)
 
     def refresh(self) -> list[ReloadResult]:
         """Re-resolve every alias; failures are kept in ``last_errors`` and logged, never raised."""
@@ -185,8 +232,8 @@ class ModelCache:
                 results.append(self.reload(name))
                 self.last_errors.pop(name, None)
             except Exception as exc:  # a background refresh must survive a registry outage or a bad version
-                self.last_errors[name] = f"{type(exc).__name__}: {exc}"
-                log.warning("Could not re-resolve %s: %s", self.specs[name], exc)
+                self.last_errors[name] = _reason(exc)
+                log.warning("Could not re-resolve %s: %s", self.specs[name], self.last_errors[name])
         return results
 
     def start(self, interval_s: float) -> None:
@@ -234,7 +281,14 @@ class ModelCache:
         """Load one version completely and check it predicts on its input example before it is served."""
         from stackml.tracking import load_model
 
-        model = load_model(f"models:/{spec.name}/{version}", settings=self.settings)
+        try:
+            model = load_model(f"models:/{spec.name}/{version}", settings=self.settings)
+        # Deleted artifacts, a missing dependency, a corrupt pickle: any of them, named with the version.
+        except Exception as exc:
+            raise RegistryError(
+                f"'{spec}' v{version} cannot be loaded ({_reason(exc)}).",
+                hint="Register a working version and move the alias to it.",
+            ) from exc
         meta = model.metadata
         inputs, outputs = meta.get_input_schema(), meta.get_output_schema()
         columns = columns_from_signature(inputs)
@@ -271,6 +325,12 @@ class ModelCache:
             direct=direct,
             loaded_at=time.time(),
         )
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, RegistryError):
+        return exc.message
+    return f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
 
 
 def _example_frame(model: Any) -> Any:

@@ -13,7 +13,9 @@ __all__ = [
     "ModelInfo",
     "ModelList",
     "ReloadResponse",
-    "HealthResponse",
+    "LiveResponse",
+    "ReadyResponse",
+    "ServedVersion",
     "ProbeResult",
     "LogState",
     "ProblemItem",
@@ -65,7 +67,9 @@ class ModelInfo(BaseModel):
         description="MLflow signature inputs: [{name, type, required}]; null for models without one."
     )
     output_schema: list[dict[str, Any]] | None
-    example: list[dict[str, Any]] | None = Field(description="A few records from the model's input example.")
+    example: list[dict[str, Any]] | None = Field(
+        description="A few records from the model's input example; null unless the service publishes them."
+    )
     loaded_at: float = Field(description="When this version was loaded, in seconds since the epoch.")
     last_refresh_error: str | None = Field(
         description="Why the last re-resolution of the alias failed (the loaded version keeps serving)."
@@ -81,7 +85,7 @@ class ReloadResponse(BaseModel):
 
     name: str
     alias: str
-    previous_version: int
+    previous_version: int = Field(description="The version served before; 0 when the model was not served.")
     version: int
     changed: bool
 
@@ -102,14 +106,34 @@ class LogState(BaseModel):
     spill_bytes: int
 
 
-class HealthResponse(BaseModel):
-    """``ok`` when the registry and the warehouse both answered; ``degraded`` when one did not (predictions
-    are still served, and logged to the spill file while the warehouse is down)."""
+class LiveResponse(BaseModel):
+    """The process is up and answering; says nothing else (``GET /health`` is open to anyone)."""
 
-    status: Literal["ok", "degraded"]
+    status: Literal["ok"]
+
+
+class ServedVersion(BaseModel):
+    alias: str
+    version: int
+
+
+class ReadyResponse(BaseModel):
+    """``ok``: the registry and the warehouse answered and every configured model is served.
+    ``degraded``: something is wrong, but predictions are served (and logged to the spill file while the
+    warehouse is down). ``draining`` (HTTP 503): the service is shutting down. ``unavailable`` (HTTP 503):
+    no model can be served."""
+
+    status: Literal["ok", "degraded", "draining", "unavailable"]
     registry: ProbeResult
     warehouse: ProbeResult
-    models: dict[str, int] = Field(description="Served model name -> version.")
+    probed_seconds_ago: float = Field(
+        description="Age of the probe results (probes run at most once a period)."
+    )
+    models: dict[str, ServedVersion] = Field(description="Served model name -> alias and version.")
+    unavailable: dict[str, str] = Field(description="Configured models not served now, and why.")
+    refresh_errors: dict[str, str] = Field(
+        description="Models whose alias could not be followed (the loaded version keeps serving), and why."
+    )
     prediction_log: LogState
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import math
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,6 +22,9 @@ __all__ = ["Column", "Problem", "Validated", "columns_from_signature", "validate
 
 _INT32 = (-(2**31), 2**31 - 1)
 _INT64 = (-(2**63), 2**63 - 1)
+# Largest magnitudes a float32 and a float64 column hold; beyond them a value would become infinite.
+_FLOAT32_MAX = 3.4028234663852886e38
+_FLOAT64_MAX = sys.float_info.max
 _SHOWN_CHARS = 40
 _TIMESTAMP_YEARS = (1678, 2261)
 
@@ -118,8 +122,31 @@ def _is_base64(value: Any) -> bool:
     return True
 
 
-def _number(value: Any) -> bool:
-    return type(value) in (int, float)
+def _finite_within(limit: float) -> Callable[[Any], bool]:
+    """A check for a finite JSON number the column's float type holds (JSON parsers read 1e400 as inf)."""
+
+    def check(value: Any) -> bool:
+        kind = type(value)
+        if kind is float:
+            return math.isfinite(value) and abs(value) <= limit
+        # An int too large for the column would overflow (10**400 cannot even become a float64).
+        return kind is int and -limit <= value <= limit
+
+    return check
+
+
+def non_finite(value: Any) -> bool:
+    """Whether a parsed JSON value holds NaN, an infinity or an integer no float can hold, at any depth."""
+    kind = type(value)
+    if kind is float:
+        return not math.isfinite(value)
+    if kind is int:
+        return not -_FLOAT64_MAX <= value <= _FLOAT64_MAX
+    if kind is list:
+        return any(non_finite(v) for v in value)
+    if kind is dict:
+        return any(non_finite(v) for v in value.values())
+    return False
 
 
 # type name -> (check, what a client must send); bool is excluded from numbers on purpose.
@@ -127,18 +154,26 @@ _CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "boolean": (lambda v: type(v) is bool, "a JSON boolean"),
     "integer": (lambda v: type(v) is int and _INT32[0] <= v <= _INT32[1], "a JSON integer within 32 bits"),
     "long": (lambda v: type(v) is int and _INT64[0] <= v <= _INT64[1], "a JSON integer within 64 bits"),
-    "float": (_number, "a JSON number"),
-    "double": (_number, "a JSON number"),
+    "float": (_finite_within(_FLOAT32_MAX), "a finite JSON number within the float32 range"),
+    "double": (_finite_within(_FLOAT64_MAX), "a finite JSON number"),
     "string": (lambda v: type(v) is str, "a JSON string"),
     "binary": (_is_base64, "a base64-encoded JSON string"),
     "datetime": (_is_datetime, "an ISO 8601 date-time string"),
-    "array": (lambda v: type(v) is list, "a JSON array"),
-    "object": (lambda v: type(v) is dict, "a JSON object"),
-    "map": (lambda v: type(v) is dict, "a JSON object"),
+    "array": (lambda v: type(v) is list and not non_finite(v), "a JSON array of finite numbers"),
+    "object": (lambda v: type(v) is dict and not non_finite(v), "a JSON object of finite numbers"),
+    "map": (lambda v: type(v) is dict and not non_finite(v), "a JSON object of finite numbers"),
 }
+_ANY = (lambda v: not non_finite(v), "a JSON value without NaN or infinite numbers")
+
+
+def _clip(name: str) -> str:
+    return name if len(name) <= _SHOWN_CHARS else name[: _SHOWN_CHARS - 3] + "..."
 
 
 def _shown(value: Any) -> str:
+    if type(value) is float and not math.isfinite(value):
+        # As the client wrote it: Python's json reads NaN, Infinity, -Infinity and 1e400 alike.
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
     text = repr(value)
     return text if len(text) <= _SHOWN_CHARS else text[: _SHOWN_CHARS - 3] + "..."
 
@@ -172,7 +207,7 @@ def validate_records(records: Sequence[Any], columns: Sequence[Column] | None) -
     Example:
         >>> frame, problems, exact = validate_records([{"x": "a"}], [Column("x", "double")])
         >>> problems[0].message
-        "record 0: column 'x' must be a JSON number (double); got string 'a'."
+        "record 0: column 'x' must be a finite JSON number (double); got string 'a'."
     """
     import pandas as pd
 
@@ -187,11 +222,25 @@ def validate_records(records: Sequence[Any], columns: Sequence[Column] | None) -
     if problems:
         return Validated(None, problems, False)
     if columns is None:
+        for i, record in enumerate(records):
+            for key, value in record.items():
+                if non_finite(value):
+                    problems.append(
+                        Problem(
+                            i,
+                            _clip(key),
+                            "wrong_type",
+                            f"record {i}: column '{_clip(key)}' must hold finite numbers only; "
+                            f"got {json_type(value)} {_shown(value)}.",
+                        )
+                    )
+        if problems:
+            return Validated(None, problems, False)
         return Validated(pd.DataFrame.from_records(list(records)), [], False)
 
     known = {c.name for c in columns}
     names = ", ".join(c.name for c in columns)
-    checks = [(c, *_CHECKS.get(c.type, (lambda v: True, "any JSON value"))) for c in columns]
+    checks = [(c, *_CHECKS.get(c.type, _ANY)) for c in columns]
     for i, record in enumerate(records):
         for column, check, expected in checks:
             value = record.get(column.name, _MISSING)
@@ -222,12 +271,13 @@ def validate_records(records: Sequence[Any], columns: Sequence[Column] | None) -
         if len(record) > len(known) or any(key not in known for key in record):
             for key in record:
                 if key not in known:
+                    # A key may be megabytes long: the reply shows its start only.
                     problems.append(
                         Problem(
                             i,
-                            key,
+                            _clip(key),
                             "unknown_column",
-                            f"record {i}: unknown column '{key}'; the model takes: {names}.",
+                            f"record {i}: unknown column '{_clip(key)}'; the model takes: {names}.",
                         )
                     )
     if problems:

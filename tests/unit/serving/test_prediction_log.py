@@ -187,3 +187,60 @@ def test_a_spill_file_that_cannot_be_replayed_does_not_hold_up_new_rows(paths):
     finally:
         plog.close()
     assert len(rows(url)) == 4
+
+
+def test_forecast_outputs_are_logged_one_row_per_record(paths):
+    url, _, spill = paths
+    plog = PredictionLog(url, spill, flush_interval_s=60)
+    plog.start()
+    records = [{"unique_id": "a", "h": 2}, {"unique_id": "b", "h": 2}]
+    forecast = [
+        {"unique_id": uid, "ds": f"2024-01-0{d}", "yhat": float(d)} for uid in ("b", "a") for d in (1, 2)
+    ]
+    plog.submit("f1", "demand", 1, "champion", records, forecast)
+    plog.submit("f2", "demand", 1, "champion", [{"unique_id": "z"}], forecast)  # no output row for z
+    assert plog.flush()
+    plog.close()
+
+    got = rows(url)
+    assert [(r["request_id"], r["row_index"]) for r in got] == [("f1", 0), ("f1", 1), ("f2", -1)]
+    assert json.loads(got[0]["inputs"]) == {"unique_id": "a", "h": 2}
+    assert json.loads(got[0]["outputs"]) == [r for r in forecast if r["unique_id"] == "a"]
+    assert json.loads(got[1]["outputs"]) == [r for r in forecast if r["unique_id"] == "b"]
+
+
+KILLED_WRITER = """
+import sys, time
+from pathlib import Path
+from stackml.serving.prediction_log import PredictionLog
+plog = PredictionLog(sys.argv[1], Path(sys.argv[2]), flush_interval_s=3600, batch_size=10**6)
+plog.start()
+for i in range(50):
+    plog.submit(f"k{i}", "demand", 1, "champion", [{"x": float(i)}], [float(i)])
+print("answered", flush=True)
+time.sleep(600)
+"""
+
+
+def test_entries_submitted_before_a_sigkill_are_replayed_by_the_next_process(paths):
+    import signal
+    import subprocess
+    import sys
+
+    url, _, spill = paths
+    proc = subprocess.Popen(
+        [sys.executable, "-c", KILLED_WRITER, url, str(spill)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout.readline().strip() == "answered"
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+    assert rows(url) == []  # nothing reached the table: the writer waited for a batch that never came
+
+    after = PredictionLog(url, spill, flush_interval_s=60)
+    after.start()
+    assert after.flush()
+    after.close()
+    assert sorted(r["request_id"] for r in rows(url)) == sorted(f"k{i}" for i in range(50))
+    assert after.stats().replayed_rows == 50 and list(spill.iterdir()) == []

@@ -80,7 +80,11 @@ def test_every_problem_is_listed_with_record_and_column():
 @pytest.mark.parametrize(
     ("column", "value", "message"),
     [
-        (Column("x", "double"), "a", "record 0: column 'x' must be a JSON number (double); got string 'a'."),
+        (
+            Column("x", "double"),
+            "a",
+            "record 0: column 'x' must be a finite JSON number (double); got string 'a'.",
+        ),
         (
             Column("n", "long"),
             1.5,
@@ -147,3 +151,42 @@ def test_datetimes_with_offsets_become_utc_and_binary_is_decoded():
     assert str(frame["t"].dt.tz) == "UTC"
     assert frame["t"].iloc[0] == pd.Timestamp("2023-12-31 22:00", tz="UTC")
     assert frame["b"].iloc[0] == b"\x00\x01"
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        (float("nan"), "NaN"),
+        (float("inf"), "Infinity"),
+        (float("-inf"), "-Infinity"),
+        (10**400, "1000000000000000000000000000000000000..."),
+    ],
+)
+def test_non_finite_numbers_are_named_for_double_and_float_columns(value, shown):
+    for column in (Column("x", "double"), Column("x", "float")):
+        frame, problems, _ = validate_records([{"x": value}], [column])
+        assert frame is None
+        assert [(p.record, p.column, p.kind) for p in problems] == [(0, "x", "wrong_type")]
+        expected = "a finite JSON number" + (" within the float32 range" if column.type == "float" else "")
+        kind = "number" if isinstance(value, float) else "integer"
+        assert problems[0].message == (
+            f"record 0: column 'x' must be {expected} ({column.type}); got {kind} {shown}."
+        )
+
+
+def test_a_double_beyond_float32_is_refused_for_a_float_column_only():
+    _, float_problems, _ = validate_records([{"x": 1e39}], [Column("x", "float")])
+    _, double_problems, _ = validate_records([{"x": 1e39}], [Column("x", "double")])
+    assert [p.column for p in float_problems] == ["x"] and double_problems == []
+
+
+def test_non_finite_numbers_inside_nested_values_and_without_a_signature():
+    _, nested, _ = validate_records([{"v": [1.0, float("nan")]}], [Column("v", "array")])
+    assert [(p.column, p.kind) for p in nested] == [("v", "wrong_type")]
+    frame, free, _ = validate_records([{"a": 1.0, "b": {"c": float("inf")}}], None)
+    assert frame is None and [(p.record, p.column) for p in free] == [(0, "b")]
+
+
+def test_a_huge_unknown_key_is_shown_shortened():
+    _, problems, _ = validate_records([{"x": 1.0, "k" * 10_000: 1}], [Column("x", "double")])
+    assert problems[0].column == "k" * 37 + "..." and len(problems[0].message) < 200

@@ -1,14 +1,12 @@
-"""The service's own routes: ``GET /health`` (open to load balancers) and ``GET /metrics`` (Prometheus)."""
+"""The service's own routes: ``GET /health`` (liveness, open), ``GET /ready`` and ``GET /metrics``."""
 
-from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
-from typing import Any
+import time
 
 from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse, Response
 
 from stackml.serving.metrics import CONTENT_TYPE
-from stackml.serving.schemas import HealthResponse, LogState, ProbeResult
+from stackml.serving.schemas import LiveResponse, LogState, ProbeResult, ReadyResponse, ServedVersion
 
 __all__ = ["public", "router"]
 
@@ -17,20 +15,39 @@ public = APIRouter(tags=["service"])
 router = APIRouter(tags=["service"])
 """Routes that create_app puts behind the bearer token, like the API."""
 
+_LIVE = b'{"status":"ok"}'
 
-@public.get("/health", response_model=HealthResponse)
-def health(request: Request) -> Response:
-    """Probe the registry and the warehouse for real; ``degraded`` when either does not answer."""
+
+@public.get("/health", response_model=LiveResponse)
+async def health() -> Response:  # async and constant: a flood of liveness checks costs next to nothing
+    """Liveness: the process answers. No detail; see ``GET /ready`` for the state of the service."""
+    return Response(_LIVE, media_type="application/json")
+
+
+@router.get("/ready", response_model=ReadyResponse, responses={503: {"model": ReadyResponse}})
+def ready(request: Request) -> Response:
+    """Readiness and detail: probes of the registry and the warehouse (cached), models, prediction log."""
     state = request.app.state
-    cache, plog, timeout = state.cache, state.prediction_log, state.options.probe_timeout_s
-    registry = _probe(state.probes, cache.probe, timeout)
-    warehouse = _probe(state.probes, lambda: plog.probe(timeout), timeout)
-    stats = plog.stats()
-    body = HealthResponse(
-        status="ok" if registry.ok and warehouse.ok else "degraded",
-        registry=registry,
-        warehouse=warehouse,
-        models={m.name: m.version for m in cache.models()},
+    cache, stats = state.cache, state.prediction_log.stats()
+    probes = state.readiness.results()
+    registry, warehouse = probes["registry"], probes["warehouse"]
+    models = {m.name: ServedVersion(alias=m.alias, version=m.version) for m in cache.models()}
+    if state.draining.is_set():
+        status = "draining"
+    elif not models:
+        status = "unavailable"
+    elif registry.ok and warehouse.ok and not cache.unavailable and not cache.last_errors:
+        status = "ok"
+    else:
+        status = "degraded"
+    body = ReadyResponse(
+        status=status,
+        registry=ProbeResult(ok=registry.ok, detail=registry.detail),
+        warehouse=ProbeResult(ok=warehouse.ok, detail=warehouse.detail),
+        probed_seconds_ago=round(time.monotonic() - min(registry.at, warehouse.at), 3),
+        models=models,
+        unavailable=dict(cache.unavailable),
+        refresh_errors=dict(cache.last_errors),
         prediction_log=LogState(
             queued_requests=stats.queued,
             written_rows=stats.written_rows,
@@ -40,7 +57,8 @@ def health(request: Request) -> Response:
             spill_bytes=stats.spill_bytes,
         ),
     )
-    return Response(body.model_dump_json(), media_type="application/json")
+    code = 503 if status in ("draining", "unavailable") else 200
+    return Response(body.model_dump_json(), status_code=code, media_type="application/json")
 
 
 @router.get(
@@ -56,13 +74,3 @@ def health(request: Request) -> Response:
 def prometheus(request: Request) -> Response:
     """Requests, latency histogram and errors per model, plus model versions and prediction-log state."""
     return Response(request.app.state.metrics.render(), media_type=CONTENT_TYPE)
-
-
-def _probe(pool: ThreadPoolExecutor, check: Any, timeout: float) -> ProbeResult:
-    try:
-        ok, detail = pool.submit(check).result(timeout=timeout)
-    except FutureTimeout:
-        return ProbeResult(ok=False, detail=f"no answer within {timeout:g} s")
-    except Exception as exc:  # the probe exists to turn any failure into a report
-        return ProbeResult(ok=False, detail=f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}")
-    return ProbeResult(ok=ok, detail=detail)

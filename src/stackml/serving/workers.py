@@ -1,0 +1,71 @@
+"""Several uvicorn worker processes: each builds its own app from the settings the parent hands down.
+
+Uvicorn starts workers with ``spawn``, so each is a fresh interpreter that imports
+:func:`app_from_environment` and calls it; the parent passes the command's choices in one environment
+variable. Each worker loads the models, re-resolves aliases and writes its own prediction-log journal;
+with DuckDB, whichever worker holds the database file replays the spill files of the others.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from stackml.serving.options import ModelSpec, ServingOptions
+
+__all__ = ["WORKER_CONFIG_ENV", "worker_config", "app_from_environment", "default_workers"]
+
+WORKER_CONFIG_ENV = "STACKML_SERVE_WORKER_CONFIG"
+
+
+def default_workers() -> int:
+    """The cores this process may run on (its CPU affinity), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # no sched_getaffinity (macOS)
+        return max(1, os.cpu_count() or 1)
+
+
+def worker_config(
+    models: Sequence[ModelSpec] | None,
+    reload_interval_s: float,
+    warehouse: str | None,
+    options: ServingOptions,
+) -> str:
+    """The JSON the parent puts in :data:`WORKER_CONFIG_ENV` for its workers."""
+    fields = {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(options).items()}
+    return json.dumps(
+        {
+            "models": [str(m) for m in models] if models is not None else None,
+            "reload_interval_s": reload_interval_s,
+            "warehouse": warehouse,
+            "options": fields,
+        }
+    )
+
+
+def app_from_environment() -> Any:
+    """The app of one worker (uvicorn's ``factory``), built from :data:`WORKER_CONFIG_ENV`."""
+    import logging
+
+    from stackml.config import get_settings
+    from stackml.serving.app import create_app
+
+    config = json.loads(os.environ[WORKER_CONFIG_ENV])
+    options = dict(config["options"])
+    if options.get("spill_dir"):
+        options["spill_dir"] = Path(options["spill_dir"])
+    settings = get_settings(warehouse_url=config["warehouse"])
+    app = create_app(
+        settings,
+        models=config["models"],
+        reload_interval_s=config["reload_interval_s"],
+        options=ServingOptions(**options),
+    )
+    served = ", ".join(f"{m.name}@{m.alias} v{m.version}" for m in app.state.cache.models())
+    logging.getLogger(__name__).info("Worker %d serving %s.", os.getpid(), served, extra={"event": "worker"})
+    return app
