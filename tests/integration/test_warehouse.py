@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+from decimal import Decimal
 from pathlib import Path
 
 import pandas as pd
@@ -183,8 +184,27 @@ def test_unreachable_postgres_and_bad_url() -> None:
         match="Cannot connect to PostgreSQL at postgresql://postgres:\\*\\*\\*@127.0.0.1:1",
     ):
         connect("postgresql://postgres:secret@127.0.0.1:1/test")
-    with pytest.raises(ConfigError, match="Unsupported warehouse URL 'mysql://x'"):
+    with pytest.raises(ConfigError, match="Unsupported warehouse URL scheme 'mysql:' in 'mysql://x'"):
         connect("mysql://x")
+
+
+@pytest.mark.parametrize(
+    ("url", "match"),
+    [
+        ("mysql://user:secret@host/x.db", r"scheme 'mysql:' in 'mysql://user:\*\*\*@host/x.db'"),
+        ("sqlite:wh.duckdb", "scheme 'sqlite:'"),
+        ("file:///tmp/wh.duckdb", "scheme 'file:'"),
+        ("wh.sqlite", "Unsupported warehouse URL 'wh.sqlite'"),
+    ],
+)
+def test_unknown_schemes_are_refused_before_anything_is_created(
+    url: str, match: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match=match) as info:
+        connect(url)
+    assert "secret" not in str(info.value)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_default_warehouse_is_duckdb_in_home(isolated_home: Path) -> None:
@@ -225,3 +245,124 @@ def test_translated_sql_keeps_bound_parameters(warehouse_url: str) -> None:
         assert wh.query(sql, ["c"], dialect="duckdb")["s"].tolist() == ["a%b", "c"]
         named = "SELECT count(*) AS n FROM t WHERE s = :x OR strftime(d, '%Y') = :year"
         assert int(wh.query(named, {"x": "zz", "year": "2024"}, dialect="duckdb")["n"].iloc[0]) == 2
+
+
+# -- issue 18: exact streamed results, read-only, table name case, duplicate columns, reader errors ----------
+def test_stream_returns_exact_values_in_batches(warehouse_url: str) -> None:
+    if warehouse_url.startswith("duckdb"):
+        sql = (
+            "SELECT range AS i, range * 1e-12 AS tiny, INTERVAL 3 DAY AS span, "
+            "TIMESTAMP '2024-01-01 10:00:00.123456' AS ts, CAST(1.10 AS DECIMAL(10, 2)) AS price "
+            "FROM range(5)"
+        )
+    else:
+        sql = (
+            "SELECT i, i * 1e-12::float8 AS tiny, INTERVAL '3 days' AS span, "
+            "TIMESTAMP '2024-01-01 10:00:00.123456' AS ts, 1.10::numeric(10, 2) AS price "
+            "FROM generate_series(0, 4) AS i"
+        )
+    connect(warehouse_url).close()  # read-only opens only an existing DuckDB file
+    with connect(warehouse_url, read_only=True) as wh, wh.stream(sql, batch_rows=2) as rows:
+        assert rows.columns == ["i", "tiny", "span", "ts", "price"]
+        batches = list(rows)
+    assert [len(b) for b in batches] in ([2, 2, 1], [5])  # DuckDB may hand over more rows per batch
+    first = batches[0][1]
+    assert first[1] == 1e-12 and first[2] == "3 days" and first[3] == "2024-01-01T10:00:00.123456"
+    assert first[4] == Decimal("1.10")
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "DROP TABLE sales",
+        "INSERT INTO sales (id) VALUES (9)",
+        "SELECT 1; DELETE FROM sales",
+        "DELETE FROM sales",
+    ],
+)
+def test_read_only_warehouse_refuses_writes(warehouse_url: str, csv_file: Path, statement: str) -> None:
+    with connect(warehouse_url) as wh:
+        wh.ingest(csv_file, "sales")
+    with connect(warehouse_url, read_only=True) as wh:
+        with pytest.raises(InputError, match="--write|one at a time"):
+            with wh.stream(statement) as rows:
+                list(rows)
+        with pytest.raises(InputError):
+            wh.execute(statement)
+    with connect(warehouse_url) as wh:
+        assert wh.row_count("sales") == 3
+
+
+@pytest.mark.parametrize("sql", ["", "  ", "-- nothing", "/* nothing */"])
+def test_empty_queries_are_refused(warehouse_url: str, sql: str) -> None:
+    with connect(warehouse_url) as wh:
+        with pytest.raises(InputError, match="holds no SQL statement"):
+            with wh.stream(sql):
+                pass
+        if sql.strip():
+            return
+        with pytest.raises(InputError, match="holds no SQL statement"):
+            wh.query(sql)
+
+
+def test_table_names_are_folded_to_lowercase(warehouse_url: str, csv_file: Path) -> None:
+    with connect(warehouse_url) as wh:
+        assert wh.ingest(csv_file, "probe_Upper").table == "probe_upper"
+        assert wh.tables() == ["probe_upper"]
+        for name in ("probe_Upper", "PROBE_UPPER", "probe_upper"):
+            assert wh.has_table(name) and wh.row_count(name) == 3 and list(wh.schema(name))[0] == "id"
+        assert int(wh.query("SELECT count(*) AS n FROM probe_Upper")["n"].iloc[0]) == 3
+        with pytest.raises(TableExistsError):
+            wh.ingest(csv_file, "PROBE_upper")
+        assert wh.ingest(csv_file, "Probe_Upper", if_exists="append").rows == 3
+        wh.ingest(csv_file, "Analytics.Sales")
+        assert "analytics.sales" in wh.tables() and wh.row_count("ANALYTICS.sales") == 3
+
+
+def test_duplicate_column_names_are_refused(warehouse_url: str, tmp_path: Path) -> None:
+    csv = tmp_path / "dup.csv"
+    csv.write_text("x,X,y\n1,2,3\n")
+    frame = pd.DataFrame([[1, 2]], columns=["a", "a"])
+    parquet = tmp_path / "dup.parquet"
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table([[1], [2]], names=["k", "k"]), parquet)
+    with connect(warehouse_url) as wh:
+        with pytest.raises(
+            InputError, match=r"dup.csv': the header has columns named more than once .*\['x'\]"
+        ):
+            wh.ingest(csv, "t")
+        with pytest.raises(InputError, match=r"The DataFrame has columns named more than once .*\['a'\]"):
+            wh.ingest(frame, "t")
+        with pytest.raises(InputError, match=r"the Parquet file has columns named more than once .*\['k'\]"):
+            wh.ingest(parquet, "t")
+        assert wh.tables() == []
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "match"),
+    [
+        ("semi.csv", b"a;b\n1;2\n", r"its header 'a;b' is separated by semicolons, not commas"),
+        ("tabs.csv", b"a\tb\n1\t2\n", r"separated by tabs, not commas.*\.tsv"),
+        ("commas.tsv", b"a,b\n1,2\n", r"separated by commas, not tabs"),
+        ("latin.csv", b"a,b\n1,caf\xe9\n", r"line 2 is not UTF-8 text.*iconv"),
+        ("fake.parquet", b"a,b\n1,2\n", r"not a Parquet file .*PAR1.*name it \*\.csv"),
+        ("zeros.parquet", b"\x00" * 64, r"not a Parquet file(?!.*name it).*df\.to_parquet"),
+        ("fake.csv.gz", b"a,b\n1,2\n", r"name ends in \.gz but it is not gzip-compressed"),
+        ("fields.csv", b"a,b\n1,2\n3,4,5\n", r"line 3 has 3 fields but the header has 2"),
+    ],
+)
+def test_reader_errors_are_one_line_in_our_words(
+    warehouse_url: str, tmp_path: Path, name: str, content: bytes, match: str
+) -> None:
+    path = tmp_path / name
+    path.write_bytes(content)
+    with connect(warehouse_url) as wh:
+        with pytest.raises(InputError, match=match) as info:
+            wh.ingest(path, "bad")
+        text = str(info.value)
+        assert "\n" not in text and "Possible" not in text and "LINE 1" not in text and len(text) < 400
+        if name.endswith(".parquet"):
+            assert "comma-separated" not in text  # no CSV advice for a Parquet file
+        assert not wh.has_table("bad")

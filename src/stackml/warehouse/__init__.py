@@ -10,10 +10,11 @@ Example:
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 from stackml.errors import ConfigError
-from stackml.warehouse.base import IF_EXISTS_CHOICES, IngestResult, Warehouse
+from stackml.warehouse.base import IF_EXISTS_CHOICES, IngestResult, Rows, Warehouse, redact_url
 from stackml.warehouse.identifiers import quote_column, quote_table, validate_table_name
 from stackml.warehouse.sources import file_columns, read_file
 
@@ -24,6 +25,7 @@ __all__ = [
     "connect",
     "Warehouse",
     "IngestResult",
+    "Rows",
     "IF_EXISTS_CHOICES",
     "quote_table",
     "quote_column",
@@ -33,28 +35,45 @@ __all__ = [
 ]
 
 _DUCKDB_SUFFIXES = (".duckdb", ".db", ".ddb")
+_POSTGRES_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg")
+# A scheme is two or more characters before ':' (one letter is a Windows drive, as in C:\\data\\wh.duckdb).
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]+):")
+_URL_HINT = "Use duckdb:///path/to/file.duckdb (the default), a path ending in .duckdb, or postgresql://user@host:5432/dbname."
 
 
-def connect(url: str | None = None, *, settings: Settings | None = None) -> Warehouse:
+def connect(
+    url: str | None = None, *, settings: Settings | None = None, read_only: bool = False
+) -> Warehouse:
     """Open the warehouse at ``url`` (default: ``Settings.warehouse_url``, a DuckDB file in the stackml home).
 
     Accepted URLs: ``duckdb:///relative.duckdb``, ``duckdb:////absolute.duckdb``, ``duckdb:///:memory:``, a
-    plain path ending in ``.duckdb``, and ``postgresql://user[:password]@host[:port]/dbname``.
+    plain path ending in ``.duckdb``, ``.db`` or ``.ddb``, and ``postgresql://user[:password]@host[:port]/dbname``.
+    Any other scheme (``mysql://``, ``sqlite:``, ...) is refused, so a URL is never mistaken for a file name.
+
+    Args:
+        url: the warehouse URL.
+        settings: where the default URL comes from.
+        read_only: refuse every statement that would change the warehouse (DuckDB opens the file read-only
+            and must find it; PostgreSQL runs every statement in a read-only transaction).
     """
     if url is None:
         from stackml.config import get_settings
 
         url = (settings or get_settings()).warehouse_url
     assert url is not None
-    if url.startswith(("postgresql://", "postgres://", "postgresql+psycopg://")):
+    match = _SCHEME.match(url)
+    scheme = match.group(1).lower() if match else None
+    if scheme in _POSTGRES_SCHEMES and url[match.end() :].startswith("//"):  # type: ignore[union-attr]
         from stackml.warehouse.postgres_engine import PostgresWarehouse
 
-        return PostgresWarehouse(url.replace("postgresql+psycopg://", "postgresql://"))
-    if url.startswith("duckdb:") or url == ":memory:" or url.lower().endswith(_DUCKDB_SUFFIXES):
+        return PostgresWarehouse("postgresql:" + url[match.end() :], read_only=read_only)  # type: ignore[union-attr]
+    if scheme == "duckdb" or (
+        scheme is None and (url == ":memory:" or url.lower().endswith(_DUCKDB_SUFFIXES))
+    ):
         from stackml.warehouse.duckdb_engine import DuckDBWarehouse
 
-        return DuckDBWarehouse(url)
-    raise ConfigError(
-        f"Unsupported warehouse URL {url!r}.",
-        hint="Use duckdb:///path/to/file.duckdb (the default) or postgresql://user@host:5432/dbname.",
-    )
+        return DuckDBWarehouse(url, read_only=read_only)
+    shown = redact_url(url)
+    if scheme is not None:
+        raise ConfigError(f"Unsupported warehouse URL scheme '{scheme}:' in {shown!r}.", hint=_URL_HINT)
+    raise ConfigError(f"Unsupported warehouse URL {shown!r}.", hint=_URL_HINT)

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import abc
+import re
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from stackml.errors import InputError, TableExistsError, TableNotFoundError
-from stackml.warehouse.identifiers import validate_table_name
+from stackml.warehouse.identifiers import fold_table_name
 from stackml.warehouse.params import Params
 
 if TYPE_CHECKING:
@@ -18,6 +20,62 @@ if TYPE_CHECKING:
 IfExists = Literal["fail", "replace", "append"]
 IF_EXISTS_CHOICES = ("fail", "replace", "append")
 SOURCE_FORMATS = ("csv", "parquet")
+#: rows per batch when a result is streamed (:meth:`Warehouse.stream`)
+STREAM_BATCH_ROWS = 10_000
+READ_ONLY_HINT = "The warehouse was opened read-only; with `stackml sql`, pass --write to change it."
+
+
+def redact_url(url: str) -> str:
+    """``url`` without its password, safe to print."""
+    return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", url)
+
+
+def require_sql(sql: object) -> str:
+    """Return ``sql`` when it holds a statement, else raise: an empty query is a mistake, not a no-op."""
+    if not isinstance(sql, str) or not sql.strip():
+        raise empty_query_error(sql)
+    return sql
+
+
+def empty_query_error(sql: object) -> InputError:
+    """The error for a query without a statement (empty, blank or only comments)."""
+    return InputError(
+        f"The query holds no SQL statement (got {sql!r}).",
+        hint='Pass the SQL to run, e.g. stackml sql "SELECT * FROM sales LIMIT 5".',
+    )
+
+
+class Rows:
+    """A query's result, read in batches so memory stays flat whatever its size; use it as a context manager.
+
+    Attributes:
+        columns: the column names, in order (duplicates kept, as the query returned them).
+        types: the engine's type of each column, as text.
+
+    Iterating yields lists of row tuples. Values are exact: ``None``, ``bool``, ``int``, ``float``,
+    ``decimal.Decimal``, ``str``, ``bytes``, ``uuid.UUID``, lists and dicts; dates, times, timestamps and
+    intervals arrive as the engine's own text (ISO 8601 for timestamps, with a ``T``), which keeps every
+    digit and the values Python cannot hold (``infinity``, nanoseconds, months in an interval).
+    """
+
+    def __init__(
+        self,
+        columns: list[str],
+        types: list[str],
+        batches: Iterator[list[tuple[Any, ...]]],
+        close: Callable[[], None],
+    ) -> None:
+        self.columns, self.types = columns, types
+        self._batches, self._close = batches, close
+
+    def __iter__(self) -> Iterator[list[tuple[Any, ...]]]:
+        return self._batches
+
+    def __enter__(self) -> Rows:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._close()
 
 
 @dataclass(frozen=True)
@@ -35,11 +93,19 @@ class IngestResult:
 
 
 def source_format(source: object) -> str:
-    """Classify an ingest source as ``dataframe``, ``csv`` or ``parquet``, checking that files exist."""
+    """Classify an ingest source as ``dataframe``, ``csv`` or ``parquet``, checking that a file exists and
+    that its start is what its name says (see :func:`stackml.warehouse.files.inspect_file`)."""
     if not isinstance(source, (str, Path)):
         import pandas as pd  # only here: a file path is the common case and pandas costs ~0.5 s to import
 
         if isinstance(source, pd.DataFrame):
+            from stackml.warehouse.files import duplicated_names_problem
+
+            problem = duplicated_names_problem([str(c) for c in source.columns])
+            if problem:
+                raise InputError(
+                    f"The DataFrame has {problem}.", hint="Rename the columns so that each name is unique."
+                )
             return "dataframe"
         raise InputError(
             f"Cannot ingest an object of type {type(source).__name__}.",
@@ -55,10 +121,18 @@ def source_format(source: object) -> str:
     if path.stat().st_size == 0:
         raise InputError(f"'{source}' is empty (0 bytes).", hint="Pass a file with a header row and data.")
     suffixes = [s.lower() for s in path.suffixes]
-    if ".parquet" in suffixes or ".pq" in suffixes:
-        return "parquet"
-    if ".csv" in suffixes or ".tsv" in suffixes or ".txt" in suffixes:
-        return "csv"
+    fmt = (
+        "parquet"
+        if ".parquet" in suffixes or ".pq" in suffixes
+        else "csv"
+        if ".csv" in suffixes or ".tsv" in suffixes or ".txt" in suffixes
+        else None
+    )
+    if fmt is not None:
+        from stackml.warehouse.files import inspect_file
+
+        inspect_file(path, fmt)  # the header: compression, encoding, delimiter, unique column names
+        return fmt
     raise InputError(
         f"Cannot tell the format of '{source}' from its extension.",
         hint="Name the file *.csv (optionally .csv.gz) or *.parquet.",
@@ -74,8 +148,9 @@ class Warehouse(abc.ABC):
 
     dialect: str = ""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, read_only: bool = False) -> None:
         self.url = url
+        self.read_only = read_only
 
     # -- queries -------------------------------------------------------------------------------
     @abc.abstractmethod
@@ -91,6 +166,21 @@ class Warehouse(abc.ABC):
         """Run a statement that returns no rows, in its own transaction."""
 
     @abc.abstractmethod
+    def stream(self, sql: str, params: Params = None, *, batch_rows: int = STREAM_BATCH_ROWS) -> Rows:
+        """Run ``sql`` (one or more statements; the last one's rows are returned) and read the result in
+        batches of ``batch_rows`` rows.
+
+        On a read-only warehouse only queries run (``SELECT``, ``WITH``, ``VALUES``, ``SHOW``,
+        ``DESCRIBE``, ``EXPLAIN``); anything else raises :class:`~stackml.errors.InputError` before it runs.
+
+        Example:
+            >>> from stackml.warehouse import connect
+            >>> with connect("duckdb:///:memory:") as wh, wh.stream("SELECT 1e-12 AS x") as rows:
+            ...     rows.columns, [batch for batch in rows]
+            (['x'], [[(1e-12,)]])
+        """
+
+    @abc.abstractmethod
     def tables(self) -> list[str]:
         """Names of the user tables, sorted; tables outside the default schema are ``schema.table``."""
 
@@ -98,8 +188,14 @@ class Warehouse(abc.ABC):
     def schema(self, table: str) -> dict[str, str]:
         """Column name -> engine type of ``table``, in column order."""
 
+    #: whether two table names differing only in case are two tables (PostgreSQL, for quoted names)
+    case_sensitive_names: bool = False
+
     def has_table(self, table: str) -> bool:
-        return validate_table_name(table) in self.tables()
+        """Whether ``table`` exists; names are folded to lowercase, as SQL does (see
+        :func:`~stackml.warehouse.identifiers.fold_table_name`)."""
+        name, known = fold_table_name(table), self.tables()
+        return name in (known if self.case_sensitive_names else [t.lower() for t in known])
 
     def row_count(self, table: str) -> int:
         from stackml.warehouse.identifiers import quote_table
@@ -113,7 +209,8 @@ class Warehouse(abc.ABC):
 
         Args:
             source: path to ``.csv``/``.csv.gz``/``.parquet``, or a pandas DataFrame.
-            table: target table, validated (``name`` or ``schema.name``).
+            table: target table, validated (``name`` or ``schema.name``) and stored in lowercase, as SQL
+                folds names (``result.table`` says the stored name).
             if_exists: ``"fail"`` (default) refuses an existing table; ``"replace"`` swaps in the new data
                 atomically (a failed load leaves the old table untouched); ``"append"`` adds rows by column
                 name.
@@ -125,7 +222,7 @@ class Warehouse(abc.ABC):
             >>> wh.ingest(pd.DataFrame({"a": [1, 2]}), "t").rows
             2
         """
-        validate_table_name(table)
+        table = fold_table_name(table)
         if if_exists not in IF_EXISTS_CHOICES:
             raise InputError(
                 f"if_exists must be one of {list(IF_EXISTS_CHOICES)}, got {if_exists!r}.",
@@ -160,9 +257,7 @@ class Warehouse(abc.ABC):
 
     def redacted_url(self) -> str:
         """The URL without a password, safe to print."""
-        import re
-
-        return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", self.url)
+        return redact_url(self.url)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.redacted_url()!r})"

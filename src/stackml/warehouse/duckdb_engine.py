@@ -7,13 +7,26 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from stackml.errors import ConnectionFailedError, InputError
-from stackml.warehouse.base import Warehouse
+from stackml.warehouse.base import (
+    READ_ONLY_HINT,
+    STREAM_BATCH_ROWS,
+    Rows,
+    Warehouse,
+    empty_query_error,
+    require_sql,
+)
 from stackml.warehouse.identifiers import quote_table, split_table
 from stackml.warehouse.params import Params, rewrite
 from stackml.warehouse.sources import explain_read_error, select_source
 
 if TYPE_CHECKING:
     import pandas as pd
+
+#: statement types a read-only warehouse runs (DESCRIBE, SHOW and SUMMARIZE are SELECTs to DuckDB)
+_READ_STATEMENTS = ("SELECT", "EXPLAIN")
+#: column types handed over as DuckDB's text, which keeps what Python's types lose (nanoseconds, infinity,
+#: the months of an interval); timestamps get ISO 8601's 'T'
+_AS_TEXT = ("DATE", "TIME", "INTERVAL", "BIT")
 
 
 def database_path(url: str) -> str:
@@ -33,12 +46,21 @@ class DuckDBWarehouse(Warehouse):
     def __init__(self, url: str, *, read_only: bool = False) -> None:
         import duckdb
 
-        super().__init__(url)
+        super().__init__(url, read_only=read_only)
         self.path = database_path(url)
-        if self.path not in ("", ":memory:"):
+        in_memory = self.path in ("", ":memory:")
+        if read_only and not in_memory and not Path(self.path).expanduser().is_file():
+            raise ConnectionFailedError(
+                f"There is no DuckDB warehouse at '{self.path}' to read.",
+                hint="Load a table first with `stackml ingest FILE --table NAME`, or point --warehouse "
+                "at an existing file.",
+            )
+        if not in_memory:
             Path(self.path).expanduser().parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._con = duckdb.connect(self.path or ":memory:", read_only=read_only)
+            # DuckDB cannot open an in-memory database read-only; there is nothing in it to protect, and
+            # stream() still refuses statements that write.
+            self._con = duckdb.connect(self.path or ":memory:", read_only=read_only and not in_memory)
         except (duckdb.IOException, duckdb.ConnectionException) as exc:
             raise ConnectionFailedError(
                 f"Cannot open the DuckDB warehouse at '{self.path}': {str(exc).splitlines()[0]}",
@@ -57,12 +79,65 @@ class DuckDBWarehouse(Warehouse):
         return self._con
 
     def query(self, sql: str, params: Params = None, *, dialect: str | None = None) -> pd.DataFrame:
-        sql, bound = rewrite(self._translate(sql, dialect), params, "duckdb")
-        return self._run(sql, bound).df()
+        import pandas as pd
+
+        sql, bound = rewrite(self._translate(require_sql(sql), dialect), params, "duckdb")
+        result = self._run(sql, bound)
+        return result.df() if result.description is not None else pd.DataFrame()
 
     def execute(self, sql: str, params: Params = None, *, dialect: str | None = None) -> None:
-        sql, bound = rewrite(self._translate(sql, dialect), params, "duckdb")
+        sql, bound = rewrite(self._translate(require_sql(sql), dialect), params, "duckdb")
         self._run(sql, bound)
+
+    def stream(self, sql: str, params: Params = None, *, batch_rows: int = STREAM_BATCH_ROWS) -> Rows:
+        import duckdb
+
+        self._check_statements(require_sql(sql))
+        sql, bound = rewrite(sql, params, "duckdb")
+        try:
+            relation = self._con.sql(sql, params=bound)
+        except duckdb.Error as exc:
+            raise _query_failed(exc) from exc
+        if relation is None:  # a statement without a result (SET, ATTACH, ...)
+            return Rows([], [], iter(()), lambda: None)
+        columns, types = list(relation.columns), [str(t) for t in relation.types]
+        exprs = [_exportable(i + 1, t) for i, t in enumerate(types)]
+        nested = [i for i, t in enumerate(types) if _is_nested(t)]
+        if any(e != f"#{i + 1}" for i, e in enumerate(exprs)):
+            relation = relation.project(", ".join(exprs))
+
+        def batches() -> Any:
+            import json
+            from decimal import Decimal
+
+            try:
+                for batch in relation.to_arrow_reader(batch_rows):
+                    values = [column.to_pylist() for column in batch.columns]
+                    for i in nested:  # exact numbers inside lists and structs, too
+                        values[i] = [
+                            None if v is None else json.loads(v, parse_float=Decimal) for v in values[i]
+                        ]
+                    yield list(zip(*values))
+            except duckdb.Error as exc:
+                raise _query_failed(exc) from exc
+
+        return Rows(columns, types, batches(), relation.close)
+
+    def _check_statements(self, sql: str) -> None:
+        import duckdb
+
+        try:
+            kinds = [str(s.type).rsplit(".", 1)[-1] for s in self._con.extract_statements(sql)]
+        except duckdb.Error as exc:
+            raise _query_failed(exc) from exc
+        if not kinds:
+            raise empty_query_error(sql)  # only comments
+        writes = [k for k in kinds if k not in _READ_STATEMENTS]
+        if self.read_only and writes:
+            raise InputError(
+                f"The query holds a {writes[0]} statement, which can change the warehouse; it did not run.",
+                hint=READ_ONLY_HINT,
+            )
 
     def _run(self, sql: str, bound: Any) -> Any:
         import duckdb
@@ -70,7 +145,7 @@ class DuckDBWarehouse(Warehouse):
         try:
             return self._con.execute(sql, bound) if bound is not None else self._con.execute(sql)
         except duckdb.Error as exc:
-            raise InputError(f"The query failed: {str(exc).splitlines()[0]}", hint="Check the SQL.") from exc
+            raise _query_failed(exc) from exc
 
     def tables(self) -> list[str]:
         rows = self._con.execute(
@@ -88,7 +163,7 @@ class DuckDBWarehouse(Warehouse):
         schema, name = split_table(table)
         rows = self._con.execute(
             "SELECT column_name, data_type FROM information_schema.columns "
-            "WHERE table_catalog = current_database() AND table_schema = ? AND table_name = ? "
+            "WHERE table_catalog = current_database() AND lower(table_schema) = ? AND lower(table_name) = ? "
             "ORDER BY ordinal_position",
             [schema or "main", name],
         ).fetchall()
@@ -140,3 +215,28 @@ class DuckDBWarehouse(Warehouse):
 
     def close(self) -> None:
         self._con.close()
+
+
+def _query_failed(exc: Exception) -> InputError:
+    first = str(exc).splitlines()[0]
+    if "read-only mode" in first:
+        return InputError(f"The query did not run: {first}", hint=READ_ONLY_HINT)
+    return InputError(f"The query failed: {first}", hint="Check the SQL.")
+
+
+def _is_nested(duckdb_type: str) -> bool:
+    return duckdb_type.endswith("]") or duckdb_type.startswith(("STRUCT", "MAP", "UNION"))
+
+
+def _exportable(position: int, duckdb_type: str) -> str:
+    """The projection that hands column ``position`` to Python without losing anything."""
+    ref = f"#{position}"
+    if _is_nested(duckdb_type):
+        return f"CAST(to_json({ref}) AS VARCHAR)"
+    if duckdb_type.startswith("TIMESTAMP"):
+        return f"replace(CAST({ref} AS VARCHAR), ' ', 'T')"
+    if duckdb_type.startswith(_AS_TEXT):
+        return f"CAST({ref} AS VARCHAR)"
+    if duckdb_type == "UUID":
+        return f"CAST({ref} AS VARCHAR)"
+    return ref

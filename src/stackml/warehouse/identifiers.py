@@ -1,4 +1,9 @@
-"""Validation and quoting of SQL identifiers that come from users (table and column names)."""
+"""Validation and quoting of SQL identifiers that come from users (table and column names).
+
+Table names are SQL identifiers, so they are case-insensitive: ``Sales`` and ``sales`` name one table. We
+store and quote them in lowercase, as PostgreSQL folds unquoted names, so a table loaded as ``probe_Upper`` is
+the table ``SELECT * FROM probe_Upper`` reads on every engine.
+"""
 
 from __future__ import annotations
 
@@ -29,9 +34,19 @@ def validate_table_name(name: object) -> str:
     return name
 
 
+def fold_table_name(name: object) -> str:
+    """The validated table name as it is stored: lowercase, as SQL folds an unquoted name.
+
+    Example:
+        >>> fold_table_name("Analytics.Sales")
+        'analytics.sales'
+    """
+    return validate_table_name(name).lower()
+
+
 def quote_table(name: str) -> str:
-    """Validate and double-quote a (possibly schema-qualified) table name."""
-    return ".".join(f'"{part}"' for part in validate_table_name(name).split("."))
+    """Validate, fold (see :func:`fold_table_name`) and double-quote a (schema-qualified) table name."""
+    return ".".join(f'"{part}"' for part in fold_table_name(name).split("."))
 
 
 def quote_column(name: str) -> str:
@@ -40,6 +55,6 @@ def quote_column(name: str) -> str:
 
 
 def split_table(name: str) -> tuple[str | None, str]:
-    """``'a.b'`` -> ``('a', 'b')``; ``'b'`` -> ``(None, 'b')``."""
-    schema, _, table = validate_table_name(name).rpartition(".")
+    """``'a.B'`` -> ``('a', 'b')``; ``'b'`` -> ``(None, 'b')`` (folded, see :func:`fold_table_name`)."""
+    schema, _, table = fold_table_name(name).rpartition(".")
     return (schema or None), table

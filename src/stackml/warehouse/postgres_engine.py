@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import queue
+import re
 import threading
 import uuid
 from collections.abc import Iterator
@@ -11,7 +12,14 @@ from typing import TYPE_CHECKING, Any, Self
 
 from stackml._deps import require
 from stackml.errors import ConnectionFailedError, InputError
-from stackml.warehouse.base import Warehouse
+from stackml.warehouse.base import (
+    READ_ONLY_HINT,
+    STREAM_BATCH_ROWS,
+    Rows,
+    Warehouse,
+    empty_query_error,
+    require_sql,
+)
 from stackml.warehouse.identifiers import quote_column, quote_table, split_table
 from stackml.warehouse.params import Params, rewrite
 from stackml.warehouse.sources import explain_read_error, select_source
@@ -52,6 +60,17 @@ _PG_TYPES = {
 }
 
 
+# The first word of a statement, after comments and opening parentheses.
+_FIRST_WORD = re.compile(r"^(?:\s+|--[^\n]*\n?|/\*.*?\*/|\()*([A-Za-z]*)", re.S)
+#: statements a read-only warehouse runs; those a cursor can stream (DECLARE ... CURSOR FOR) come first
+_STREAMABLE = ("SELECT", "WITH", "VALUES", "TABLE")
+_READ_STATEMENTS = (*_STREAMABLE, "SHOW", "EXPLAIN")
+#: types read as PostgreSQL's own text, which keeps what Python's types lose (infinity, the months of an
+#: interval, dates before year 1); timestamps get ISO 8601's 'T'
+_TEXT_TYPES = ("date", "time", "timetz", "interval")
+_TIMESTAMP_TYPES = ("timestamp", "timestamptz")
+
+
 def pg_type(duckdb_type: str) -> str:
     """Map a DuckDB column type to the PostgreSQL type we create."""
     if duckdb_type.startswith("DECIMAL"):
@@ -69,11 +88,15 @@ class PostgresWarehouse(Warehouse):
 
     dialect = "postgres"
 
-    def __init__(self, url: str, *, connect_timeout: int = 5) -> None:
+    case_sensitive_names = True  # a quoted "Sales" is not sales; we create and look up folded names
+
+    def __init__(self, url: str, *, connect_timeout: int = 5, read_only: bool = False) -> None:
         psycopg = require("psycopg")
-        super().__init__(url)
+        super().__init__(url, read_only=read_only)
+        # Read-only: the server refuses writes in every transaction of this session.
+        options = {"options": "-c default_transaction_read_only=on"} if read_only else {}
         try:
-            self._con = psycopg.connect(url, connect_timeout=connect_timeout, autocommit=True)
+            self._con = psycopg.connect(url, connect_timeout=connect_timeout, autocommit=True, **options)
         except psycopg.Error as exc:
             reason = " ".join(str(exc).split())
             raise ConnectionFailedError(
@@ -103,14 +126,72 @@ class PostgresWarehouse(Warehouse):
 
     def _cursor(self, sql: str, params: Params, dialect: str | None) -> Any:
         psycopg = require("psycopg")
-        sql, bound = rewrite(self._translate(sql, dialect), params, "psycopg")
+        sql, bound = rewrite(self._translate(require_sql(sql), dialect), params, "psycopg")
         cur = self._con.cursor()
         try:
-            cur.execute(sql, bound)
+            # Read-only: a prepared statement is one statement, so no "...; COMMIT; SET ... read_only=off".
+            cur.execute(sql, bound, prepare=True if self.read_only else None)
         except psycopg.Error as exc:
             cur.close()
-            raise InputError(f"The query failed: {str(exc).splitlines()[0]}", hint="Check the SQL.") from exc
+            raise _query_failed(exc) from exc
         return cur
+
+    def stream(self, sql: str, params: Params = None, *, batch_rows: int = STREAM_BATCH_ROWS) -> Rows:
+        psycopg = require("psycopg")
+        match = _FIRST_WORD.match(require_sql(sql))
+        first = match.group(1).upper()  # type: ignore[union-attr]  (the pattern matches every text)
+        if not first and not sql[match.end() :].strip():  # type: ignore[union-attr]
+            raise empty_query_error(sql)  # only comments
+        if self.read_only and first not in _READ_STATEMENTS:
+            raise InputError(
+                f"The query starts with {first or sql.strip()[:20]!r}, which is not a query "
+                f"({', '.join(_READ_STATEMENTS)}); it did not run.",
+                hint=READ_ONLY_HINT,
+            )
+        sql, bound = rewrite(sql, params, "psycopg")
+        transaction = self._con.transaction() if self.read_only else None
+        cursor = None
+
+        def close() -> None:
+            if cursor is not None:
+                cursor.close()
+            if transaction is not None:
+                transaction.__exit__(None, None, None)
+
+        try:
+            if transaction is not None:
+                transaction.__enter__()
+            # A named (server-side) cursor streams; it takes queries only, which read-only mode wants anyway.
+            streamed = self.read_only and first in _STREAMABLE
+            cursor = (
+                self._con.cursor(name=f"stackml_{uuid.uuid4().hex[:8]}") if streamed else self._con.cursor()
+            )
+            _text_loaders(cursor)
+            if streamed:
+                cursor.execute(sql, bound)  # DECLARE takes exactly one query
+            else:
+                cursor.execute(sql, bound, prepare=True if self.read_only else None)  # one statement
+        except psycopg.Error as exc:
+            close()
+            raise _query_failed(exc) from exc
+        if cursor.description is None:
+            close()
+            return Rows([], [], iter(()), lambda: None)
+        columns = [d.name for d in cursor.description]
+        types = [self._type_name(d.type_code) for d in cursor.description]
+
+        def batches() -> Any:
+            try:
+                while rows := cursor.fetchmany(batch_rows):
+                    yield rows
+            except psycopg.Error as exc:
+                raise _query_failed(exc) from exc
+
+        return Rows(columns, types, batches(), close)
+
+    def _type_name(self, oid: int) -> str:
+        info = self._con.adapters.types.get(oid)
+        return info.name if info is not None else str(oid)
 
     def tables(self) -> list[str]:
         rows = self._con.execute(
@@ -192,6 +273,32 @@ class PostgresWarehouse(Warehouse):
 
     def close(self) -> None:
         self._con.close()
+
+
+def _query_failed(exc: Exception) -> InputError:
+    first = str(exc).splitlines()[0]
+    if "read-only transaction" in first:
+        return InputError(f"The query did not run: {first}", hint=READ_ONLY_HINT)
+    if "multiple commands" in first:
+        return InputError(
+            "The query holds more than one statement; a read-only warehouse runs one at a time.",
+            hint="Run them one by one, or pass --write to run a script.",
+        )
+    return InputError(f"The query failed: {first}", hint="Check the SQL.")
+
+
+def _text_loaders(cursor: Any) -> None:
+    """Read dates, times and intervals as PostgreSQL writes them, timestamps as ISO 8601 (see Rows)."""
+    from psycopg.types.string import TextLoader
+
+    class IsoTimestamp(TextLoader):
+        def load(self, data: Any) -> str:
+            return super().load(data).replace(" ", "T", 1)
+
+    for name in _TEXT_TYPES:
+        cursor.adapters.register_loader(name, TextLoader)
+    for name in _TIMESTAMP_TYPES:
+        cursor.adapters.register_loader(name, IsoTimestamp)
 
 
 class _CsvStream:

@@ -12,6 +12,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from stackml.errors import InputError
+from stackml.warehouse.files import (
+    FIX_CSV,
+    csv_delimiter,
+    diagnose_csv,
+    is_parquet,
+    not_gzip,
+    not_parquet,
+    not_utf8,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -19,7 +28,7 @@ if TYPE_CHECKING:
 
 def csv_options(path: str | Path) -> str:
     """The read_csv options we use for ``path`` (tab-delimited for .tsv, comma otherwise)."""
-    delim = "\\t" if ".tsv" in [s.lower() for s in Path(path).suffixes] else ","
+    delim = "\\t" if csv_delimiter(path) == "\t" else ","
     return (
         f"delim=E'{delim}', header=true, quote='\"', escape='\"', skip=0, "
         "strict_mode=true, null_padding=false, sample_size=20480"
@@ -34,16 +43,41 @@ def select_source(fmt: str, path: str | Path) -> str:
 
 
 def explain_read_error(exc: Exception, source: object) -> InputError:
-    """Turn DuckDB's multi-paragraph reader error into one line that says what broke and where."""
+    """Turn DuckDB's multi-paragraph reader error into one line that says what broke, where, and the fix."""
     text = str(exc)
-    head = text.split("Possible fix", 1)[0]
+    line_match = re.search(r"CSV Error on Line: (\d+)", text)
+    line = int(line_match.group(1)) if line_match else None
+    at = f"line {line:,}" if line else "a line"
+    path = Path(str(source)) if isinstance(source, (str, Path)) else None
+    if "not a GZIP stream" in text and path is not None:
+        return not_gzip(path)
+    if path is not None and is_parquet(path) and re.search(r"[Pp]arquet|magic bytes", text):
+        return not_parquet(path, " ".join(text.splitlines()[0].split(": ", 1)[-1].split())[:160])
+    if "not utf-8 encoded" in text or "Invalid unicode" in text:
+        return not_utf8(source, line)
+    fields = re.search(r"Expected Number of Columns: (\d+) Found: (\d+)", text)
+    if fields:
+        return InputError(
+            f"Could not read '{source}': {at} has {fields.group(2)} fields but the header has "
+            f"{fields.group(1)} (Expected Number of Columns: {fields.group(1)} Found: {fields.group(2)}).",
+            hint=FIX_CSV,
+        )
+    conversion = re.search(r'converting column "(.*?)"\. Could not convert string "(.*?)" to \'(\w+)\'', text)
+    if conversion:
+        column, value, kind = conversion.groups()
+        return InputError(
+            f"Could not read '{source}': {at} has {value!r} in column '{column}', which holds {kind} values "
+            "in the rows before it.",
+            hint="Fix that value, or quote the column's values so that it is read as text.",
+        )
+    if "Error when sniffing file" in text and path is not None:
+        found = diagnose_csv(path)
+        if found:
+            return InputError(f"Could not read '{source}': {found}.", hint=FIX_CSV)
+    head = text.split("Possible fix", 1)[0].split("\n\n", 1)[0]
     head = re.sub(r"\s*\n\s*", " | ", head.strip()).strip(" |")
     head = re.sub(r"^(Invalid Input|Conversion|IO) Error: ", "", head)
-    return InputError(
-        f"Could not read '{source}': {head[:400]}",
-        hint="Fix the file (a comma-separated UTF-8 file with one header row and the same number of fields "
-        "on every line), or convert it to Parquet.",
-    )
+    return InputError(f"Could not read '{source}': {head[:300]}", hint=FIX_CSV)
 
 
 def read_file(path: str | Path) -> pd.DataFrame:
