@@ -257,9 +257,199 @@ def test_runs_and_models_list_the_registry(isolated_home: Path) -> None:
     tracking.promote("cli_model", version.version, metric="rmse", higher_is_better=False, settings=settings)
 
     runs = json.loads(run_cli("runs", "--json").stdout)
-    assert any(r["pipeline"] == "cli_test" and "rmse=0.5" in r["metrics"] for r in runs)
+    assert [r["metrics"] for r in runs if r["pipeline"] == "cli_test"] == [{"rmse": 0.5}]
     models = json.loads(run_cli("models", "--json").stdout)
-    assert [(m["name"], str(m["version"])) for m in models] == [("cli_model", str(version.version))]
-    assert "champion" in str(models[0]["aliases"])
-    table = run_cli("models")
-    assert table.returncode == 0 and "cli_model" in table.stdout
+    assert [(m["name"], m["version"]) for m in models] == [("cli_model", int(version.version))]
+    assert (models[0]["aliases"], models[0]["metrics"]) == (["champion"], {"rmse": 0.5})
+    table = run_cli("models", env={"COLUMNS": "200"})
+    assert table.returncode == 0 and "cli_model" in table.stdout and "rmse=0.5" in table.stdout
+
+
+def test_h_is_help_everywhere_and_flags_show_no_type() -> None:
+    for command in (["runs"], ["models"], ["models", "promote"], ["forecast", "run"], ["mmm", "fit"]):
+        proc = run_cli(*command, "-h", env={"COLUMNS": "200"})
+        assert proc.returncode == 0 and "Show this message and exit" in proc.stdout, (command, proc.stderr)
+        assert "<bool>" not in proc.stdout, command
+    forecast = run_cli("forecast", "run", "-h", env={"COLUMNS": "200"}).stdout
+    assert "--horizon" in forecast
+    json_line = next(
+        line for line in run_cli("runs", "-h", env={"COLUMNS": "200"}).stdout.splitlines() if "--json" in line
+    )
+    assert "<" not in json_line
+
+
+def _register(name: str, metrics: list[float]) -> list[int]:
+    """Versions of a real pyfunc model, each with its rmse, compared by the pipelines' promote."""
+    import mlflow.pyfunc
+    import pandas as pd
+
+    from stackml import tracking
+    from stackml.config import get_settings
+
+    class AddOneModel(mlflow.pyfunc.PythonModel):
+        def predict(self, context, model_input, params=None):  # noqa: ANN001, ANN201
+            return model_input[["x"]] + 1
+
+    settings = get_settings()
+    frame = pd.DataFrame({"x": [1.0, 2.0]})
+    versions = []
+    for rmse in metrics:
+        with tracking.start_run("cli_test", data=frame, settings=settings):
+            version = tracking.register_model(
+                AddOneModel(), name, input_example=frame, metrics={"rmse": rmse}
+            )
+        tracking.promote(name, version.version, metric="rmse", higher_is_better=False, settings=settings)
+        versions.append(int(version.version))
+    return versions
+
+
+def _champion(name: str) -> int:
+    models = json.loads(run_cli("models", "--json").stdout)
+    return next(m["version"] for m in models if m["name"] == name and "champion" in m["aliases"])
+
+
+def test_models_rollback_and_promote_move_the_champion_with_who_and_why(isolated_home: Path) -> None:
+    import getpass
+
+    _register("cli_model", [1.0, 0.8, float("nan")])
+    assert _champion("cli_model") == 2
+
+    back = run_cli("models", "rollback", "cli_model", "--reason", "v2 drifts on new stores", "--json")
+    assert back.returncode == 0, back.stderr
+    move = json.loads(back.stdout)
+    assert (move["version"], move["previous"], move["action"]) == (1, 2, "rollback")
+    assert (move["by"], move["reason"]) == (getpass.getuser(), "v2 drifts on new stores")
+    assert _champion("cli_model") == 1
+    assert_clean_error(
+        run_cli("models", "rollback", "cli_model", "--reason", "again"), "no earlier 'champion'", "v1"
+    )
+
+    again = run_cli("models", "promote", "cli_model", "2", "--reason", "drift fixed")
+    assert again.returncode == 0 and "from v1 to v2" in again.stdout, again.stderr
+    assert _champion("cli_model") == 2
+    assert_clean_error(
+        run_cli("models", "promote", "cli_model", "3", "--reason", "try"), "rmse=nan is not a finite number"
+    )
+    assert_clean_error(
+        run_cli("models", "promote", "cli_model", "9", "--reason", "try"), "has no version 9", "[1, 2, 3]"
+    )
+    assert_clean_error(run_cli("models", "promote", "nope", "1", "--reason", "try"), "'nope' does not exist")
+    no_reason = run_cli("models", "rollback", "cli_model")
+    assert (
+        no_reason.returncode == 2 and "--reason" in no_reason.stderr and "Traceback" not in no_reason.stderr
+    )
+    assert _champion("cli_model") == 2
+
+    history = json.loads(run_cli("models", "history", "cli_model", "--json").stdout)
+    assert [(h["action"], h["version"], h["by"]) for h in history][-2:] == [
+        ("rollback", 1, getpass.getuser()),
+        ("promote", 2, getpass.getuser()),
+    ]
+
+
+# --------------------------------------------------------------------------- Ctrl-C
+
+
+def _forecast_data(tmp_path: Path) -> Path:
+    from stackml.forecasting import generate_series
+
+    path = tmp_path / "shop.csv"
+    generate_series(
+        n_series=3, freq="D", min_length=60, max_length=70, season_length=7, random_state=5
+    ).to_csv(path, index=False)
+    return path
+
+
+def _start_forecast(home: Path, data: Path) -> subprocess.Popen[str]:
+    """`stackml forecast run` in a process group of its own: a SIGINT to the group is a terminal's Ctrl-C."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("METAFLOW_")}
+    env["STACKML_HOME"] = str(home)
+    argv = ["forecast", "run", "--data", str(data), "--horizon", "7", "--season", "7", "--models", "snaive"]
+    return subprocess.Popen(
+        [sys.executable, "-m", "stackml", *argv, "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        start_new_session=True,
+    )
+
+
+def _ctrl_c_when(proc: subprocess.Popen[str], ready, timeout: float = 240) -> tuple[str, str]:
+    """Send SIGINT to the process group once ``ready()`` holds, then wait for the command to end."""
+    import signal
+
+    deadline = time.monotonic() + timeout
+    while not ready():
+        assert proc.poll() is None, ("ended before the interrupt", proc.communicate())
+        assert time.monotonic() < deadline, "the moment to interrupt never came"
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGINT)
+    return proc.communicate(timeout=120)
+
+
+def _count(db: Path, sql: str) -> int:
+    import sqlite3
+
+    if not db.is_file():
+        return 0
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=0.1) as conn:
+            return conn.execute(sql).fetchone()[0]
+    except sqlite3.Error:  # no such table yet, or locked by the writer: not yet
+        return 0
+
+
+def _one_line(stderr: str) -> str:
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in stderr, stderr
+    return lines[0]
+
+
+@pytest.mark.slow
+def test_ctrl_c_while_registering_kills_the_run_and_leaves_no_half_made_version(
+    tmp_path: Path, isolated_home: Path
+) -> None:
+    data = _forecast_data(tmp_path)
+    proc = _start_forecast(isolated_home, data)
+    db = isolated_home / "mlflow.db"
+    _, stderr = _ctrl_c_when(proc, lambda: _count(db, "SELECT count(*) FROM model_versions") > 0)
+
+    assert proc.returncode == 130, stderr
+    line = _one_line(stderr)
+    assert line.startswith("Interrupted: Flow ForecastFlow") and "in step 'publish'" in line, line
+    resume = line.split("from that step with: ", 1)[1]
+    assert "resume --origin-run-id" in resume
+
+    runs = run_cli("runs", "--json")
+    assert runs.returncode == 0, runs.stderr
+    statuses = [r["status"] for r in json.loads(runs.stdout)]
+    assert statuses and "RUNNING" not in statuses and set(statuses) <= {"KILLED", "FINISHED"}, statuses
+    models = run_cli("models", "--json")
+    assert models.returncode == 0, models.stderr
+    # Either the interrupt removed the version it cut short, or the promotion had finished: never half.
+    assert all(m["aliases"] == ["champion"] for m in json.loads(models.stdout)), models.stdout
+
+    resumed = subprocess.run(resume, shell=True, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    registered = json.loads(run_cli("models", "--json").stdout)
+    assert len([m for m in registered if m["aliases"] == ["champion"]]) == 1
+
+
+@pytest.mark.slow
+def test_ctrl_c_while_the_first_run_creates_the_store_leaves_a_usable_home(
+    tmp_path: Path, isolated_home: Path
+) -> None:
+    data = _forecast_data(tmp_path)
+    proc = _start_forecast(isolated_home, data)
+
+    def store_started() -> bool:
+        return isolated_home.is_dir() and any("mlflow.db" in p.name for p in isolated_home.iterdir())
+
+    _, stderr = _ctrl_c_when(proc, store_started)
+    assert proc.returncode == 130, stderr
+    assert _one_line(stderr).startswith("Interrupted")
+    for command in ("runs", "models"):
+        listed = run_cli(command, "--json")
+        assert listed.returncode == 0 and json.loads(listed.stdout) == [], (command, listed.stderr)
+    assert [p.name for p in isolated_home.iterdir() if p.name.endswith(".partial")] == []

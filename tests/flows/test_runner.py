@@ -1,7 +1,8 @@
 """The flow runner: built-in flow lookup, input checks, progress parsing, and real Metaflow runs.
 
-Three Metaflow runs in all (about 2 s each): HelloFlow with a progress bar, FailingFlow quietly, and
-the resume command that FailingFlow's error hands back, run in a clean shell environment.
+Four Metaflow runs in all (about 2 s each): HelloFlow with a progress bar, FailingFlow quietly, the
+resume command that FailingFlow's error hands back, run in a clean shell environment, and BadInputFlow,
+whose step raises our InputError.
 """
 
 from __future__ import annotations
@@ -225,8 +226,22 @@ def test_failed_flow_names_the_step_its_error_and_the_resume_command(
     ), error.message
     flow_file = shlex.quote(str((sample_flows / "failing_flow.py").resolve()))
     assert error.hint.endswith(f"{flow_file} resume --origin-run-id {error.run_id}")
+    # not one of our errors, so resuming may help: the command on a line of its own (issue 18, item 13)
+    assert error.hint.splitlines()[1] == f"    {error.resume_command}"
     assert f"{DATASTORE_ROOT_ENV}={flow_settings.home}" in error.hint
     assert "USERNAME=" in error.hint and error.resume_command in error.hint
+
+
+def test_a_step_failing_on_our_input_error_gives_its_message_and_no_resume(
+    sample_flows: Path, flow_settings: Settings, run_cwd: Path
+) -> None:
+    with pytest.raises(FlowFailedError) as caught:
+        run_flow(sample_flows / "bad_input_flow.py", show_progress=False, settings=flow_settings)
+    error = caught.value
+    # a resume reuses the same input, so it cannot help; the internal file and line say nothing to a user
+    assert str(error) == "'horizon' must be >= 1, got 0. Use --horizon 7."
+    assert error.hint is None and 'File "' not in str(error) and "resume" not in str(error)
+    assert error.step == "middle" and error.flow_name == "BadInputFlow" and re.fullmatch(r"\d+", error.run_id)
 
 
 def test_resume_command_from_the_hint_finishes_the_run(

@@ -263,8 +263,8 @@ def test_promote_sequence_and_load(settings, versions):
     assert list(models.columns) == ["name", "version", "aliases", "run_id", "metrics", "created"]
     mine = models[models["name"] == MODEL]
     assert mine["version"].tolist() == [3, 2, 1]
-    assert mine["aliases"].tolist() == ["champion", "by_score", ""]
-    assert mine["metrics"].tolist() == ["rmse=0.9", "rmse=1.2", "rmse=1.1"]
+    assert mine["aliases"].tolist() == [["champion"], ["by_score"], []]
+    assert mine["metrics"].tolist() == [{"rmse": 0.9}, {"rmse": 1.2}, {"rmse": 1.1}]
 
 
 def test_promote_errors(settings, versions):
@@ -293,7 +293,7 @@ def test_list_runs(settings, versions):
     assert set(runs["experiment"]) == {"stackml/demo"}
     assert runs["start_time"].is_monotonic_decreasing
     by_name = runs.set_index("run_name")
-    assert by_name.loc["k3", "metrics"] == "rmse=0.9"
+    assert by_name.loc["k3", "metrics"] == {"rmse": 0.9}
     assert by_name.loc["k3", "status"] == "FINISHED"
     assert len(list_runs(limit=2, settings=settings)) == 2
     assert list_runs(pipeline="never_ran", settings=settings).empty
@@ -342,3 +342,102 @@ def test_promote_never_compares_metrics_measured_on_other_data(settings):
     assert same.promoted and same.champion_version == int(registered[0][0].version)
     tags = _client(settings).get_model_version(name, str(registered[1][0].version)).tags
     assert tags["stackml.evaluation_id"] == "backtest-b" and tags["stackml.promotion_decision"] == "kept"
+
+
+def test_move_alias_and_rollback_record_who_and_why(settings):
+    import getpass
+    import math
+
+    from stackml.tracking import alias_history, move_alias, rollback
+
+    name = "handmoved"
+    versions = []
+    for k, rmse in [(1.0, 1.0), (2.0, 0.8), (3.0, math.nan)]:
+        with start_run("demo", data=TRAIN, settings=settings):
+            mv = register_model(
+                AddConstant(k), name, input_example=TRAIN.head(2), metrics={"rmse": rmse}, settings=settings
+            )
+        versions.append(int(mv.version))
+        promote(name, mv.version, "rmse", higher_is_better=False, settings=settings)
+    client = _client(settings)
+    assert client.get_registered_model(name).aliases == {"champion": versions[1]}
+
+    back = rollback(name, reason="v2 drifts on new stores", settings=settings)
+    assert (back.version, back.previous, back.action) == (versions[0], versions[1], "rollback")
+    assert (back.by, back.reason) == (getpass.getuser(), "v2 drifts on new stores")
+    assert client.get_registered_model(name).aliases == {"champion": versions[0]}
+    with pytest.raises(RegistryError, match=r"no earlier 'champion' to roll back to: v1 is the first"):
+        rollback(name, reason="again", settings=settings)
+
+    moved = move_alias(name, versions[1], reason="drift fixed", settings=settings)
+    assert moved.moved and (moved.version, moved.previous) == (versions[1], versions[0])
+    assert not move_alias(name, versions[1], reason="twice", settings=settings).moved
+    with pytest.raises(RegistryError, match=r"v3 cannot take an alias: rmse=nan is not a finite number"):
+        move_alias(name, versions[2], reason="try", settings=settings)
+    with pytest.raises(RegistryError, match=r"has no version 9; its versions are \[1, 2, 3\]"):
+        move_alias(name, 9, reason="try", settings=settings)
+    with pytest.raises(InputError, match="A reason is required"):
+        move_alias(name, versions[0], reason=" ", settings=settings)
+    # The rollback stack is an undo: after v1 -> v2 by hand, a rollback returns to v1.
+    assert rollback(name, reason="undo", settings=settings).version == versions[0]
+
+    history = alias_history(name, settings=settings)
+    assert [(m.action, m.version, m.previous) for m in history] == [
+        ("compared", 1, None),
+        ("compared", 2, 1),
+        ("rollback", 1, 2),
+        ("promote", 2, 1),
+        ("rollback", 1, 2),
+    ]
+
+
+def test_abandon_launch_kills_open_runs_and_removes_half_made_versions(settings, tmp_path):
+    """A process killed between registering and promoting, as an interrupted flow task is."""
+    import subprocess
+    import sys
+
+    from stackml.tracking import LAUNCH_ENV, abandon_launch
+
+    script = tmp_path / "killed_task.py"
+    script.write_text(
+        "import os, signal, sys\n"
+        "import mlflow, pandas as pd\n"
+        "from stackml.config import get_settings\n"
+        "from stackml.tracking import register_model, start_run\n"
+        "class M(mlflow.pyfunc.PythonModel):\n"
+        "    def predict(self, context, model_input, params=None):\n"
+        "        return model_input\n"
+        "frame = pd.DataFrame({'x': [1.0]})\n"
+        "with start_run('demo', settings=get_settings(home=sys.argv[1], tracking_uri=sys.argv[2])) as run:\n"
+        "    register_model(M(), 'abandoned', input_example=frame, metrics={'rmse': 1.0})\n"
+        "    print(run.info.run_id, flush=True)\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    env = {**os.environ, LAUNCH_ENV: "launch-abandoned", "MLFLOW_DISABLE_TELEMETRY": "true"}
+    proc = subprocess.run(
+        [sys.executable, str(script), str(settings.home), settings.tracking_uri],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert proc.returncode == -9, proc.stderr
+    run_id = proc.stdout.split()[-1]
+    client = _client(settings)
+    assert client.get_run(run_id).info.status == "RUNNING"
+    assert client.get_run(run_id).data.tags["stackml.launch"] == "launch-abandoned"
+    assert len(client.search_model_versions("name = 'abandoned'")) == 1
+
+    closed = abandon_launch("launch-abandoned", settings=settings)
+    assert closed.runs == [run_id] and closed.removed_versions == ["abandoned v1"]
+    assert client.get_run(run_id).info.status == "KILLED"
+    assert client.search_model_versions("name = 'abandoned'") == []
+    assert abandon_launch("launch-abandoned", settings=settings).runs == []  # nothing left open
+
+
+def test_a_new_store_is_created_whole_in_one_step(tmp_path):
+    settings = get_settings(home=tmp_path / "fresh")
+    configure(settings)
+    assert (settings.home / "mlflow.db").is_file()
+    assert [p.name for p in settings.home.iterdir() if p.name.endswith(".partial")] == []
+    assert list_runs(settings=settings).empty

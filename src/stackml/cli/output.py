@@ -34,13 +34,22 @@ def print_frame(df: pd.DataFrame, *, title: str | None = None, max_rows: int = 5
     for column in df.columns:
         table.add_column(str(column), overflow="fold")
     for row in df.head(max_rows).itertuples(index=False):
-        table.add_row(*["" if _is_missing(v) else str(v) for v in row])
+        table.add_row(*[_cell(v) for v in row])
     out = console()
     out.print(table)
     if len(df) > max_rows:
         out.print(f"[dim]... {len(df) - max_rows} more rows (use --json for all of them)[/dim]")
     elif df.empty:
         out.print("[dim](no rows)[/dim]")
+
+
+def _cell(value: Any) -> str:
+    """A table cell: metrics ``{"rmse": 1.2}`` as ``rmse=1.2``, lists ``["a", "b"]`` as ``a, b``."""
+    if isinstance(value, dict):
+        return " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return ", ".join(str(v) for v in value)
+    return "" if _is_missing(value) else str(value)
 
 
 def _is_missing(value: Any) -> bool:

@@ -11,6 +11,21 @@ Example:
 """
 
 from stackml.flows.pipeline_run import run_pipeline_flow
-from stackml.flows.runner import FlowResult, available_flows, flow_path, load_run, run_flow
+from stackml.flows.runner import (
+    FlowInterruptedError,
+    FlowResult,
+    available_flows,
+    flow_path,
+    load_run,
+    run_flow,
+)
 
-__all__ = ["FlowResult", "available_flows", "flow_path", "load_run", "run_flow", "run_pipeline_flow"]
+__all__ = [
+    "FlowInterruptedError",
+    "FlowResult",
+    "available_flows",
+    "flow_path",
+    "load_run",
+    "run_flow",
+    "run_pipeline_flow",
+]

@@ -6,6 +6,8 @@ Metaflow is imported only inside :func:`drive`, when a flow actually runs.
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -18,6 +20,20 @@ from stackml.errors import FlowFailedError, InputError
 from stackml.flows._environment import DATASTORE_ROOT_ENV
 from stackml.flows._progress import Display, ProgressTracker, flow_graph
 
+#: the module of stackml's own errors: their messages say what to fix, so their traceback is not shown
+OWN_ERRORS_MODULE = "stackml.errors."
+
+
+@dataclass(frozen=True)
+class Failure:
+    """The first failed task of a run."""
+
+    step: str
+    pathspec: str  # the task's
+    lines: list[str]  # what went wrong: ``Type: message`` and, unless it is one of ours, the innermost frame
+    exception_type: str | None = None  # qualified, e.g. "stackml.errors.InputError"; None when unread
+    exception_message: str | None = None  # ``str()`` of the exception; for ours, the message and its hint
+
 
 @dataclass
 class Outcome:
@@ -29,9 +45,92 @@ class Outcome:
     returncode: int | None
     timed_out: bool
     stderr: str
-    failure: tuple[str, str, list[str]] | None  # step, task pathspec, error lines
+    failure: Failure | None
     running_steps: list[str]
     duration_s: float
+    interrupted: bool = False
+
+
+# Stopping an interrupted run: how long the runtime gets to report that it saw the interrupt itself (a
+# terminal's Ctrl-C reaches every process of the group), then to stop its tasks, before it is killed.
+NOTICE_S = 1.0
+STOP_S = 20.0
+
+
+@dataclass
+class _Interrupt:
+    """Ctrl-C while a flow runs: the first stops the run (its tasks may end their runs), a second kills it."""
+
+    count: int = 0
+    steps: list[str] | None = None  # the steps running when it came
+    command: Any = None
+    stopping: Any = None  # the task that stops the run
+
+    def take(self, tracker: ProgressTracker) -> None:
+        self.count += 1
+        if self.steps is None:
+            self.steps = tracker.current_steps
+        if self.command is None:  # the run has no id yet; stopped as soon as it has one
+            return
+        if self.count == 1:
+            self.stopping = asyncio.get_running_loop().create_task(_stop(self.command, tracker))
+        else:
+            _signal_all(self.command, tracker, signal.SIGKILL)
+
+    def start_if_requested(self, tracker: ProgressTracker) -> None:
+        if self.count and self.stopping is None:
+            self.count -= 1
+            self.take(tracker)
+
+
+def _signal_all(command: Any, tracker: ProgressTracker, signum: int) -> None:
+    for pid in [command.process.pid, *tracker.running_pids]:
+        try:
+            os.kill(pid, signum)
+        except ProcessLookupError:  # already gone
+            continue
+
+
+async def _stop(command: Any, tracker: ProgressTracker) -> None:
+    """Interrupt the runtime and its tasks once each, then wait for them; kill what does not stop."""
+    process = command.process
+    waited = 0.0
+    while process.returncode is None and not tracker.runtime_interrupted and waited < NOTICE_S:
+        await asyncio.sleep(0.05)
+        waited += 0.05
+    if process.returncode is None and not tracker.runtime_interrupted:
+        # Only this process was interrupted (e.g. `kill -INT`): pass it on, as a terminal would have.
+        _signal_all(command, tracker, signal.SIGINT)
+    pids = tracker.running_pids
+    try:
+        await asyncio.wait_for(process.wait(), STOP_S)
+    except TimeoutError:
+        _signal_all(command, tracker, signal.SIGKILL)
+        await process.wait()
+    # Tasks outlive a runtime killed before them; nothing may write to the store once we clean up.
+    deadline = time.monotonic() + 5
+    while (alive := [p for p in pids if _alive(p)]) and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    for pid in alive:
+        os.kill(pid, signal.SIGKILL)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # the pid now belongs to another user's process: ours is gone
+        return False
+    return True
+
+
+def _take_sigint(interrupt: _Interrupt, tracker: ProgressTracker) -> None:
+    """Handle Ctrl-C ourselves: Metaflow's handler terminates the tasks at once, so none can close its run."""
+    try:
+        asyncio.get_running_loop().add_signal_handler(signal.SIGINT, interrupt.take, tracker)
+    except (ValueError, RuntimeError):  # not the main thread (Jupyter, a web handler): no signals to take
+        pass
 
 
 async def _tail(path: str, process: Any, on_line: Callable[[str], None]) -> None:
@@ -56,15 +155,18 @@ async def _tail(path: str, process: Any, on_line: Callable[[str], None]) -> None
             await asyncio.sleep(0.05)
 
 
-def _exception_lines(task: Any) -> list[str]:
-    """``Type: message`` and the innermost frame of a failed task, from its ``_exception`` artifact."""
-    exc = task.exception
+def _exception_lines(exc: Any) -> list[str]:
+    """``Type: message`` and the innermost frame of a failed task's ``_exception`` artifact.
+
+    Our own errors (``stackml.errors.*``) say what to fix: their internal file and line are left out.
+    """
     if exc is None or not getattr(exc, "type", None):
         return []
-    kind = exc.type.removeprefix("builtins.")
+    ours = exc.type.startswith(OWN_ERRORS_MODULE)
+    kind = exc.type.removeprefix(OWN_ERRORS_MODULE if ours else "builtins.")
     lines = [f"{kind}: {exc.exception}"]
     frames = [ln.strip() for ln in (exc.stacktrace or "").splitlines() if ln.strip().startswith('File "')]
-    if frames:
+    if frames and not ours:
         lines.append(frames[-1])
     return lines
 
@@ -75,21 +177,25 @@ def tail_of_stderr(text: str, n: int = 6) -> list[str]:
     return lines[-n:]
 
 
-def _failure(tracker: ProgressTracker, run: Any) -> tuple[str, str, list[str]] | None:
-    """The first failed task: its step, pathspec and the lines that say what went wrong."""
+def _failure(tracker: ProgressTracker, run: Any) -> Failure | None:
+    """The first failed task: its step, pathspec, the lines that say what went wrong and the error's type."""
     if not tracker.failed:
         return None
     step, task_id = next(iter(tracker.failed))
     pathspec = f"{run.pathspec}/{step}/{task_id}"
     lines: list[str] = []
+    exception_type = exception_message = None
     try:
         task = run[step][task_id]
-        lines = _exception_lines(task) or tail_of_stderr(task.stderr)
+        exc = task.exception
+        exception_type = getattr(exc, "type", None) or None
+        exception_message = getattr(exc, "exception", None)
+        lines = _exception_lines(exc) or tail_of_stderr(task.stderr)
     except Exception:  # the client could not read the task back; the streamed log still has its traceback
         lines = []
     if not lines:
         lines = tail_of_stderr("\n".join(tracker.lines.get((step, task_id), [])))
-    return step, pathspec, lines
+    return Failure(step, pathspec, lines, exception_type, exception_message)
 
 
 async def drive(
@@ -116,6 +222,8 @@ async def drive(
     except Exception:  # progress is a nicety: never fail a run because the graph could not be read
         flow_name, steps, successors = flow_file.stem, [], {}
     tracker = ProgressTracker(steps, successors)
+    interrupt = _Interrupt()
+    _take_sigint(interrupt, tracker)
 
     async with runner:
         started = time.monotonic()
@@ -128,6 +236,8 @@ async def drive(
                     hint=f"See the flow's parameters with: {sys.executable} {flow_file} run --help",
                 ) from exc
             except RuntimeError as exc:  # the process ended before it had a run id
+                if interrupt.count:
+                    raise KeyboardInterrupt from exc
                 tail = "\n    ".join(str(exc).strip().splitlines()[-8:])
                 raise FlowFailedError(
                     f"Flow {flow_name} ({flow_file}) failed before it started a run:\n    {tail}",
@@ -142,6 +252,8 @@ async def drive(
                     display.update()
 
             command = executing.command_obj
+            interrupt.command = command
+            interrupt.start_if_requested(tracker)
             timed_out = False
             remaining = None if timeout is None else max(timeout - (time.monotonic() - started), 0.0)
             try:
@@ -155,6 +267,8 @@ async def drive(
                 timed_out = True
                 command.kill(termination_timeout=2)  # the run and the task processes it started
                 await command.process.wait()
+            if interrupt.stopping is not None:
+                await interrupt.stopping
             duration = time.monotonic() - started
             ok = not timed_out and command.process.returncode == 0
             display.update(final=True, ok=ok)
@@ -170,8 +284,9 @@ async def drive(
         timed_out=timed_out,
         stderr=stderr,
         failure=failure,
-        running_steps=tracker.current_steps,
+        running_steps=interrupt.steps if interrupt.count else tracker.current_steps,
         duration_s=duration,
+        interrupted=interrupt.count > 0,
     )
 
 

@@ -12,9 +12,10 @@ from typing import Any
 
 # "2026-01-01 10:00:00.000 [1712/train/3 (pid 123)] Task is starting." -- timestamp optional.
 _TASK_LINE = re.compile(
-    r"\[(?P<run>[^/\]\s]+)/(?P<step>[^/\]\s]+)/(?P<task>[^\]\s]+)(?: \(pid \d+\))?\] (?P<msg>.*)$"
+    r"\[(?P<run>[^/\]\s]+)/(?P<step>[^/\]\s]+)/(?P<task>[^\]\s]+)(?: \(pid (?P<pid>\d+)\))?\] (?P<msg>.*)$"
 )
 _RUN_START = re.compile(r"Workflow starting \(run-id (?P<run>[^),\s]+)")
+_RUN_INTERRUPTED = "Workflow interrupted"  # the runtime caught a Ctrl-C and is stopping its tasks
 
 
 class ProgressTracker:
@@ -34,6 +35,8 @@ class ProgressTracker:
         self.running: dict[str, set[str]] = {}
         self.failed: dict[tuple[str, str], None] = {}  # (step, task id) in the order they failed
         self.lines: dict[tuple[str, str], deque[str]] = {}  # last lines of each task, for errors
+        self.pids: dict[tuple[str, str], int] = {}  # process of each running task
+        self.runtime_interrupted = False
 
     def feed(self, line: str) -> bool:
         """Take one line of the run's stdout; return whether the progress changed."""
@@ -42,8 +45,11 @@ class ProgressTracker:
             return True
         match = _TASK_LINE.search(line)
         if match is None:
+            self.runtime_interrupted = self.runtime_interrupted or _RUN_INTERRUPTED in line
             return False
         step, task, msg = match["step"], match["task"], match["msg"]
+        if match["pid"]:
+            self.pids[(step, task)] = int(match["pid"])
         if step not in self.steps:
             self.steps.append(step)
         self.lines.setdefault((step, task), deque(maxlen=40)).append(msg)
@@ -64,6 +70,11 @@ class ProgressTracker:
         else:
             return False
         return True
+
+    @property
+    def running_pids(self) -> list[int]:
+        """Processes of the tasks running now."""
+        return [pid for (step, task), pid in self.pids.items() if task in self.running.get(step, ())]
 
     @property
     def current_steps(self) -> list[str]:

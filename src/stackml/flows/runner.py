@@ -6,7 +6,8 @@ directory, the caller's settings as ``STACKML_*`` variables so steps calling ``g
 the same home, warehouse and tracking store, and MLflow telemetry switched off.
 
 A failed run raises :class:`~stackml.errors.FlowFailedError` naming the flow, the run id, the failing
-step and its exception, with the exact shell command that resumes the run from that step.
+step and its exception, with the exact shell command that resumes the run from that step; a step that
+failed on bad data or options gives only that error's message, since a resume cannot fix them.
 
 Example:
     >>> from stackml.flows import flow_path, run_flow
@@ -22,10 +23,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from stackml import errors
 from stackml._deps import require
 from stackml.config import Settings, get_settings
 from stackml.errors import FlowFailedError, InputError
-from stackml.flows._drive import Outcome, drive, run_coroutine, tail_of_stderr
+from stackml.flows._drive import OWN_ERRORS_MODULE, Failure, Outcome, drive, run_coroutine, tail_of_stderr
 from stackml.flows._environment import (
     default_user,
     ensure_client_user,
@@ -35,10 +37,14 @@ from stackml.flows._environment import (
 )
 from stackml.flows._progress import Display, ProgressTracker
 
-__all__ = ["FlowResult", "available_flows", "flow_path", "load_run", "run_flow"]
+__all__ = ["FlowInterruptedError", "FlowResult", "available_flows", "flow_path", "load_run", "run_flow"]
 
 FLOWS_DIR = Path(__file__).resolve().parent
 FLOW_FILE_SUFFIX = "_flow.py"
+
+
+class FlowInterruptedError(FlowFailedError):
+    """The run was interrupted (Ctrl-C); the CLI exits with 130. The hint holds the resume command."""
 
 
 @dataclass(frozen=True)
@@ -144,8 +150,12 @@ def run_flow(
     Raises:
         InputError: the flow file is missing or cannot be loaded, or a parameter is unknown or invalid.
         FlowFailedError: the run failed or timed out; the message names the step and its exception,
-            the hint holds the command that resumes the run. The error also carries ``flow_name``,
-            ``run_id``, ``step``, ``resume_command`` and ``resume_env``.
+            the hint holds the command that resumes the run. A step that failed on bad data or options
+            (an ``InputError`` or ``ConfigError``) gives just that error's message and no resume hint, as
+            a resume reuses them. The error also carries ``flow_name``, ``run_id``, ``step``,
+            ``resume_command`` and ``resume_env``.
+        FlowInterruptedError: Ctrl-C stopped the run (its tasks were interrupted and have exited); the
+            same fields as a failure.
 
     Example:
         >>> result = run_flow("tests/flows/sample_flows/hello_flow.py", {"n": 3})  # doctest: +SKIP
@@ -193,32 +203,56 @@ def _failed_error(
     command = resume_command(path, outcome.run_id, needed_env)
     pathspec = f"{outcome.flow_name}/{outcome.run_id}"
     step = None
-    if outcome.timed_out:
+    # Bad data or options (one of our InputError/ConfigError): a resume reuses them, so it cannot help.
+    bad_input = not outcome.interrupted and outcome.failure is not None and _is_input_error(outcome.failure)
+    if outcome.interrupted:
+        step = outcome.running_steps[0] if outcome.running_steps else None
+        where = f" in step '{', '.join(outcome.running_steps)}'" if outcome.running_steps else ""
+        message = f"Flow {outcome.flow_name} (run {outcome.run_id}) was interrupted{where} and stopped."
+    elif outcome.timed_out:
         where = f" in step '{', '.join(outcome.running_steps)}'" if outcome.running_steps else ""
         step = outcome.running_steps[0] if outcome.running_steps else None
         message = (
             f"Flow {outcome.flow_name} (run {outcome.run_id}) did not finish within {timeout:g} s "
             f"and was stopped{where}."
         )
+    elif bad_input:
+        step = outcome.failure.step
+        message = outcome.failure.exception_message  # the error's message and hint, as a direct call gives
     elif outcome.failure is not None:
-        step, task_pathspec, lines = outcome.failure
+        step, lines = outcome.failure.step, outcome.failure.lines
         detail = "".join(f"\n    {ln}" for ln in lines) or "\n    (the task left no error output)"
         message = (
             f"Flow {outcome.flow_name} (run {outcome.run_id}) failed in step '{step}' "
-            f"(task {task_pathspec}):{detail}"
+            f"(task {outcome.failure.pathspec}):{detail}"
         )
     else:  # the runtime itself died, e.g. killed, or failed between tasks
         tail = "".join(f"\n    {ln}" for ln in tail_of_stderr(outcome.stderr))
         code = outcome.returncode
         message = f"Flow {outcome.flow_name} (run {outcome.run_id}) failed with exit code {code}.{tail}"
-    hint = f"Fix the cause, then resume {pathspec} from the failed step with:\n    {command}"
-    if withheld:
+    if outcome.interrupted:
+        hint = f"Resume {pathspec} from that step with:\n    {command}"
+    elif bad_input:
+        hint = None
+    else:
+        hint = f"Fix the cause, then resume {pathspec} from the failed step with:\n    {command}"
+    if withheld and hint:
         hint += f"\nAlso set {', '.join(withheld)} as for the original run (left out: it holds a password)."
-    error = FlowFailedError(message, hint=hint)
+    error = (FlowInterruptedError if outcome.interrupted else FlowFailedError)(message, hint=hint)
     # Structured fields for the CLI's --json output and for callers that resume programmatically.
     error.flow_name, error.run_id, error.step = outcome.flow_name, outcome.run_id, step
     error.resume_command, error.resume_env = command, needed_env
     return error
+
+
+def _is_input_error(failure: Failure) -> bool:
+    """Whether the task failed on one of our errors about the data or the options (``InputError``,
+    ``ConfigError`` and their subclasses)."""
+    qualified = failure.exception_type or ""
+    if not qualified.startswith(OWN_ERRORS_MODULE) or not failure.exception_message:
+        return False
+    kind = getattr(errors, qualified.removeprefix(OWN_ERRORS_MODULE), None)
+    return isinstance(kind, type) and issubclass(kind, (errors.InputError, errors.ConfigError))
 
 
 def load_run(pathspec: str, settings: Settings | None = None) -> Any:

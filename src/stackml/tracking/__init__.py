@@ -2,7 +2,8 @@
 
 Every pipeline runs inside :func:`start_run`, logs with the ``log_*`` helpers, registers a pyfunc
 model with :func:`register_model` and calls :func:`promote` to move the ``champion`` alias only when
-the new version is better. MLflow itself is imported on first use, so importing this package is cheap.
+the new version is better. An operator moves it by hand with :func:`move_alias` and :func:`rollback`, both
+recorded with who and why. MLflow itself is imported on first use, so importing this package is cheap.
 
 Example:
     >>> from stackml import tracking
@@ -15,7 +16,9 @@ Example:
 
 from __future__ import annotations
 
-from stackml.tracking._setup import configure
+from stackml.tracking._setup import configure, ensure_store
+from stackml.tracking.aliases import AliasMove, alias_history, move_alias, rollback
+from stackml.tracking.launches import Abandoned, abandon_launch
 from stackml.tracking.provenance import data_fingerprint, git_commit
 from stackml.tracking.registry import (
     PromotionResult,
@@ -26,6 +29,7 @@ from stackml.tracking.registry import (
     register_model,
 )
 from stackml.tracking.runs import (
+    LAUNCH_ENV,
     list_runs,
     load_reference_data,
     log_figure,
@@ -38,6 +42,7 @@ from stackml.tracking.runs import (
 
 __all__ = [
     "configure",
+    "ensure_store",
     "start_run",
     "data_fingerprint",
     "git_commit",
@@ -51,6 +56,13 @@ __all__ = [
     "pinned_requirements",
     "promote",
     "PromotionResult",
+    "move_alias",
+    "rollback",
+    "alias_history",
+    "AliasMove",
+    "abandon_launch",
+    "LAUNCH_ENV",
+    "Abandoned",
     "list_runs",
     "list_models",
     "load_model",

@@ -6,6 +6,8 @@ stackml state next to it: the settings last applied and a client bound to them.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +21,7 @@ from stackml.errors import InputError, RegistryError
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
 
-__all__ = ["configure", "current_settings", "mlflow_module", "translate_mlflow_error"]
+__all__ = ["configure", "current_settings", "ensure_store", "mlflow_module", "translate_mlflow_error"]
 
 TELEMETRY_ENV = "MLFLOW_DISABLE_TELEMETRY"
 
@@ -55,7 +57,8 @@ def configure(settings: Settings | None = None) -> MlflowClient:
     Settings passed here (or to any stackml.tracking function) stay in force for later calls made
     without ``settings``. Until some are passed, ``settings=None`` re-reads the defaults on each call,
     so a changed ``STACKML_HOME`` is followed. Repeated calls with unchanged settings are cheap; the
-    first call on a new SQLite store creates its tables (about a second).
+    first call on a new SQLite store creates it (about a second), in a temporary file linked into place
+    once complete, so an interrupted creation never leaves a half-made store.
 
     Args:
         settings: where to track; default the settings passed last, else
@@ -83,14 +86,84 @@ def configure(settings: Settings | None = None) -> MlflowClient:
         _state.explicit = _state.explicit or explicit
         return _state.client
     db = _sqlite_path(uri)
-    if db is not None:
-        # SQLite creates the file but not its folder; a fresh clone has no .stackml yet.
-        db.parent.mkdir(parents=True, exist_ok=True)
+    if db is not None and not db.exists():
+        _create_sqlite_store(mlflow, db, settings)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     client = mlflow.tracking.MlflowClient(tracking_uri=uri, registry_uri=uri)
     _state = _State(settings=settings, client=client, explicit=explicit)
     return client
+
+
+def _create_sqlite_store(mlflow: Any, db: Path, settings: Settings) -> None:
+    """Create the SQLite store in a temporary file and link it into place only once it is complete.
+
+    MLflow builds a new store with dozens of migrations; a process stopped half-way (Ctrl-C on a first run)
+    would otherwise leave a store every later command refuses. Linking never replaces a store another
+    process finished first.
+    """
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    # SQLite creates the file but not its folder; a fresh clone has no .stackml yet.
+    db.parent.mkdir(parents=True, exist_ok=True)
+    partial = db.with_name(f".{db.name}.{os.getpid()}.partial")
+    try:
+        with _quiet_migrations():
+            store = SqlAlchemyStore(f"sqlite:///{partial}", settings.artifact_location)
+        store.engine.dispose()
+        with contextlib.suppress(FileExistsError):  # another process created it meanwhile: keep theirs
+            os.link(partial, db)
+    except mlflow.exceptions.MlflowException as exc:
+        raise RegistryError(
+            f"Could not create the MLflow store {db}: {exc}",
+            hint="Check that the folder is writable, or set STACKML_TRACKING_URI to another store.",
+        ) from exc
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def _quiet_migrations() -> Any:
+    """MLflow and Alembic log each migration at INFO on stderr; a CLI command prints only its result."""
+    loggers = [logging.getLogger(name) for name in ("mlflow.store.db.utils", "alembic")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
+
+
+def ensure_store(settings: Settings | None = None) -> None:
+    """Create the tracking store now, or check that it is usable, before anything writes to it.
+
+    Pipelines call this before their flow starts, so no step of the flow ever creates (and, when
+    interrupted, half-creates) the store.
+
+    Raises:
+        RegistryError: the store exists but MLflow cannot use it (e.g. a store left half-migrated by an
+            older stackml interrupted on its first run); the hint says how to repair it.
+    """
+    client = configure(settings)
+    mlflow = mlflow_module()
+    uri = current_settings().tracking_uri
+    try:
+        with _quiet_migrations():
+            client.search_experiments(max_results=1)
+    except mlflow.exceptions.MlflowException as exc:
+        if "out-of-date database schema" not in str(exc):
+            raise translate_mlflow_error(exc, f"The MLflow store {uri}") from exc
+        raise RegistryError(
+            f"The MLflow store {uri} has an incomplete schema ({_first_sentence(str(exc))}); "
+            "it was probably left half-created by an interrupted first run.",
+            hint=f"Back it up, then run `mlflow db upgrade {uri}`, or delete it if nothing in it is needed.",
+        ) from exc
+
+
+def _first_sentence(text: str) -> str:
+    return text.split(". ", 1)[0].strip()
 
 
 def current_settings() -> Settings:

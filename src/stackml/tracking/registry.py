@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, Any
 from stackml.checks import is_number
 from stackml.config import Settings
 from stackml.errors import InputError, RegistryError
+from stackml.tracking import _alias_log
 from stackml.tracking._setup import configure, mlflow_module, translate_mlflow_error
-from stackml.tracking.runs import format_metrics, start_run
+from stackml.tracking.runs import start_run
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -37,6 +38,7 @@ TAG_DECISION = "stackml.promotion_decision"
 TAG_COMPARED = "stackml.compared_with"
 TAG_EVALUATION = "stackml.evaluation_id"  # what the promotion metric was measured on (see promote)
 TAG_PROMOTION = "stackml.promotion.v"  # + candidate version -> JSON record of that comparison
+TAG_METRIC = "stackml.primary_metric"  # the metric promote compared the version on
 _BASE_PACKAGES = ("mlflow", "pandas", "numpy", "cloudpickle", "stackml")
 
 
@@ -212,7 +214,9 @@ def promote(
     promoted; a tie keeps the champion. A candidate whose metric is NaN or infinite is never promoted; a
     champion whose metric is NaN or infinite gives way to a candidate with a finite one. The comparison is
     recorded as tags on both versions: ``stackml.promotion.v<candidate>`` (a JSON record) on each, plus
-    ``stackml.promotion_decision`` and ``stackml.compared_with`` on the candidate.
+    ``stackml.promotion_decision``, ``stackml.compared_with`` and ``stackml.primary_metric`` on the candidate.
+    A move of the alias is also recorded for :func:`stackml.tracking.rollback` (who, why, the version it
+    replaced).
 
     Args:
         name: registered model name.
@@ -235,14 +239,14 @@ def promote(
     """
     client = configure(settings)
     mlflow = mlflow_module()
-    candidate = _get_version(client, mlflow, name, version)
+    candidate = get_version(client, mlflow, name, version)
     cand_v = int(candidate.version)
     cand_value = _version_metric(client, mlflow, candidate, metric)
     try:
-        aliases = client.get_registered_model(name).aliases
+        model = client.get_registered_model(name)
     except mlflow.exceptions.MlflowException as exc:
         raise translate_mlflow_error(exc, f"Registered model '{name}'") from exc
-    champ_v = int(aliases[alias]) if alias in aliases else None
+    champ_v = int(model.aliases[alias]) if alias in model.aliases else None
     direction = "higher" if higher_is_better else "lower"
 
     def result(promoted: bool, reason: str, champ_value: float | None) -> PromotionResult:
@@ -250,11 +254,12 @@ def promote(
             promoted, reason, cand_value, champ_v, champ_value, name, cand_v, metric, alias
         )
 
+    client.set_model_version_tag(name, str(cand_v), TAG_METRIC, metric)
     if comparable_on is not None:
         client.set_model_version_tag(name, str(cand_v), TAG_EVALUATION, comparable_on)
     if champ_v == cand_v:
         return result(False, f"v{cand_v} already holds the alias '{alias}'; nothing to do.", cand_value)
-    champ_eval = _get_version(client, mlflow, name, champ_v).tags.get(TAG_EVALUATION) if champ_v else None
+    champ_eval = get_version(client, mlflow, name, champ_v).tags.get(TAG_EVALUATION) if champ_v else None
     if not math.isfinite(cand_value):
         reason = f"candidate v{cand_v} {metric}={cand_value} is not a finite number, so it is not promoted."
         outcome = result(False, reason, None)
@@ -268,7 +273,7 @@ def promote(
     elif champ_v is None:
         outcome = result(True, f"candidate v{cand_v} {metric}={cand_value:.4g} is the first '{alias}'.", None)
     else:
-        champion = _get_version(client, mlflow, name, champ_v)
+        champion = get_version(client, mlflow, name, champ_v)
         champ_value = _version_metric(client, mlflow, champion, metric)
         if not math.isfinite(champ_value):
             # Every comparison with NaN is false: such a champion would never be beaten, so it gives way.
@@ -285,9 +290,23 @@ def promote(
                 f"{metric}={champ_value:.4g} ({direction} is better)"
             )
             outcome = result(better, reason, champ_value)
-    if outcome.promoted:
-        client.set_registered_model_alias(name, alias, str(cand_v))
+    # The alias moves last: a version whose decision is recorded but which does not hold the alias is a
+    # promotion cut short, which stackml.tracking.abandon_launch removes.
     _record(client, outcome, higher_is_better)
+    if outcome.promoted:
+        _alias_log.record_move(
+            client,
+            name,
+            alias=alias,
+            version=cand_v,
+            previous=champ_v,
+            action="compared",
+            reason=outcome.reason,
+        )
+        if champ_v is not None:
+            stack = _alias_log.previous_holders(model, alias)
+            _alias_log.write_previous(client, name, alias, [*stack, champ_v])
+        client.set_registered_model_alias(name, alias, str(cand_v))
     return outcome
 
 
@@ -317,7 +336,8 @@ def _record(client: Any, outcome: PromotionResult, higher_is_better: bool) -> No
         client.set_model_version_tag(outcome.name, str(outcome.champion_version), key, record)
 
 
-def _get_version(client: Any, mlflow: Any, name: str, version: int | str) -> Any:
+def get_version(client: Any, mlflow: Any, name: str, version: int | str) -> Any:
+    """The model version, or a RegistryError naming the model's versions."""
     try:
         client.get_registered_model(name)
     except mlflow.exceptions.MlflowException as exc:
@@ -325,7 +345,7 @@ def _get_version(client: Any, mlflow: Any, name: str, version: int | str) -> Any
     try:
         return client.get_model_version(name, str(version))
     except mlflow.exceptions.MlflowException as exc:
-        known = sorted(int(v.version) for v in client.search_model_versions(f"name = '{_quote(name)}'"))
+        known = sorted(int(v.version) for v in client.search_model_versions(name_filter(name)))
         raise RegistryError(
             f"Model '{name}' has no version {version!r}; its versions are {known or 'none'}.",
             hint="Run `stackml models` to see registered versions.",
@@ -334,7 +354,7 @@ def _get_version(client: Any, mlflow: Any, name: str, version: int | str) -> Any
 
 def _version_metric(client: Any, mlflow: Any, mv: Any, metric: str) -> float:
     """The metric as logged in the version's run; a clear error lists what the run has instead."""
-    metrics = _run_metrics(client, mlflow, mv)
+    metrics = run_metrics(client, mlflow, mv)
     if metric not in metrics:
         raise RegistryError(
             f"Model '{mv.name}' v{mv.version} has no metric '{metric}' in its run {mv.run_id}; "
@@ -345,7 +365,8 @@ def _version_metric(client: Any, mlflow: Any, mv: Any, metric: str) -> float:
     return float(metrics[metric])
 
 
-def _run_metrics(client: Any, mlflow: Any, mv: Any) -> dict[str, float]:
+def run_metrics(client: Any, mlflow: Any, mv: Any) -> dict[str, float]:
+    """The metrics of the version's training run; none when it has no run or the run was deleted."""
     if not mv.run_id:
         return {}
     try:
@@ -354,8 +375,9 @@ def _run_metrics(client: Any, mlflow: Any, mv: Any) -> dict[str, float]:
         return {}  # the run was deleted; the version still exists but has nothing to compare
 
 
-def _quote(value: str) -> str:
-    return value.replace("'", "\\'")
+def name_filter(name: str) -> str:
+    """The search filter selecting the versions of one registered model."""
+    return "name = '{}'".format(name.replace("'", "\\'"))
 
 
 def _all_registered_models(client: Any) -> list[Any]:
@@ -373,8 +395,9 @@ def list_models(*, settings: Settings | None = None) -> pd.DataFrame:
     """Every registered model version, newest version of each model first.
 
     Returns:
-        Columns ``name, version, aliases`` (comma-separated), ``run_id``, ``metrics`` (e.g.
-        ``"rmse=1.2"``) and ``created`` (UTC); empty with the same columns when nothing is registered.
+        Columns ``name, version, aliases`` (a sorted list, e.g. ``["champion"]``), ``run_id``, ``metrics``
+        (a dict by name, e.g. ``{"rmse": 1.2}``) and ``created`` (UTC); empty with the same columns when
+        nothing is registered.
     """
     import pandas as pd
 
@@ -386,14 +409,14 @@ def list_models(*, settings: Settings | None = None) -> pd.DataFrame:
         by_version: dict[int, list[str]] = {}
         for alias, v in model.aliases.items():
             by_version.setdefault(int(v), []).append(alias)
-        for mv in client.search_model_versions(f"name = '{_quote(model.name)}'"):
+        for mv in client.search_model_versions(name_filter(model.name)):
             rows.append(
                 {
                     "name": mv.name,
                     "version": int(mv.version),
-                    "aliases": ",".join(sorted(by_version.get(int(mv.version), []))),
+                    "aliases": sorted(by_version.get(int(mv.version), [])),
                     "run_id": mv.run_id,
-                    "metrics": format_metrics(_run_metrics(client, mlflow, mv)),
+                    "metrics": dict(sorted(run_metrics(client, mlflow, mv).items())),
                     "created": pd.to_datetime(mv.creation_timestamp, unit="ms", utc=True),
                 }
             )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import tempfile
 from collections.abc import Iterator, Mapping
@@ -42,6 +43,8 @@ TAG_PIPELINE = "stackml.pipeline"
 TAG_COMMIT = "stackml.git_commit"
 TAG_DATA = "stackml.data_fingerprint"
 TAG_REFERENCE = "stackml.reference."  # + name -> fingerprint of that reference data
+TAG_LAUNCH = "stackml.launch"  # the launch of a flow that started the run (see abandon_launch)
+LAUNCH_ENV = "STACKML_LAUNCH_ID"  # set by the flow runner in the flow's processes
 RUN_COLUMNS = [
     "run_id",
     "experiment",
@@ -80,7 +83,8 @@ def start_run(
     """Run a block of a pipeline inside an MLflow run of the experiment ``stackml/<pipeline>``.
 
     The run is tagged with the pipeline, the git commit of the working directory and, when ``data``
-    is given, its :func:`data_fingerprint`. It ends FINISHED, or FAILED when the block raises (the
+    is given, its :func:`data_fingerprint` (and, inside a flow started by stackml, the launch, so an
+    interrupted flow's runs can be found and closed). It ends FINISHED, or FAILED when the block raises (the
     exception propagates). Started inside another run, it becomes a nested child of it.
 
     Args:
@@ -103,6 +107,8 @@ def start_run(
     mlflow = mlflow_module()
     experiment_id = _experiment_id(client, pipeline, settings or current_settings())
     run_tags = {TAG_PIPELINE: pipeline, TAG_COMMIT: git_commit()}
+    if os.environ.get(LAUNCH_ENV):
+        run_tags[TAG_LAUNCH] = os.environ[LAUNCH_ENV]
     if data is not None:
         run_tags[TAG_DATA] = data_fingerprint(data)
     run_tags.update({str(k): str(v) for k, v in (tags or {}).items()})
@@ -272,8 +278,8 @@ def list_runs(
 
     Returns:
         One row per run with columns ``run_id, experiment, pipeline, run_name, status, start_time``
-        (UTC), ``duration_s`` and ``metrics`` (e.g. ``"mae=0.8 rmse=1.2"``); empty with the same
-        columns when there are none.
+        (UTC), ``duration_s`` and ``metrics`` (a dict by name, e.g. ``{"mae": 0.8, "rmse": 1.2}``);
+        empty with the same columns when there are none.
     """
     import pandas as pd
 
@@ -302,12 +308,7 @@ def list_runs(
                 "status": info.status,
                 "start_time": pd.to_datetime(info.start_time, unit="ms", utc=True),
                 "duration_s": (info.end_time - info.start_time) / 1000 if info.end_time else None,
-                "metrics": format_metrics(run.data.metrics),
+                "metrics": dict(sorted(run.data.metrics.items())),
             }
         )
     return pd.DataFrame(rows, columns=RUN_COLUMNS)
-
-
-def format_metrics(metrics: Mapping[str, float]) -> str:
-    """Metrics as one short line, sorted by name: ``"mae=0.8 rmse=1.2"``."""
-    return " ".join(f"{k}={v:.4g}" for k, v in sorted(metrics.items()))
