@@ -1,7 +1,9 @@
 """Entry point: the Typer app, global options and the one place errors become exit codes.
 
 Exit codes: 0 success; 2 bad input or an unreachable service (a StackmlError, or a usage error from Typer),
-printed as one line without a traceback; 1 an unexpected internal error. ``--debug`` shows tracebacks.
+printed as one line without a traceback (a failed pipeline whose resume can help adds the resume command on a
+second line); 1 an unexpected internal error; 130 interrupted (Ctrl-C), with one
+line (for a pipeline, the command that resumes its flow). ``--debug`` shows tracebacks.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
@@ -28,6 +30,7 @@ app = typer.Typer(
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERNAL = 1
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 
 
 def _version(value: bool) -> None:
@@ -100,19 +103,31 @@ def ingest(
 def sql(
     query: Annotated[str, typer.Argument(help="The SQL to run, in the warehouse engine's dialect.")],
     warehouse: WarehouseOption = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON array of row objects.")] = False,
-    max_rows: Annotated[int, typer.Option("--max-rows", help="Rows to show in the table view.")] = 50,
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json", help="Print a JSON array of row objects, every value exact (streamed, flat memory)."
+        ),
+    ] = False,
+    max_rows: Annotated[int, typer.Option("--max-rows", min=0, help="Rows to show in the table view.")] = 50,
+    write: Annotated[
+        bool,
+        typer.Option(
+            "--write", help="Allow statements that change the warehouse (CREATE, INSERT, DROP, ...)."
+        ),
+    ] = False,
 ) -> None:
-    """Run a SQL query against the warehouse and print the result."""
-    from stackml.cli.output import frame_to_records, print_frame, print_json
+    """Run a SQL query against the warehouse and print the result; read-only unless --write is given."""
+    from stackml.cli.sql_output import print_rows, write_json
     from stackml.warehouse import connect
+    from stackml.warehouse.base import require_sql
 
-    with connect(warehouse) as wh:
-        df = wh.query(query)
-    if as_json:
-        print_json(frame_to_records(df))
-    else:
-        print_frame(df, max_rows=max_rows)
+    require_sql(query)  # before the warehouse is opened
+    with connect(warehouse, read_only=not write) as wh, wh.stream(query) as rows:
+        if as_json:
+            write_json(rows)
+        else:
+            print_rows(rows, max_rows=max_rows)
 
 
 @app.command()
@@ -123,7 +138,7 @@ def tables(warehouse: WarehouseOption = None, as_json: JsonOption = False) -> No
     from stackml.cli.output import frame_to_records, print_frame, print_json
     from stackml.warehouse import connect
 
-    with connect(warehouse) as wh:
+    with connect(warehouse, read_only=True) as wh:  # listing must not create an empty warehouse file
         rows = [{"table": t, "rows": wh.row_count(t), "columns": len(wh.schema(t))} for t in wh.tables()]
         url = wh.redacted_url()
     df = pd.DataFrame(rows, columns=["table", "rows", "columns"])
@@ -145,7 +160,7 @@ def schema(
     from stackml.cli.output import print_frame, print_json
     from stackml.warehouse import connect
 
-    with connect(warehouse) as wh:
+    with connect(warehouse, read_only=True) as wh:
         columns = wh.schema(table)
     if as_json:
         print_json(columns)
@@ -168,14 +183,9 @@ def runs(
     print_json(frame_to_records(df)) if as_json else print_frame(df, title="Runs")
 
 
-@app.command()
-def models(as_json: JsonOption = False) -> None:
-    """List registered models with their versions, aliases and metrics."""
-    from stackml.cli.output import frame_to_records, print_frame, print_json
-    from stackml.tracking import list_models
+from stackml.cli.models import models_app  # noqa: E402  (imports only typer)
 
-    df = list_models()
-    print_json(frame_to_records(df)) if as_json else print_frame(df, title="Registered models")
+app.add_typer(models_app, name="models")
 
 
 # -- serving -------------------------------------------------------------------------------------------------
@@ -237,23 +247,59 @@ def _one_line(text: str) -> str:
     return " ".join(str(text).split())
 
 
+def _hint_lines(hint: str, resume_command: str | None) -> str:
+    """The hint after the message on the same line; a failed flow's resume command on a line of its own, to
+    copy, and what follows it (a variable left out of it) on the next."""
+    if not resume_command or resume_command not in hint:
+        return f" {_one_line(hint)}"
+    before, after = hint.split(resume_command, 1)
+    rest = f"\n{_one_line(after)}" if after.strip() else ""
+    return f" {_one_line(before)}\n    {resume_command}{rest}"
+
+
+def _command() -> Any:
+    """The app's click command, with nothing shown after a flag in the help (Typer writes ``--json <bool>``,
+    as if a flag took a value)."""
+    command = typer.main.get_command(app)
+    _hide_flag_types(command, None)
+    return command
+
+
+def _hide_flag_types(command: Any, parent: Any) -> None:
+    ctx = command.context_class(command, parent=parent, info_name=command.name, **command.context_settings)
+    for param in [*command.params, command.get_help_option(ctx)]:
+        if param is not None and getattr(param, "is_flag", False):
+            param.metavar = ""
+    for sub in getattr(command, "commands", {}).values():
+        _hide_flag_types(sub, ctx)
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Run the CLI; StackmlError becomes one line on stderr and exit code 2."""
+    """Run the CLI; StackmlError becomes one line on stderr and exit code 2, Ctrl-C one line and 130."""
     debug = (
         "--debug" in (argv if argv is not None else sys.argv[1:]) or os.environ.get("STACKML_DEBUG") == "1"
     )
     try:
-        app(args=argv, standalone_mode=True)
+        _command().main(args=argv, standalone_mode=True)
+    except SystemExit as exc:
+        if exc.code == EXIT_INTERRUPTED:  # Typer turns KeyboardInterrupt into a silent exit 130
+            sys.stderr.write("Interrupted.\n")
+        raise
     except StackmlError as exc:
         if debug:
             raise
+        from stackml.flows import FlowInterruptedError  # imports no Metaflow
+
         message = _one_line(exc.message)
-        hint = f" {_one_line(exc.hint)}" if exc.hint else ""
-        sys.stderr.write(f"Error: {message}{hint}\n")
-        sys.exit(EXIT_BAD_INPUT)
+        interrupted = isinstance(exc, FlowInterruptedError)
+        # a failed run's resume command goes on a second line, to copy; an interrupted run keeps one line
+        command = None if interrupted else getattr(exc, "resume_command", None)
+        hint = _hint_lines(exc.hint, command) if exc.hint else ""
+        sys.stderr.write(f"{'Interrupted' if interrupted else 'Error'}: {message}{hint}\n")
+        sys.exit(EXIT_INTERRUPTED if interrupted else EXIT_BAD_INPUT)
     except KeyboardInterrupt:
         sys.stderr.write("Interrupted.\n")
-        sys.exit(130)
+        sys.exit(EXIT_INTERRUPTED)
     except Exception as exc:  # an internal error: say so briefly, point at --debug
         if debug:
             raise

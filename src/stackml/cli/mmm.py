@@ -157,6 +157,15 @@ def fit(
         bounds=bounds,
     )
     source = open_source(data, table, warehouse, check=lambda src, wh: check_source(config, src, wh))
+    # The model frame's problems (missing values, repeated dates, negative spend, too few rows) are reported
+    # here, in one line, instead of failing the flow's first step.
+    from contextlib import nullcontext
+
+    from stackml.mmm.pipeline import load
+    from stackml.warehouse import connect
+
+    with connect(warehouse, read_only=True) if source.table else nullcontext() as wh:
+        load(config, source, wh)
     name = model_name or source.default_model_name("mmm")
     if not as_json:
         from stackml.cli.output import console

@@ -140,7 +140,8 @@ def validate_frame(
     if missing:
         raise InputError(
             f"The following columns are missing: {missing}",
-            hint=f"The frame has {list(df.columns)}; name the columns with id_col=, time_col=, target_col=.",
+            hint=f"The data has {list(df.columns)}; rename its columns to '{id_col}', '{time_col}' and "
+            f"'{target_col}' (in Python, or name yours with id_col=, time_col=, target_col=).",
         )
     if df.empty:
         raise InputError("The frame has no rows.", hint="Pass at least one series with at least one value.")
@@ -172,14 +173,10 @@ def validate_frame(
         try:
             freq_value = resolve_freq(df, id_col, time_col, freq, is_ts)
         except InputError as exc:
-            problems.append(str(exc))
+            problems.append(f"{exc.message.rstrip('.')}; {_freq_fix(df, id_col, time_col, is_ts)}")
         if freq_value is not None and not dup.any():
             problems.extend(_gap_problems(df, id_col, time_col, freq_value, is_ts, freq))
-    raise_if_problems(
-        problems,
-        what="the input frame",
-        hint="Fix them all and call again; fill_gaps(df, freq=...) inserts missing rows.",
-    )
+    raise_if_problems(problems, what="the input frame", hint="Fix them all in the data and run again.")
     return df, FrameSpec(id_col, time_col, target_col, exog, freq_value, bool(is_ts))
 
 
@@ -251,7 +248,7 @@ def _coerce_target(
             more = f" and {len(first) - _SHOW} more" if len(first) > _SHOW else ""
             problems.append(
                 f"'{target_col}' has missing or infinite values in {len(partly)} series (first at): "
-                f"{where}{more}; fill them, e.g. fill_gaps(df, fill='interpolate')"
+                f"{where}{more}; fill or drop them in the data (in Python: fill_gaps(df, fill='interpolate'))"
                 if time_ok
                 else f"'{target_col}' has missing or infinite values in series {_names(partly)}"
             )
@@ -277,6 +274,26 @@ def _check_exogenous(
                 f"exogenous column '{col}' has missing or infinite values in series {_names(series)}"
             )
     return exog
+
+
+def _freq_fix(df: pd.DataFrame, id_col: str, time_col: str, is_ts: bool) -> str:
+    """How to give the frequency, on the command line and in Python (the same errors reach both), with the
+    smallest step in the data as the example."""
+    example: Any = "D"
+    if not is_ts:
+        example = 1
+    else:
+        steps = df.groupby(id_col, sort=False)[time_col].diff()
+        steps = steps[steps > pd.Timedelta(0)]
+        if len(steps):
+            try:
+                example = pd.tseries.frequencies.to_offset(steps.min()).freqstr
+            except ValueError:  # a step pandas has no name for keeps the plain example
+                pass
+    return (
+        f"pass the frequency, e.g. --freq {example} on the command line "
+        f"(in Python: Forecaster(freq={example!r}))"
+    )
 
 
 def _gap_problems(
@@ -311,7 +328,7 @@ def _gap_problems(
         source = "the given" if user_freq is not None else "the inferred"
         problems.append(
             f"'{time_col}' values do not fall on {source} frequency {freq_name!r} in {len(rows)} series: "
-            f"{where}{more}; check freq"
+            f"{where}{more}; {_freq_fix(df, id_col, time_col, is_ts)}"
         )
     gap = gap & ~off_grid
     if gap.any():
@@ -322,7 +339,7 @@ def _gap_problems(
         more = f" and {len(first_missing) - _SHOW} more" if len(first_missing) > _SHOW else ""
         problems.append(
             f"gaps in the time index of {len(first_missing)} series (first missing '{time_col}'): "
-            f"{where}{more}; insert the missing rows with "
-            f"fill_gaps(df, freq={freq_name!r}, fill='interpolate') or pass complete series"
+            f"{where}{more}; add the missing rows to the data (in Python: "
+            f"fill_gaps(df, freq={freq_name!r}, fill='interpolate'))"
         )
     return problems

@@ -5,8 +5,8 @@ what to try.
 
 Example:
     >>> from stackml.mmm.diagnostics import Gate
-    >>> Gate("divergences", 3, 0, False, "raise target_accept").message()
-    'divergences = 3 (limit 0): raise target_accept'
+    >>> Gate("divergences", 3, 0, False, "raise --target-accept").message()
+    'divergences = 3 (limit 0): raise --target-accept'
 """
 
 from __future__ import annotations
@@ -26,18 +26,23 @@ if TYPE_CHECKING:
 
 __all__ = ["Diagnostics", "Gate", "GateFailedError", "diagnose", "fit_metrics", "time_slice_error"]
 
+# The CLI option first (`stackml mmm fit`), the Python form in brackets; roas_prior and yearly_seasonality
+# have no CLI option, so they are named as Python only.
 ADVICE = {
-    "divergences": "raise target_accept (MediaMixModel(target_accept=0.95)), give channels with little spend "
-    "variation a roas_prior or lift tests, or use a simpler adstock/saturation",
-    "max_rhat": "the chains disagree: sample longer (tune=2000, draws=2000) or with more chains; "
+    "divergences": "raise --target-accept to 0.95 (in Python: MediaMixModel(target_accept=0.95)), calibrate "
+    "channels with little spend variation with --lift-tests (or in Python a roas_prior), or use a simpler "
+    "--adstock/--saturation",
+    "max_rhat": "the chains disagree: sample longer (--tune 2000 --draws 2000; in Python: "
+    "fit(tune=2000, draws=2000)) or with more --chains; "
     "if it persists a channel is not identified (sparse or collinear spend), "
-    "so add a roas_prior or lift tests",
-    "min_ess": "too few effective draws: increase draws (and tune)",
-    "r2": "the model explains little of the target: add control columns (promotions, holidays, price), raise "
-    "yearly_seasonality, or check that the target column is right",
-    "mape": "large in-sample errors: add control columns for the periods with the largest residuals",
+    "so add --lift-tests (or in Python a roas_prior)",
+    "min_ess": "too few effective draws: increase --draws and --tune (in Python: fit(draws=..., tune=...))",
+    "r2": "the model explains little of the target: add --controls columns (promotions, holidays, price), "
+    "raise the yearly seasonality (in Python: MediaMixModel(yearly_seasonality=4)), or check that --target "
+    "is the right column",
+    "mape": "large in-sample errors: add --controls columns for the periods with the largest residuals",
     "oos_mape": "the model forecasts the held-out periods badly: check for breaks at the end of the data, "
-    "add controls for new events, or calibrate with lift tests",
+    "add --controls for new events, or calibrate with --lift-tests",
 }
 
 

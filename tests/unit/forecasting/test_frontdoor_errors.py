@@ -124,7 +124,7 @@ def test_frequency_that_cannot_be_inferred() -> None:
             "y": 1.0,
         }
     )
-    with pytest.raises(InputError, match=r"Could not infer the frequency of 'ds'.*Forecaster\(freq='h'\)"):
+    with pytest.raises(InputError, match=r"infer the frequency of 'ds'.*--freq D .*Forecaster\(freq='D'\)"):
         _fit(irregular)
 
 

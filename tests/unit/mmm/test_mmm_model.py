@@ -148,7 +148,9 @@ def test_outputs_have_intervals_and_sensible_shapes(model, sim) -> None:
 def test_gates_name_the_failure_and_what_to_try(model) -> None:
     report = diagnose(model, min_ess=1e9, min_r2=0.0, max_rhat=2.0)
     assert not report.passed and [g.name for g in report.failures] == ["min_ess"]
-    with pytest.raises(GateFailedError, match=r"failed 1 diagnostics gate\(s\): min_ess = .* increase draws"):
+    with pytest.raises(
+        GateFailedError, match=r"failed 1 diagnostics gate\(s\): min_ess = .* increase --draws"
+    ):
         report.raise_if_failed()
 
 

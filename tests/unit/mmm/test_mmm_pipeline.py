@@ -193,7 +193,7 @@ def test_the_model_passes_the_configured_gates_and_fails_strict_ones(result, con
     )
     failed = check_model(result.model, strict, result.holdout)
     assert [g.name for g in failed.failures] == ["min_ess", "oos_mape"]
-    assert "increase draws" in failed.failures[0].message()
+    assert "increase --draws and --tune (in Python: fit(draws=" in failed.failures[0].message()
 
 
 def test_summary_is_json_with_consistent_intervals(result, frame) -> None:
