@@ -973,13 +973,12 @@ def hammer(base: str, clients: int, stop: threading.Event) -> list[list[tuple[st
     return outcomes
 
 
+@pytest.mark.parametrize("workers", ["1", "2"])
 def test_sigterm_answers_every_request_sent_on_kept_alive_connections(
-    registry: Registry, tmp_path: Path
+    registry: Registry, tmp_path: Path, workers: str
 ) -> None:
-    with cli_server(registry, tmp_path, "--workers", "1", "--models", "adder", "--drain-seconds", "1") as (
-        server,
-        base,
-    ):
+    args = ("--workers", workers, "--models", "adder", "--drain-seconds", "1")
+    with cli_server(registry, tmp_path, *args) as (server, base):
         stop = threading.Event()
         signaller = threading.Timer(1.5, server.send_signal, args=(signal.SIGTERM,))
         signaller.start()

@@ -91,7 +91,7 @@ def serve(
     require("fastapi", "serve")
     uvicorn = require("uvicorn", "serve")
     from stackml.serving.app import create_app
-    from stackml.serving.workers import WORKER_CONFIG_ENV, default_workers, worker_config
+    from stackml.serving.workers import WORKER_CONFIG_ENV, default_workers, run_workers, worker_config
 
     # Parse before touching the registry: a malformed --models fails in milliseconds.
     specs = parse_model_specs(models) if models is not None else None
@@ -134,7 +134,7 @@ def serve(
         del app
         gc.collect()
         os.environ[WORKER_CONFIG_ENV] = worker_config(specs, reload_interval, warehouse, options)
-        uvicorn.run("stackml.serving.workers:app_from_environment", factory=True, workers=workers, **run)
+        run_workers("stackml.serving.workers:app_from_environment", workers, **run)
     _replay_leftovers(settings, options)
 
 

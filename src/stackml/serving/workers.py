@@ -4,6 +4,11 @@ Uvicorn starts workers with ``spawn``, so each is a fresh interpreter that impor
 :func:`app_from_environment` and calls it; the parent passes the command's choices in one environment
 variable. Each worker loads the models, re-resolves aliases and writes its own prediction-log journal;
 with DuckDB, whichever worker holds the database file replays the spill files of the others.
+
+:func:`run_workers` is uvicorn's own supervisor but for one thing: on SIGTERM the parent lets go of the
+listening socket before it signals the workers. Otherwise the parent's copy keeps the socket open while the
+workers drain, clients they send away reconnect into its listen queue, and those requests are reset when the
+parent finally exits.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from typing import Any
 
 from stackml.serving.options import ModelSpec, ServingOptions
 
-__all__ = ["WORKER_CONFIG_ENV", "worker_config", "app_from_environment", "default_workers"]
+__all__ = ["WORKER_CONFIG_ENV", "worker_config", "app_from_environment", "default_workers", "run_workers"]
 
 WORKER_CONFIG_ENV = "STACKML_SERVE_WORKER_CONFIG"
 
@@ -69,3 +74,18 @@ def app_from_environment() -> Any:
     served = ", ".join(f"{m.name}@{m.alias} v{m.version}" for m in app.state.cache.models())
     logging.getLogger(__name__).info("Worker %d serving %s.", os.getpid(), served, extra={"event": "worker"})
     return app
+
+
+def run_workers(app_path: str, workers: int, **run: Any) -> None:
+    """Serve ``app_path`` (a factory) with ``workers`` processes, as ``uvicorn.run(..., workers=N)`` does."""
+    from uvicorn import Config
+    from uvicorn.supervisors import Multiprocess
+
+    class ClosingMultiprocess(Multiprocess):
+        def terminate_all(self) -> None:
+            for sock in self.sockets:  # new connections are refused from now on, not queued and then reset
+                sock.close()
+            super().terminate_all()
+
+    config = Config(app_path, factory=True, workers=workers, **run)
+    ClosingMultiprocess(config, sockets=[config.bind_socket()]).run()
