@@ -107,54 +107,14 @@ def run(
         show_progress=not as_json,
     )
     end = result.run["end"].task.data
-    summary = summarise_run(end.pipeline) | registry_summary(end.published, end.report_path)
+    # the end step's plain summary, not the whole result: unpickling the fitted models costs seconds
+    summary = end.summary | registry_summary(end.published, end.report_path)
     if as_json:
         from stackml.cli.output import print_json
 
         print_json(summary | {"run_id": result.run_id})
         return
     _print_summary(summary)
-
-
-def summarise_run(pipeline: Any) -> dict[str, Any]:
-    """Scores per model (holdout when given, else backtest), the chosen alias and why, the coverage of its
-    intervals (backtest, and holdout when given), and the models that did not run to the end."""
-    scores = pipeline.holdout if pipeline.holdout is not None else pipeline.scores
-    metrics = {
-        str(row["model"]): {k: _num(row[k]) for k in ("smape", "mase", "owa") if k in row}
-        | {k: _num(row[k]) for k in row.index if k.startswith("coverage_")}
-        for _, row in scores.iterrows()
-    }
-    alias = pipeline.choice.alias
-    coverage = {
-        "backtest": {f"{level:g}": _num(v) for level, v in pipeline.backtest_coverage.get(alias, {}).items()}
-    }
-    if pipeline.holdout is not None:
-        held = pipeline.holdout.set_index("model").loc[alias]
-        coverage["holdout"] = {
-            k.removeprefix("coverage_").replace("_", "."): _num(held[k])
-            for k in held.index
-            if k.startswith("coverage_")
-        }
-    cfg = pipeline.config
-    return {
-        "models": metrics,
-        "best": alias,
-        "why": pipeline.choice.why,
-        "scored_on": "holdout" if pipeline.holdout is not None else "backtest",
-        "members": pipeline.members,
-        "coverage": coverage,
-        "holdout_gap_owa": None if pipeline.holdout_gap is None else _num(pipeline.holdout_gap),
-        "skipped": dict(pipeline.skipped),
-        "season_length": cfg.season_length,
-        "seasonal_periods": list(cfg.seasonal_periods or ()),
-        "n_windows": cfg.n_windows,
-    }
-
-
-def _num(value: Any) -> float | None:
-    value = float(value)
-    return None if value != value else round(value, 6)
 
 
 def _print_summary(summary: dict[str, Any]) -> None:

@@ -86,7 +86,7 @@ def forecast_step(ctx: DemoContext) -> None:
 
     config = ForecastConfig(horizon=14, season_length=7)
     end = ctx.run_pipeline("forecast", config, SAMPLE_TABLE, "forecast-demo-store-sales")
-    ctx.say(f"Chose [bold]{end.pipeline.choice.alias}[/bold]; {end.published.note}")
+    ctx.say(f"Chose [bold]{end.summary['best']}[/bold]; {end.published.note}")
 
 
 SAMPLE_TABLE = "demo_store_sales"

@@ -91,7 +91,7 @@ class ForecastFlow(FlowSpec):
 
     @step
     def end(self):
-        """Write the report."""
+        """Write the report; keep a plain summary for the CLI (reading it back needs no model code)."""
         from stackml.forecasting.report import forecast_report
 
         report = forecast_report(
@@ -103,6 +103,7 @@ class ForecastFlow(FlowSpec):
             registry_note=self.published.note,
         )
         self.report_path = str(report.write())
+        self.summary = self.pipeline.summary()
 
 
 if __name__ == "__main__":

@@ -73,6 +73,44 @@ class PipelineResult:
         alias_of = {name: alias for alias, name in self.alias_names.items()}
         return [alias_of[m] for m in self.choice.members] if self.choice.is_ensemble else [self.choice.alias]
 
+    def summary(self) -> dict[str, Any]:
+        """Scores per model (holdout when given, else backtest), the chosen alias and why, the coverage of
+        its intervals (backtest, and holdout when given), and the models that did not run to the end: plain
+        values, what ``stackml forecast run --json`` prints."""
+        scores = self.holdout if self.holdout is not None else self.scores
+        metrics = {
+            str(row["model"]): {k: _plain(row[k]) for k in ("smape", "mase", "owa") if k in row}
+            | {k: _plain(row[k]) for k in row.index if k.startswith("coverage_")}
+            for _, row in scores.iterrows()
+        }
+        alias = self.choice.alias
+        coverage = {
+            "backtest": {
+                f"{level:g}": _plain(v) for level, v in self.backtest_coverage.get(alias, {}).items()
+            }
+        }
+        if self.holdout is not None:
+            held = self.holdout.set_index("model").loc[alias]
+            coverage["holdout"] = {
+                k.removeprefix("coverage_").replace("_", "."): _plain(held[k])
+                for k in held.index
+                if k.startswith("coverage_")
+            }
+        cfg = self.config
+        return {
+            "models": metrics,
+            "best": alias,
+            "why": self.choice.why,
+            "scored_on": "holdout" if self.holdout is not None else "backtest",
+            "members": self.members,
+            "coverage": coverage,
+            "holdout_gap_owa": None if self.holdout_gap is None else _plain(self.holdout_gap),
+            "skipped": dict(self.skipped),
+            "season_length": cfg.season_length,
+            "seasonal_periods": list(cfg.seasonal_periods or ()),
+            "n_windows": cfg.n_windows,
+        }
+
     # -- the publish protocol (stackml.pipelines.publish): the champion moves only on the same backtest ------
     pipeline = "forecasting"
     primary_metric = "backtest_owa"
@@ -133,3 +171,9 @@ class PipelineResult:
         example = pd.DataFrame({"unique_id": [str(frame["unique_id"].iloc[0])], "h": [self.config.horizon]})
         signature = signature_for(model.predict(None, example))
         return [ModelToRegister(model, example, signature, MODEL_REQUIREMENTS)]
+
+
+def _plain(value: Any) -> float | None:
+    """A float for JSON: NaN becomes None."""
+    value = float(value)
+    return None if value != value else round(value, 6)
