@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from stackml.forecasting.config import ForecastConfig
     from stackml.forecasting.models.base import ForecastModel
 
-__all__ = ["Plan", "admit", "balanced_groups", "estimate_seconds", "plan_candidates"]
+__all__ = ["AtLeast", "Plan", "admit", "balanced_groups", "estimate_seconds", "plan_candidates"]
 
 #: how long the probe of one per-series model may take before its per-series cost is known well enough
 _LOCAL_PROBE_SECONDS = 0.5
@@ -133,7 +133,7 @@ def estimate_seconds(
     except OverBudget:
         # its first timed fit alone used up what is left: the estimate is at least ``enough``; a little more,
         # so that float rounding in the caller's sum cannot let it in
-        return enough + max(0.01, 1e-3 * enough)
+        return AtLeast(enough + max(0.01, 1e-3 * enough))
 
 
 def _timed_estimate(
@@ -168,6 +168,10 @@ def _timed_estimate(
         if spent > _LOCAL_PROBE_SECONDS or _extrapolate([spent / done], shares[:1]) * scale > enough:
             break
     return _extrapolate([spent / done], shares[:1]) * scale
+
+
+class AtLeast(float):
+    """An estimate known only from below: the probe was stopped once it passed the time left."""
 
 
 class OverBudget(BaseException):  # noqa: N818 - a signal, not a failure
@@ -241,7 +245,7 @@ def _probe_in_child(
         from stackml.errors import InputError
 
         raise InputError(str(value))
-    return float(value)
+    return value if isinstance(value, AtLeast) else float(value)
 
 
 def _probe_child(send: Any, name: str, train: pd.DataFrame, config: ForecastConfig, enough: float) -> None:
@@ -375,9 +379,10 @@ def admit(
                 f"cannot fit the time budget of {budget:.0f} s (raise --time-budget to include it)"
             )
         else:
+            how_much = "more than " if isinstance(cost, AtLeast) else ""
             skipped[name] = (
-                f"estimated {cost:.0f} s for its {fits} fits would take the run past its time budget of "
-                f"{budget:.0f} s (raise --time-budget to include it)"
+                f"estimated {how_much}{cost:.0f} s for its {fits} fits would take the run past its time "
+                f"budget of {budget:.0f} s (raise --time-budget to include it)"
             )
     return admitted, estimates, skipped
 

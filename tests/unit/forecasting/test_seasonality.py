@@ -184,6 +184,11 @@ def test_in_the_default_cost_order_measuring_stops_at_the_first_model_that_does_
     assert admitted == ["lgbm", "snaive"] and "not measured" in skipped["nhits"]
     admitted, _, skipped, _ = _admit({"lgbm": 1.0, "nhits": float("inf")}, 10.0)
     assert admitted == ["lgbm"] and "probe alone" in skipped["nhits"]
+    # a probe stopped once it passed the time left knows its cost only from below, and says so
+    from stackml.forecasting.budget import AtLeast
+
+    _, _, skipped, _ = _admit({"lgbm": 8.0, "theta": AtLeast(2.01)}, 10.0)
+    assert "estimated more than 2 s for its 3 fits" in skipped["theta"]
 
 
 def test_candidate_groups_balance_the_estimated_cost_over_the_cores() -> None:
