@@ -68,7 +68,7 @@ class ForecastFlow(FlowSpec):
         order = {name: k for k, name in enumerate(self.plan.models)}
         candidates = sorted((r for i in inputs for r in i.results), key=lambda r: order[r.name])
         with connect() as wh:
-            self.pipeline = summarise(
+            pipeline = summarise(
                 candidates,
                 self.train,
                 self.config,
@@ -77,6 +77,8 @@ class ForecastFlow(FlowSpec):
                 test=self.holdout_data,
                 skipped=self.plan.skipped,
             )
+        # the fitted models apart: only publish needs them, and loading them imports the models' libraries
+        self.forecasters, self.pipeline = pipeline.forecasters, pipeline.without_forecasters()
         self.next(self.publish)
 
     @step
@@ -85,7 +87,10 @@ class ForecastFlow(FlowSpec):
         from stackml.pipelines import publish
 
         self.published = publish(
-            self.pipeline, self.train, model_name=self.model_name, register=self.register_model
+            self.pipeline.with_forecasters(self.forecasters),
+            self.train,
+            model_name=self.model_name,
+            register=self.register_model,
         )
         self.next(self.end)
 

@@ -33,7 +33,7 @@ def forecast_report(
     narrative = (
         f"{n_series:,} series were forecast {cfg.horizon} steps ahead (scored with season length "
         f"{cfg.season_length}; seasonal periods the models use: {periods}). "
-        f"{len(result.forecasters)} candidate models were backtested on the last {cfg.n_windows} windows of "
+        f"{len(result.alias_names)} candidate models were backtested on the last {cfg.n_windows} windows of "
         f"{cfg.horizon} values of every series, scored in the warehouse with sMAPE, MASE and OWA "
         f"against Naive2 (OWA below 1 beats Naive2), and mean ensembles of the best models were scored "
         f"on the same windows. "

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -66,6 +66,13 @@ class PipelineResult:
         held = self.holdout.set_index("model")["owa"].get(self.choice.alias)
         back = self.scores.set_index("model")["owa"].get(self.choice.alias)
         return None if held is None or back is None else float(held) - float(back)
+
+    def without_forecasters(self) -> PipelineResult:
+        """The same result with no fitted models: reading it back needs none of the models' libraries."""
+        return replace(self, forecasters={})
+
+    def with_forecasters(self, forecasters: dict[str, Forecaster]) -> PipelineResult:
+        return replace(self, forecasters=forecasters)
 
     @property
     def members(self) -> list[str]:
