@@ -311,7 +311,7 @@ def plan_candidates(train: pd.DataFrame, config: ForecastConfig) -> Plan:
         fits=(config.n_windows or 1) + 1,
         probe_limit=limit,
     )
-    models = tuple(n for n in candidates if n in admitted)
+    models = tuple(admitted)  # in the order listed
     serial = _cheap_local_models(models, estimates, config)
     workers = _workers(config.n_jobs)
     # in one process a cheap per-series model costs its estimate times the workers it would have had

@@ -15,7 +15,7 @@ from stackml.config import Settings
 from stackml.errors import InputError, RegistryError
 from stackml.tracking import _alias_log
 from stackml.tracking._setup import configure, mlflow_module, translate_mlflow_error
-from stackml.tracking.registry import TAG_METRIC, get_version, name_filter, run_metrics
+from stackml.tracking.registry import TAG_METRIC, get_version, name_filter, registered_model, run_metrics
 
 __all__ = ["AliasMove", "move_alias", "rollback", "alias_history"]
 
@@ -80,7 +80,7 @@ def move_alias(
     mlflow = mlflow_module()
     target = get_version(client, mlflow, name, version)
     _check_servable(client, mlflow, target, metric)
-    model = client.get_registered_model(name)
+    model = registered_model(client, mlflow, name)
     current = int(model.aliases[alias]) if alias in model.aliases else None
     if current == int(target.version):
         return AliasMove(name, alias, current, current, "promote", _alias_log.who(), reason, "", moved=False)
@@ -117,10 +117,7 @@ def rollback(
     _check_reason(reason)
     client = configure(settings)
     mlflow = mlflow_module()
-    try:
-        model = client.get_registered_model(name)
-    except mlflow.exceptions.MlflowException as exc:
-        raise translate_mlflow_error(exc, f"Registered model '{name}'") from exc
+    model = registered_model(client, mlflow, name)
     if alias not in model.aliases:
         raise RegistryError(
             f"Model '{name}' has no '{alias}' alias to roll back; its aliases are "
@@ -158,10 +155,7 @@ def alias_history(name: str, alias: str = "champion", *, settings: Settings | No
     """Every recorded move of ``alias`` of ``name``, oldest first."""
     client = configure(settings)
     mlflow = mlflow_module()
-    try:
-        client.get_registered_model(name)
-    except mlflow.exceptions.MlflowException as exc:
-        raise translate_mlflow_error(exc, f"Registered model '{name}'") from exc
+    registered_model(client, mlflow, name)
     found = []
     for mv in client.search_model_versions(name_filter(name)):
         for key, record in _alias_log.moves_of(mv):

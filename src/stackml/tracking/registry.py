@@ -242,10 +242,7 @@ def promote(
     candidate = get_version(client, mlflow, name, version)
     cand_v = int(candidate.version)
     cand_value = _version_metric(client, mlflow, candidate, metric)
-    try:
-        model = client.get_registered_model(name)
-    except mlflow.exceptions.MlflowException as exc:
-        raise translate_mlflow_error(exc, f"Registered model '{name}'") from exc
+    model = registered_model(client, mlflow, name)
     champ_v = int(model.aliases[alias]) if alias in model.aliases else None
     direction = "higher" if higher_is_better else "lower"
 
@@ -336,12 +333,17 @@ def _record(client: Any, outcome: PromotionResult, higher_is_better: bool) -> No
         client.set_model_version_tag(outcome.name, str(outcome.champion_version), key, record)
 
 
-def get_version(client: Any, mlflow: Any, name: str, version: int | str) -> Any:
-    """The model version, or a RegistryError naming the model's versions."""
+def registered_model(client: Any, mlflow: Any, name: str) -> Any:
+    """The registered model, or our error saying it does not exist (or why it could not be read)."""
     try:
-        client.get_registered_model(name)
+        return client.get_registered_model(name)
     except mlflow.exceptions.MlflowException as exc:
         raise translate_mlflow_error(exc, f"Registered model '{name}'") from exc
+
+
+def get_version(client: Any, mlflow: Any, name: str, version: int | str) -> Any:
+    """The model version, or a RegistryError naming the model's versions."""
+    registered_model(client, mlflow, name)
     try:
         return client.get_model_version(name, str(version))
     except mlflow.exceptions.MlflowException as exc:
