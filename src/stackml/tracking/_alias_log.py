@@ -16,6 +16,7 @@ import getpass
 import json
 import os
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -68,6 +69,28 @@ def record_move(
     client.set_model_version_tag(
         name, str(version), f"{TAG_MOVE}{time.time_ns() // 1_000_000}", json.dumps(record)
     )
+    return record
+
+
+def move_forward(
+    client: Any,
+    model: Any,
+    *,
+    alias: str,
+    version: int,
+    action: str,
+    reason: str,
+    set_alias: Callable[[str, str, int], None],
+) -> dict[str, Any]:
+    """Point ``alias`` of ``model`` at ``version`` as a promotion does: record the move, push the current
+    holder on the rollback stack, then move the alias (the order the module docstring relies on)."""
+    current = int(model.aliases[alias]) if alias in model.aliases else None
+    record = record_move(
+        client, model.name, alias=alias, version=version, previous=current, action=action, reason=reason
+    )
+    if current is not None:
+        write_previous(client, model.name, alias, [*previous_holders(model, alias), current])
+    set_alias(model.name, alias, version)
     return record
 
 

@@ -84,18 +84,15 @@ def move_alias(
     current = int(model.aliases[alias]) if alias in model.aliases else None
     if current == int(target.version):
         return AliasMove(name, alias, current, current, "promote", _alias_log.who(), reason, "", moved=False)
-    record = _alias_log.record_move(
+    record = _alias_log.move_forward(
         client,
-        name,
+        model,
         alias=alias,
         version=int(target.version),
-        previous=current,
         action="promote",
         reason=reason,
+        set_alias=lambda n, a, v: _set_alias(client, mlflow, n, a, v),
     )
-    if current is not None:  # pushed before the move: an interrupted move leaves a skippable entry
-        _alias_log.write_previous(client, name, alias, [*_alias_log.previous_holders(model, alias), current])
-    _set_alias(client, mlflow, name, alias, target.version)
     return AliasMove(name=name, **record)
 
 

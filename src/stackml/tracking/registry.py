@@ -291,19 +291,15 @@ def promote(
     # promotion cut short, which stackml.tracking.abandon_launch removes.
     _record(client, outcome, higher_is_better)
     if outcome.promoted:
-        _alias_log.record_move(
+        _alias_log.move_forward(
             client,
-            name,
+            model,
             alias=alias,
             version=cand_v,
-            previous=champ_v,
             action="compared",
             reason=outcome.reason,
+            set_alias=lambda n, a, v: client.set_registered_model_alias(n, a, str(v)),
         )
-        if champ_v is not None:
-            stack = _alias_log.previous_holders(model, alias)
-            _alias_log.write_previous(client, name, alias, [*stack, champ_v])
-        client.set_registered_model_alias(name, alias, str(cand_v))
     return outcome
 
 
