@@ -453,3 +453,21 @@ def test_ctrl_c_while_the_first_run_creates_the_store_leaves_a_usable_home(
         listed = run_cli(command, "--json")
         assert listed.returncode == 0 and json.loads(listed.stdout) == [], (command, listed.stderr)
     assert [p.name for p in isolated_home.iterdir() if p.name.endswith(".partial")] == []
+
+
+def test_serve_options_reach_their_parameters() -> None:
+    """-w is the warehouse everywhere; --workers and the request caps parse into their own parameters."""
+    import typer
+
+    from stackml.cli.main import app
+
+    serve = typer.main.get_command(app).commands["serve"]
+    args = ["-w", "duckdb:///x.duckdb", "--workers", "3", "--max-records", "50", "--publish-examples"]
+    params = serve.make_context("serve", args).params
+    assert params["warehouse"] == "duckdb:///x.duckdb" and params["workers"] == 3
+    assert params["max_records"] == 50 and params["publish_examples"] is True
+    # one short name, one meaning: --workers does not also claim -w (help showed it, -w set the warehouse)
+    claimed = {name: p.name for p in serve.params for name in p.opts}
+    assert (
+        claimed["-w"] == "warehouse" and "-w" not in next(p for p in serve.params if p.name == "workers").opts
+    )

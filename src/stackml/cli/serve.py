@@ -41,7 +41,6 @@ def serve(
         int | None,
         typer.Option(
             "--workers",
-            "-w",
             help="Worker processes. Default: the number of cores this process may use.",
             min=1,
         ),
@@ -126,7 +125,7 @@ def serve(
         "port": port,
         "access_log": access_log,
         "log_config": logging_config,
-        "timeout_graceful_shutdown": 30,
+        "timeout_graceful_shutdown": options.shutdown_timeout_s,
     }
     if workers == 1:
         uvicorn.run(app, **run)

@@ -42,7 +42,10 @@ class ProbeCache:
         self._results: dict[str, Probe] = {}
         self._lock = threading.Lock()
         self._running: Future[None] | None = None
-        self._pool = ThreadPoolExecutor(max_workers=len(probes) + 1, thread_name_prefix="stackml-probe")
+        self._pool = ThreadPoolExecutor(max_workers=len(probes), thread_name_prefix="stackml-probe")
+        # the refresh waits on the probes, so it runs apart from them: probes stuck in every pool thread
+        # (a registry that hangs) must not leave it queued behind them, unbounded
+        self._refresher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stackml-ready")
 
     def results(self) -> dict[str, Probe]:
         """The latest results, refreshed first when stale: every caller waits on the same one refresh."""
@@ -51,13 +54,14 @@ class ProbeCache:
                 time.monotonic() - p.at > self._max_age_s for p in self._results.values()
             )
             if stale and (self._running is None or self._running.done()):
-                self._running = self._pool.submit(self._refresh)
+                self._running = self._refresher.submit(self._refresh)
             running = self._running if stale else None
         if running is not None:
             running.result()  # bounded: each probe gives up after timeout_s
         return dict(self._results)
 
     def close(self) -> None:
+        self._refresher.shutdown(wait=False, cancel_futures=True)
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     def _refresh(self) -> None:

@@ -8,15 +8,15 @@ from fastapi import Path, Request
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from stackml.serving.options import ServingOptions
 from stackml.serving.registry import ServedModel
 from stackml.serving.schemas import ErrorResponse
 from stackml.serving.validation import Problem
 
-__all__ = ["ERROR", "error_response", "served_model", "body_problem", "DEFAULT_MAX_PROBLEMS"]
+__all__ = ["ERROR", "error_response", "served_model", "body_problem"]
 
 ERROR: dict[str, Any] = {"model": ErrorResponse}
 """The OpenAPI entry of an error status: its body is an :class:`ErrorResponse`."""
-DEFAULT_MAX_PROBLEMS = 100
 
 
 def error_response(
@@ -27,7 +27,7 @@ def error_response(
     At most ``options.max_problems`` problems are listed, so the answer to a huge invalid body stays small;
     the detail says how many there were.
     """
-    limit = getattr(options, "max_problems", DEFAULT_MAX_PROBLEMS)
+    limit = getattr(options, "max_problems", ServingOptions.max_problems)
     if len(problems) > limit:
         detail = (
             f"{detail} The first {limit} are listed; fix them and send the request again to see the rest."
