@@ -20,6 +20,7 @@ __all__ = [
     "MissingDependencyError",
     "RegistryError",
     "FlowFailedError",
+    "FlowInterruptedError",
     "NotFittedError",
     "problems_error",
     "raise_if_problems",
@@ -77,6 +78,10 @@ class RegistryError(StackmlError, LookupError):
 
 class FlowFailedError(StackmlError, RuntimeError):
     """A pipeline flow failed; the message names the failing step and how to resume."""
+
+
+class FlowInterruptedError(FlowFailedError):
+    """The run was interrupted (Ctrl-C); the CLI exits with 130. The hint holds the resume command."""
 
 
 class NotFittedError(StackmlError, AttributeError):

@@ -88,7 +88,7 @@ def open_source(
         if check is not None:
             check(source, None)
         return source
-    with connect(warehouse) as wh:
+    with connect(warehouse, read_only=True) as wh:  # only reads; and creates no warehouse that is not there
         source.check(wh)
         if check is not None:
             check(source, wh)

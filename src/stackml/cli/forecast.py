@@ -84,18 +84,9 @@ def run(
         data_format=fmt,
         test=str(test) if test else None,
     )
-    source = open_source(data, table, warehouse)
     # The data's problems (missing values, duplicates, gaps, the frequency, short series) are reported here,
     # in one line, instead of failing the flow's first step.
-    from contextlib import nullcontext
-
-    from stackml.forecasting.pipeline import check_data, load_data
-    from stackml.warehouse import connect
-
-    with connect(warehouse, read_only=True) if source.table else nullcontext() as wh:
-        train, test = load_data(config, source, wh)
-    check_data(train, config, test)
-    del train, test
+    source = open_source(data, table, warehouse, check=lambda src, wh: _check_data(config, src, wh))
     name = model_name or source.default_model_name("forecast")
     result = run_pipeline(
         "forecast",
@@ -115,6 +106,13 @@ def run(
         print_json(summary | {"run_id": result.run_id})
         return
     _print_summary(summary)
+
+
+def _check_data(config: ForecastConfig, source: Any, warehouse: Any) -> None:
+    from stackml.forecasting.pipeline import check_data, load_data
+
+    train, test = load_data(config, source, warehouse)
+    check_data(train, config, test)
 
 
 def _print_summary(summary: dict[str, Any]) -> None:

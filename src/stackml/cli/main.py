@@ -16,7 +16,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from stackml.cli._pipeline import JsonOption, WarehouseOption
-from stackml.errors import StackmlError
+from stackml.errors import FlowInterruptedError, StackmlError
 
 app = typer.Typer(
     name="stackml",
@@ -288,8 +288,6 @@ def main(argv: list[str] | None = None) -> None:
     except StackmlError as exc:
         if debug:
             raise
-        from stackml.flows import FlowInterruptedError  # imports no Metaflow
-
         message = _one_line(exc.message)
         interrupted = isinstance(exc, FlowInterruptedError)
         # a failed run's resume command goes on a second line, to copy; an interrupted run keeps one line

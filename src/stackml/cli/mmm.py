@@ -128,7 +128,6 @@ def fit(
 ) -> None:
     """Fit a media-mix model, check it against the gates, plan a budget, register it and write a report."""
     from stackml.cli._pipeline import open_source, registry_summary, run_pipeline
-    from stackml.mmm.pipeline import check_source
 
     # Everything checkable without fitting is checked here, so a typo never starts a flow (or a compile).
     config = MMMConfig(
@@ -156,16 +155,9 @@ def fit(
         budget=budget,
         bounds=bounds,
     )
-    source = open_source(data, table, warehouse, check=lambda src, wh: check_source(config, src, wh))
     # The model frame's problems (missing values, repeated dates, negative spend, too few rows) are reported
-    # here, in one line, instead of failing the flow's first step.
-    from contextlib import nullcontext
-
-    from stackml.mmm.pipeline import load
-    from stackml.warehouse import connect
-
-    with connect(warehouse, read_only=True) if source.table else nullcontext() as wh:
-        load(config, source, wh)
+    # here, in one line, instead of failing the flow's first step; on the one connection open_source opens.
+    source = open_source(data, table, warehouse, check=lambda src, wh: _check_model_frame(config, src, wh))
     name = model_name or source.default_model_name("mmm")
     if not as_json:
         from stackml.cli.output import console
@@ -335,3 +327,9 @@ def _load_mmm(name: str, alias: str) -> tuple[Any, int]:
             hint="Pass a model registered by `stackml mmm fit`.",
         )
     return python_model.model, int(version.version)
+
+
+def _check_model_frame(config: Any, source: Any, warehouse: Any) -> None:
+    from stackml.mmm.pipeline import load
+
+    load(config, source, warehouse)  # checks the source first (check_source), then reads and checks the frame

@@ -26,7 +26,7 @@ from typing import Any
 from stackml import errors
 from stackml._deps import require
 from stackml.config import Settings, get_settings
-from stackml.errors import FlowFailedError, InputError
+from stackml.errors import FlowFailedError, FlowInterruptedError, InputError
 from stackml.flows._drive import OWN_ERRORS_MODULE, Failure, Outcome, drive, run_coroutine, tail_of_stderr
 from stackml.flows._environment import (
     default_user,
@@ -41,10 +41,6 @@ __all__ = ["FlowInterruptedError", "FlowResult", "available_flows", "flow_path",
 
 FLOWS_DIR = Path(__file__).resolve().parent
 FLOW_FILE_SUFFIX = "_flow.py"
-
-
-class FlowInterruptedError(FlowFailedError):
-    """The run was interrupted (Ctrl-C); the CLI exits with 130. The hint holds the resume command."""
 
 
 @dataclass(frozen=True)
