@@ -201,6 +201,12 @@ def test_sql_on_postgres_is_read_only_and_exact(postgres_url: str) -> None:
         ]
         with connect(postgres_url) as wh:
             assert wh.row_count("cli_ro") == 1
+        # with --write a query streams the same exact values, and a statement runs
+        proc = run_cli("sql", query, "-w", postgres_url, "--json", "--write")
+        assert proc.returncode == 0 and json.loads(proc.stdout)[0]["tiny"] == 1e-12, proc.stderr
+        assert run_cli("sql", "INSERT INTO cli_ro VALUES (2)", "-w", postgres_url, "--write").returncode == 0
+        with connect(postgres_url) as wh:
+            assert wh.row_count("cli_ro") == 2
     finally:
         with connect(postgres_url) as wh:
             wh.execute("DROP TABLE IF EXISTS cli_ro")

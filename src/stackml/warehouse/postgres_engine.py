@@ -149,7 +149,10 @@ class PostgresWarehouse(Warehouse):
                 hint=READ_ONLY_HINT,
             )
         sql, bound = rewrite(sql, params, "psycopg")
-        transaction = self._con.transaction() if self.read_only else None
+        # A named (server-side) cursor streams; it takes one query, in a transaction. With --write, a WITH may
+        # change data, which DECLARE refuses: it runs on a plain cursor.
+        streamed = first in _STREAMABLE and (self.read_only or first != "WITH")
+        transaction = self._con.transaction() if self.read_only or streamed else None
         cursor = None
 
         def close() -> None:
@@ -161,8 +164,6 @@ class PostgresWarehouse(Warehouse):
         try:
             if transaction is not None:
                 transaction.__enter__()
-            # A named (server-side) cursor streams; it takes queries only, which read-only mode wants anyway.
-            streamed = self.read_only and first in _STREAMABLE
             cursor = (
                 self._con.cursor(name=f"stackml_{uuid.uuid4().hex[:8]}") if streamed else self._con.cursor()
             )
