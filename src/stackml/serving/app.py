@@ -19,6 +19,7 @@ from typing import Any
 from stackml._deps import require
 from stackml.config import Settings, get_settings
 from stackml.serving.health import ProbeCache
+from stackml.serving.listener import QUEUE_GRACE_S, refuse_new_connections
 from stackml.serving.metrics import Gauge, Metrics
 from stackml.serving.options import ModelSpec, ServingOptions, parse_model_specs
 from stackml.serving.prediction_log import PredictionLog
@@ -191,8 +192,9 @@ def _drain_on_sigterm(state: Any) -> Any:
     """Put a drain period in front of the server's own SIGTERM handler; returns the handler it wraps.
 
     Uvicorn closes idle kept-alive connections the moment SIGTERM arrives, so a request a client sends
-    on one at that moment is reset unanswered. Instead the service stops accepting connections (a client
-    is refused before it sends anything, and may retry elsewhere), keeps answering on the open ones during
+    on one at that moment is reset unanswered. Instead the service stops taking connections (a client is
+    refused before it sends anything, and may retry elsewhere; see :mod:`stackml.serving.listener`), keeps
+    answering on the open ones during
     the drain, each answer with ``Connection: close`` and ``/ready`` with 503, then hands the signal on.
     Signal handlers belong to the main thread: an app run in another thread (tests) keeps uvicorn's.
     """
@@ -207,11 +209,16 @@ def _drain_on_sigterm(state: Any) -> Any:
     loop = asyncio.get_running_loop()
 
     def begin_drain() -> None:
-        # Stop listening before any answer says "Connection: close", or the clients it sends away could
-        # reconnect into the listen queue just before it closes and be reset there. uvicorn's handler is
-        # a method of its Server, whose `servers` are the listening asyncio servers.
-        for listener in getattr(getattr(previous, "__self__", None), "servers", None) or ():
-            listener.close()
+        # Stop taking connections before any answer says "Connection: close", or the clients it sends away
+        # could reconnect into the listen queue just before it closes and be reset there. uvicorn's handler
+        # is a method of its Server, whose `servers` are the listening asyncio servers.
+        listeners = list(getattr(getattr(previous, "__self__", None), "servers", None) or ())
+        queued = [listener for listener in listeners if refuse_new_connections(listener)]
+        for listener in listeners:
+            if listener in queued:  # accept what is queued there first, then close it empty
+                loop.call_later(QUEUE_GRACE_S, listener.close)
+            else:
+                listener.close()
         state.draining.set()
 
     def on_sigterm(sig: int, frame: Any) -> None:
