@@ -20,7 +20,7 @@ HORIZON = 6
 # Tiny chains keep the test short; the sampler gates are relaxed to what such chains reach.
 SHORT = [
     "--draws",
-    "100",
+    "200",
     "--tune",
     "200",
     "--chains",
@@ -206,6 +206,19 @@ def test_the_registered_pyfunc_predicts_a_spend_plan(fitted: dict, home: Path, s
             "'draws': Input should be greater than or equal to 1, got 0",
         ),
         (["--table", "touchpoints", "--channels", "search", "--bounds", "search=5"], "'search=5' is not"),
+        (  # the ESS gate could only fail, after the compile and the sampling
+            ["--table", "touchpoints", "--channels", "search", *"--draws 200 --tune 200 --chains 2".split()],
+            "draws x chains = 200 x 2 = 400 draws in all cannot give the bulk effective sample size the "
+            "min_ess gate asks for (400); raise --draws or --chains (e.g. --draws 400) or lower --min-ess",
+        ),
+        (
+            ["--table", "touchpoints", "--channels", "search", "--roas-prior", "tv=2:1"],
+            "roas_prior names channels ['tv'] that are not among the channels ['search']",
+        ),
+        (
+            ["--table", "touchpoints", "--channels", "search", "--roas-prior", "search=2"],
+            "'search=2' is not CHANNEL=MEAN:SD",
+        ),
     ],
 )
 def test_bad_input_exits_2_before_the_flow_starts(
@@ -242,16 +255,16 @@ def test_a_model_failing_a_gate_is_reported_not_registered(fitted: dict, home: P
         "--horizon",
         "0",
         *SHORT,
-        "--min-ess",
-        "100000",
+        "--min-r2",
+        "0.99999",
         "--json",
     )
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert "failed 1 diagnostics gate(s) and was not registered: min_ess" in proc.stderr
-    assert "increase --draws and --tune" in proc.stderr  # the CLI options, not Python calls
+    assert "failed 1 diagnostics gate(s) and was not registered: r2" in proc.stderr
+    assert "raise --yearly-seasonality to 4" in proc.stderr  # the CLI options, not Python calls
     summary = json.loads(proc.stdout)
     assert summary["registered"] is False and summary["budget_plan"] is None
-    assert summary["diagnostics"]["failed_gates"][0].startswith("min_ess")
+    assert summary["diagnostics"]["failed_gates"][0].startswith("r2")
     html = Path(summary["report"]).read_text()
     assert "FAILED 1 diagnostics gate(s)" in html and "Not registered" in html and "No budget plan" in html
     models = json.loads(cli(home, "models", "--json").stdout)

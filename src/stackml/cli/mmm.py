@@ -78,6 +78,20 @@ def fit(
     saturation: Annotated[
         str, typer.Option("--saturation", help="logistic, hill or michaelis_menten.")
     ] = _default("saturation"),
+    yearly_seasonality: Annotated[
+        int,
+        typer.Option(
+            "--yearly-seasonality", help="Fourier order of the yearly cycle (0: none; 4 for sharper)."
+        ),
+    ] = _default("yearly_seasonality"),
+    roas_prior: Annotated[
+        Optional[str],
+        typer.Option(
+            "--roas-prior",
+            help="Prior ROAS per channel as CHANNEL=MEAN:SD (target units per spend unit), e.g. "
+            "search=2:1,tv=1.5:1; *=MEAN:SD for every channel not named. Default: a weak prior.",
+        ),
+    ] = None,
     draws: Annotated[int, typer.Option("--draws", help="Posterior draws per chain.")] = _default("draws"),
     tune: Annotated[int, typer.Option("--tune", help="Warm-up draws per chain.")] = _default("tune"),
     chains: Annotated[int, typer.Option("--chains", help="Chains.")] = _default("chains"),
@@ -140,6 +154,8 @@ def fit(
         adstock=adstock,
         saturation=saturation,
         target_accept=target_accept,
+        yearly_seasonality=yearly_seasonality,
+        roas_prior=roas_prior,
         draws=draws,
         tune=tune,
         chains=chains,
@@ -202,12 +218,13 @@ def _print_fit(summary: dict[str, Any]) -> None:
     import pandas as pd
 
     from stackml.cli.output import console, print_frame
+    from stackml.mmm.amounts import format_amount
 
     rows = [
         {
             "channel": ch,
-            "ROAS": f"{r['mean']:.3g}",
-            "ROAS HDI": f"{r['hdi_low']:.3g} .. {r['hdi_high']:.3g}",
+            "ROAS": format_amount(r["mean"]),
+            "ROAS HDI": f"{format_amount(r['hdi_low'])} .. {format_amount(r['hdi_high'])}",
             "share": f"{summary['contribution_share'][ch]['mean']:.1%}",
             "share HDI": f"{summary['contribution_share'][ch]['hdi_low']:.1%} .. "
             f"{summary['contribution_share'][ch]['hdi_high']:.1%}",
@@ -236,27 +253,29 @@ def _print_plan(plan: dict[str, Any]) -> None:
     import pandas as pd
 
     from stackml.cli.output import console, print_frame
+    from stackml.mmm.amounts import format_amount
 
     rows = [
         {
             "channel": ch,
-            "per period": f"{a['per_period']:,.0f}",
-            "total": f"{a['total']:,.0f}",
+            "per period": format_amount(a["per_period"]),
+            "total": format_amount(a["total"]),
             "share": f"{a['share']:.1%}",
-            "historical mix per period": f"{a['baseline_per_period']:,.0f}",
+            "historical mix per period": format_amount(a["baseline_per_period"]),
             "bound": a["bound"],
         }
         for ch, a in plan["allocation"].items()
     ]
     print_frame(
         pd.DataFrame(rows),
-        title=f"Budget plan: {plan['total_budget']:,.0f} over {plan['horizon_periods']} periods",
+        title=f"Budget plan: {format_amount(plan['total_budget'])} over {plan['horizon_periods']} periods",
     )
     up = plan["uplift"]
     binding = ", ".join(f"{c} ({side})" for c, side in plan["binding"].items()) or "none"
+    low, high = (format_amount(up[side], sign=True) for side in ("hdi_low", "hdi_high"))
     console().print(
-        f"Expected uplift over the historical mix: {up['mean']:+,.0f} ({up['ratio']:+.1%}; "
-        f"{plan['hdi_prob']:.0%} HDI {up['hdi_low']:+,.0f} .. {up['hdi_high']:+,.0f}; better in "
+        f"Expected uplift over the historical mix: {format_amount(up['mean'], sign=True)} "
+        f"({up['ratio']:+.1%}; {plan['hdi_prob']:.0%} HDI {low} .. {high}; better in "
         f"{up['probability_positive']:.0%} of draws). Binding bounds: {binding}."
     )
 

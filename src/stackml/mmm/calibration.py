@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from stackml.errors import InputError, raise_if_problems
+from stackml.mmm.amounts import gap, is_above, is_below, precise
 from stackml.mmm.transforms import lag_matrix
 
 if TYPE_CHECKING:
@@ -98,8 +99,11 @@ def load_lift_tests(source: str | Path | pd.DataFrame) -> pd.DataFrame:
             problems.append(
                 f"row {row + 1}: incremental_target_sd must be > 0, got {r.incremental_target_sd:g}"
             )
-        if np.isfinite(r.spend_change) and r.spend_change == 0:
-            problems.append(f"row {row + 1}: spend_change is 0, so the test says nothing about the channel")
+        if np.isfinite(r.spend_change) and not is_above(abs(r.spend_change), 0.0):
+            problems.append(
+                f"row {row + 1}: spend_change is 0 (got {precise(r.spend_change)}), so the test says nothing "
+                "about the channel"
+            )
     raise_if_problems(problems, what="the lift tests", hint=_HINT)
     return frame.reset_index(drop=True)
 
@@ -112,7 +116,9 @@ def counterfactual_spend(spend: np.ndarray, in_window: np.ndarray, spend_change:
         changed[in_window] *= 1.0 + spend_change / window_spend
     else:
         changed[in_window] += spend_change / in_window.sum()
-    return np.clip(changed, 0.0, None)  # rounding in a go-dark test can leave -1e-16
+    # A go-dark test written with a few decimals may remove a hair more than was spent (accepted within
+    # amounts.REL_TOL): the window goes dark, never negative.
+    return np.clip(changed, 0.0, None)
 
 
 @dataclass(frozen=True)
@@ -152,10 +158,11 @@ def build_lift_design(tests: pd.DataFrame, design: Design, l_max: int) -> LiftDe
         k = design.channels.index(test.channel)
         spend = design.spend[:, k]
         window_spend = float(spend[in_window].sum())
-        if test.spend_change < -window_spend * (1 + 1e-9):
+        if is_below(test.spend_change, -window_spend):  # a go-dark test written with a few decimals passes
             problems.append(
-                f"row {row}: spend_change {test.spend_change:g} "
-                f"is below minus the window's spend ({-window_spend:g})"
+                f"row {row}: spend_change {precise(test.spend_change)} is below minus the window's spend "
+                f"({precise(-window_spend)}) {gap(test.spend_change, -window_spend)}; a test cannot remove "
+                "more than was spent: use spend_change >= -(the channel's spend from start_date to end_date)"
             )
             continue
         first, last = np.flatnonzero(in_window)[[0, -1]]

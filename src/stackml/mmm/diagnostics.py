@@ -26,20 +26,19 @@ if TYPE_CHECKING:
 
 __all__ = ["Diagnostics", "Gate", "GateFailedError", "diagnose", "fit_metrics", "time_slice_error"]
 
-# The CLI option first (`stackml mmm fit`), the Python form in brackets; roas_prior and yearly_seasonality
-# have no CLI option, so they are named as Python only.
+# The CLI option first (`stackml mmm fit`), the Python form in brackets.
 ADVICE = {
-    "divergences": "raise --target-accept to 0.95 (in Python: MediaMixModel(target_accept=0.95)), calibrate "
-    "channels with little spend variation with --lift-tests (or in Python a roas_prior), or use a simpler "
-    "--adstock/--saturation",
+    "divergences": "raise --target-accept to 0.97 (in Python: MediaMixModel(target_accept=0.97)), calibrate "
+    "channels with little spend variation with --lift-tests or --roas-prior (in Python: roas_prior=...), or "
+    "use a simpler --adstock/--saturation",
     "max_rhat": "the chains disagree: sample longer (--tune 2000 --draws 2000; in Python: "
     "fit(tune=2000, draws=2000)) or with more --chains; "
     "if it persists a channel is not identified (sparse or collinear spend), "
-    "so add --lift-tests (or in Python a roas_prior)",
+    "so add --lift-tests or --roas-prior (in Python: roas_prior=...)",
     "min_ess": "too few effective draws: increase --draws and --tune (in Python: fit(draws=..., tune=...))",
     "r2": "the model explains little of the target: add --controls columns (promotions, holidays, price), "
-    "raise the yearly seasonality (in Python: MediaMixModel(yearly_seasonality=4)), or check that --target "
-    "is the right column",
+    "raise --yearly-seasonality to 4 (in Python: MediaMixModel(yearly_seasonality=4)), or check that "
+    "--target is the right column",
     "mape": "large in-sample errors: add --controls columns for the periods with the largest residuals",
     "oos_mape": "the model forecasts the held-out periods badly: check for breaks at the end of the data, "
     "add --controls for new events, or calibrate with --lift-tests",
@@ -170,7 +169,8 @@ def time_slice_error(
     mask[-n_holdout:] = 0.0
     stats = model.fit_stats_
     kwargs = {k: stats[k] for k in ("draws", "tune", "chains", "random_state")}
-    kwargs |= {"target_accept": model.resolved_target_accept(), "progressbar": False, **sample_kwargs}
+    target_accept = stats.get("target_accept", model.resolved_target_accept())  # after any retry
+    kwargs |= {"target_accept": target_accept, "progressbar": False, **sample_kwargs}
     idata = resample(model._sample_result, {"fit_mask": mask}, **kwargs)
     draws = PosteriorDraws.from_idata(idata, d, model.adstock_, model.saturation_)
     expected = draws.expected(d.dates, d.spend, d.control_values)[:, -n_holdout:]

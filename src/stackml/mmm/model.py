@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,8 @@ from stackml.mmm._posterior import PosteriorDraws, hdi
 from stackml.mmm.transforms import Adstock, Saturation, get_adstock, get_saturation
 
 __all__ = ["MediaMixModel"]
+
+log = logging.getLogger(__name__)
 
 
 class MediaMixModel:
@@ -42,7 +46,7 @@ class MediaMixModel:
             unit; None keeps the plain coefficient prior.
         priors: overrides of the default priors, ``{name: (pymc distribution, kwargs)}`` with names from
             ``stackml.mmm._graph.DEFAULT_PRIORS`` or ``adstock_<param>`` / ``saturation_<param>``.
-        target_accept: NUTS target acceptance; raise it (0.95) if a fit reports divergences.
+        target_accept: NUTS target acceptance; a fit with divergences samples once more at a higher one.
 
     Example:
         >>> from stackml.mmm import MediaMixModel, simulate
@@ -94,6 +98,7 @@ class MediaMixModel:
         sampler: str = "nutpie",
         lift_tests: str | Path | pd.DataFrame | None = None,
         progressbar: bool = False,
+        retry_divergences: bool = True,
     ) -> MediaMixModel:
         """Validate ``df``, build the PyMC model and sample its posterior.
 
@@ -107,10 +112,14 @@ class MediaMixModel:
                 ``"pymc"``.
             lift_tests: experiments to calibrate with (CSV path or frame, see :mod:`stackml.mmm.calibration`).
             progressbar: show the sampler's progress bar.
+            retry_divergences: if the sampler reports divergent transitions, sample once more at a higher
+                target acceptance (:func:`~stackml.mmm.sampling.raised_target_accept`).
 
         Returns:
             self, with ``idata_`` (ArviZ InferenceData), ``posterior_`` (flat draws), ``design_`` and
-            ``fit_stats_`` (sampler used, compile and sampling seconds).
+            ``fit_stats_`` (sampler used, compile and sampling seconds, the target acceptance the kept draws
+            were sampled at, and ``divergence_retry``: None, or the divergences that caused a retry, the
+            target acceptance they came at and the divergences after it).
         """
         from stackml.mmm.config import config_default
 
@@ -136,16 +145,30 @@ class MediaMixModel:
         model = build_pymc_model(
             design, adstock, saturation, roas_prior=self.roas_prior, priors=self.priors, lift=lift
         )
+        target_accept = self.resolved_target_accept()
+        run = {"draws": draws, "tune": tune, "chains": chains, "random_state": random_state}
         result = sampling.sample(
-            model,
-            sampler=sampler,
-            draws=draws,
-            tune=tune,
-            chains=chains,
-            random_state=random_state,
-            target_accept=self.resolved_target_accept(),
-            progressbar=progressbar,
+            model, sampler=sampler, target_accept=target_accept, progressbar=progressbar, **run
         )
+        retry = None
+        divergent = sampling.divergences(result.idata)
+        if divergent and retry_divergences:
+            # Divergences mean the sampler skipped a region it could not step through, which biases the
+            # posterior there; a smaller step (higher target acceptance) usually reaches it. One retry, on
+            # the compiled model, and the fit reports it.
+            raised = sampling.raised_target_accept(target_accept)
+            log.info(
+                "%d divergences at target_accept %g: sampling again at %g", divergent, target_accept, raised
+            )
+            started = time.perf_counter()
+            result.idata = sampling.resample(result, {}, target_accept=raised, progressbar=progressbar, **run)
+            result.sampling_seconds += time.perf_counter() - started
+            retry = {
+                "divergences": divergent,
+                "target_accept": target_accept,
+                "divergences_after": sampling.divergences(result.idata),
+            }
+            target_accept = raised
         self.design_: Design = design
         self.adstock_ = adstock
         self.saturation_ = saturation
@@ -161,6 +184,8 @@ class MediaMixModel:
             "tune": tune,
             "chains": chains,
             "random_state": random_state,
+            "target_accept": target_accept,
+            "divergence_retry": retry,
             "fallback_reason": result.fallback_reason,
         }
         self._sample_result = result

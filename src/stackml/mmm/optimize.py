@@ -37,6 +37,7 @@ import pandas as pd
 from stackml.checks import int_problem, is_number
 from stackml.errors import InputError, raise_if_problems
 from stackml.mmm._posterior import PosteriorDraws, hdi
+from stackml.mmm.amounts import gap, is_above, is_below, precise
 from stackml.mmm.transforms import lag_matrix
 
 if TYPE_CHECKING:
@@ -208,7 +209,9 @@ def optimize_budget(
     baseline = model.expected_response(
         _frame(model, dates, baseline_spend), history=history, include_tail=include_tail
     )
-    mix_feasible = bool(np.all(baseline_spend >= lower - 1e-9) and np.all(baseline_spend <= upper + 1e-9))
+    mix_feasible = not bool(
+        np.any(is_below(baseline_spend, lower)) or np.any(is_above(baseline_spend, upper))
+    )
     if mix_feasible and baseline.sum(axis=1).mean() > response.sum(axis=1).mean():
         # Thinning can leave the optimum a hair below an already optimal mix on all draws; keep the mix then.
         chosen_spend, response = baseline_spend.copy(), baseline.copy()
@@ -379,16 +382,29 @@ def _check_inputs(
                 )
             else:
                 target[k] = float(value)
-        if lower[k] > upper[k]:
-            problems.append(f"bounds[{channel!r}]: min {lower[k]:g} is above max {upper[k]:g} per period")
+        if is_above(lower[k], upper[k]):
+            problems.append(
+                f"bounds[{channel!r}]: min {precise(lower[k])} is above max {precise(upper[k])} per period "
+                f"{gap(lower[k], upper[k])}"
+            )
+        elif lower[k] > upper[k]:  # equal up to the decimals they were written with: one fixed spend
+            lower[k] = upper[k]
     if not problems and budget_ok and horizon_ok:
         low_total, high_total = lower.sum() * horizon, upper.sum() * horizon
-        slack = 1e-9 * max(abs(total_budget), 1.0)  # bounds that add up to the budget exactly must pass
-        if not low_total - slack <= total_budget <= high_total + slack:
-            problems.append(
-                f"the bounds allow a total budget from {low_total:,.2f} to {high_total:,.2f} over "
-                f"{horizon} period(s), got total_budget={total_budget:,.2f}"
-            )
+        allowed = (
+            f"the bounds allow a total budget from {precise(low_total)} to {precise(high_total)} over "
+            f"{horizon} period(s), got total_budget={precise(total_budget)}"
+        )
+        if is_below(total_budget, low_total):
+            problems.append(f"{allowed}, below their smallest total {gap(total_budget, low_total)}")
+        elif is_above(total_budget, high_total) or high_total <= 0:
+            problems.append(f"{allowed}, above their largest total {gap(total_budget, high_total)}")
+        # Bounds that add up to the budget up to rounding (e.g. written with a few decimals) must pass, and
+        # the optimiser needs them to allow it exactly: stretch the side it touches by that rounding.
+        elif total_budget < low_total:
+            lower *= total_budget / low_total
+        elif total_budget > high_total:
+            upper *= total_budget / high_total
     raise_if_problems(
         problems,
         what="the budget optimisation",

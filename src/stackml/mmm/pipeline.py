@@ -196,6 +196,8 @@ def build_model(config: MMMConfig) -> MediaMixModel:
         list(config.controls),
         adstock=config.adstock,
         saturation=config.saturation,
+        yearly_seasonality=config.yearly_seasonality,
+        roas_prior=config.channel_roas_prior(),
         target_accept=config.target_accept,
     )
 

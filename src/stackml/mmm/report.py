@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from stackml.mmm.amounts import format_amount
+
 if TYPE_CHECKING:
     from stackml.mmm.result import MMMResult
     from stackml.reports import Report
@@ -47,7 +49,13 @@ def mmm_report(
         _contributions_figure(result),
         caption="Expected target by component (posterior means, stacked) and the observed target",
     )
-    report.add_table(_channel_table(result), caption=f"Per channel over the fitted period, with {pct} HDIs")
+    # Amounts go through format_amount, not one format per column: channels' ROAS and spend can differ by
+    # orders of magnitude, and a column format set by the largest would print the smallest as 0.
+    report.add_table(
+        _channel_table(result),
+        caption=f"Per channel over the fitted period, with {pct} HDIs",
+        float_format=format_amount,
+    )
 
     report.add_heading("Return on ad spend")
     report.add_figure(
@@ -74,7 +82,9 @@ def mmm_report(
             _plan_figure(result), caption="Spend per period: historical mix vs the optimised plan"
         )
         report.add_table(
-            _plan_table(result), caption="The optimised allocation; 'bound' names a bound the plan sits on"
+            _plan_table(result),
+            caption="The optimised allocation; 'bound' names a bound the plan sits on",
+            float_format=format_amount,
         )
 
     report.add_heading("Diagnostics")
@@ -82,7 +92,11 @@ def mmm_report(
         _gates_table(result), caption="Diagnostics gates: a model failing any of them is not registered"
     )
     stats = result.model.fit_stats_
-    timing = {"sampler": stats["sampler"], **{f"{k} (s)": round(v, 1) for k, v in result.seconds.items()}}
+    timing = {
+        "sampler": stats["sampler"],
+        "target_accept": stats.get("target_accept"),
+        **{f"{k} (s)": round(v, 1) for k, v in result.seconds.items()},
+    }
     report.add_table(pd.DataFrame([timing]), caption="How the posterior was sampled, and where the time went")
     return report
 
@@ -105,14 +119,21 @@ def _narrative(result: MMMResult, pct: str, registry_note: str | None) -> str:
         f"({cfg.chains} chains x {cfg.draws} draws)"
         + (f" and calibrated with {len(lift)} lift test(s)." if lift is not None else ".")
     ]
+    retry = model.fit_stats_.get("divergence_retry")
+    if retry:
+        parts.append(
+            f"The first sampling had {retry['divergences']} divergent transition(s) at target acceptance "
+            f"{retry['target_accept']:g}, so it was sampled again at {model.fit_stats_['target_accept']:g} "
+            f"({retry['divergences_after']} divergence(s) then); the draws reported are the second run's."
+        )
     if result.passed:
         best = result.roas["mean"].idxmax()
         row = result.roas.loc[best]
         share = result.contribution_share["mean"].sum()
         parts.append(
             f"It passed every diagnostics gate. Media drove {share:.1%} of the target; the highest return is "
-            f"{best}'s, {row['mean']:.2f} per unit of spend "
-            f"({pct} HDI {row['hdi_low']:.2f} to {row['hdi_high']:.2f})."
+            f"{best}'s, {format_amount(row['mean'])} per unit of spend "
+            f"({pct} HDI {format_amount(row['hdi_low'])} to {format_amount(row['hdi_high'])})."
         )
         relaxed = _relaxed_gates(cfg)
         if relaxed:
@@ -164,9 +185,10 @@ def _plan_text(result: MMMResult, pct: str) -> str:
     low, high = plan.uplift_hdi
     binding = ", ".join(f"{c} ({side})" for c, side in plan.binding.items()) or "none"
     return (
-        f"Spending {plan.total_budget:,.0f} over the next {plan.horizon_periods} periods as optimised "
-        f"is expected to return {plan.expected_response:,.0f} from media, {plan.uplift:+,.0f} "
-        f"({plan.uplift_ratio:+.1%}; {pct} HDI {low:+,.0f} to {high:+,.0f}) "
+        f"Spending {format_amount(plan.total_budget)} over the next {plan.horizon_periods} periods as "
+        f"optimised is expected to return {format_amount(plan.expected_response)} from media, "
+        f"{format_amount(plan.uplift, sign=True)} ({plan.uplift_ratio:+.1%}; {pct} HDI "
+        f"{format_amount(low, sign=True)} to {format_amount(high, sign=True)}) "
         "against the same budget in the historical mix, which it beats in "
         f"{plan.uplift_probability:.0%} of posterior draws. Bounds that bind: {binding}."
     )

@@ -73,9 +73,12 @@ class MMMResult:
         cfg = self.config
         params: dict[str, Any] = {
             k: ",".join(v) if isinstance(v, tuple) else ("" if v is None else v)
-            for k, v in cfg.model_dump(exclude={"bounds"}).items()
+            for k, v in cfg.model_dump(exclude={"bounds", "roas_prior"}).items()
         }
         params["sampler"] = self.model.fit_stats_["sampler"]
+        params["sampled_target_accept"] = self.model.fit_stats_.get("target_accept", cfg.target_accept)
+        if cfg.roas_prior:
+            params["roas_prior"] = ",".join(f"{c}={m:g}:{sd:g}" for c, (m, sd) in cfg.roas_prior.items())
         if cfg.bounds:
             side = lambda v: "" if v is None else f"{v:g}"  # noqa: E731 - as written on the command line
             params["bounds"] = ",".join(f"{c}={side(lo)}:{side(hi)}" for c, (lo, hi) in cfg.bounds.items())
@@ -164,6 +167,8 @@ class MMMResult:
             "holdout_periods": d.holdout_periods,
             "passed": d.passed,
             "failed_gates": self.failed_gates(),
+            "target_accept": self.model.fit_stats_.get("target_accept"),
+            "divergence_retry": self.model.fit_stats_.get("divergence_retry"),
         }
         return {
             "roas": by_channel(self.roas),

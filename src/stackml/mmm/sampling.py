@@ -57,6 +57,17 @@ def sample(
     return _sample_pymc(model, draws, tune, chains, random_state, target_accept, progressbar)
 
 
+def divergences(idata: Any) -> int:
+    """Divergent transitions of the kept draws, all chains together."""
+    return int(idata.sample_stats["diverging"].values.sum())
+
+
+def raised_target_accept(target_accept: float) -> float:
+    """The target acceptance of a retry after divergences: a third of the way left to 1 (0.9 -> 0.967),
+    which shortens the step size enough for the usual funnel or saturation-ridge divergences."""
+    return round(1.0 - (1.0 - target_accept) / 3.0, 4)
+
+
 def resample(result: SampleResult, data: dict[str, Any], **kwargs: Any) -> Any:
     """Sample again with new values for the model's data containers, reusing the compiled model."""
     if result.sampler == "nutpie":

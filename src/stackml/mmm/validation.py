@@ -12,6 +12,7 @@ import pandas as pd
 from stackml.checks import int_problem, is_number
 from stackml.errors import raise_if_problems  # noqa: F401 - re-exported for mmm/pipeline.py
 from stackml.mmm._graph import DEFAULT_PRIORS
+from stackml.mmm.amounts import precise
 from stackml.mmm.transforms import ADSTOCKS, SATURATIONS, Adstock, Saturation
 
 SAMPLERS = ("nutpie", "pymc")
@@ -152,10 +153,11 @@ def check_frame(
         if n_missing:
             problems.append(f"column '{column}' has {n_missing} missing or infinite values")
         elif column in channels:
-            negative = int((values < 0).sum())
+            negative = int((values < 0).sum())  # a sign check: -0.0 passes, any real negative does not
             if negative:
                 problems.append(
-                    f"channel '{column}' has {negative} negative spend values (min {values.min():g})"
+                    f"channel '{column}' has {negative} negative spend values (min {precise(values.min())}); "
+                    "spend cannot be negative: fix or drop those rows"
                 )
             elif require_spend and not (values > 0).any():
                 problems.append(f"channel '{column}' has no positive spend; its effect cannot be estimated")

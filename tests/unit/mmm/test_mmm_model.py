@@ -180,3 +180,14 @@ def test_pickled_model_predicts_the_same(model, sim) -> None:
     np.testing.assert_array_equal(restored.expected_response(plan), model.expected_response(plan))
     with pytest.raises(NotFittedError, match="loaded from a pickle"):
         time_slice_error(restored, holdout=8)
+
+
+def test_divergences_make_the_fit_sample_once_more_at_a_higher_target_accept(sim) -> None:
+    # A target acceptance this low takes steps too long for the posterior's curvature: it diverges.
+    small = MediaMixModel("date", ["search", "social"], "revenue", yearly_seasonality=0, target_accept=0.1)
+    small.fit(sim.frame, draws=60, tune=60, chains=1, random_state=2)
+    retry = small.fit_stats_["divergence_retry"]
+    assert retry is not None and retry["divergences"] > 0 and retry["target_accept"] == 0.1
+    assert small.fit_stats_["target_accept"] == 0.7  # a third of the way left to 1
+    assert retry["divergences_after"] == int(small.idata_.sample_stats["diverging"].values.sum())
+    assert small.posterior_.n_draws == 60

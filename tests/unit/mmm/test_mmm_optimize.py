@@ -281,15 +281,15 @@ def test_start_date_and_history(model, budget) -> None:
         (
             {"bounds": {"a": (0, 10.0), "b": (0, 20.0)}},
             (
-                r"the bounds allow a total budget from 0.00 to 300.00 over 10 period\(s\), "
-                r"got total_budget=1,000.00"
+                r"the bounds allow a total budget from 0 to 300 over 10 period\(s\), "
+                r"got total_budget=1000, above their largest total by 700"
             ),
         ),
         (
             {"bounds": {"a": (60.0, None), "b": (50.0, None)}},
             (
-                r"the bounds allow a total budget from 1,100.00 to .* over 10 period\(s\), "
-                r"got total_budget=1,000.00"
+                r"the bounds allow a total budget from 1100 to .* over 10 period\(s\), "
+                r"got total_budget=1000, below their smallest total by 100"
             ),
         ),
         ({"hdi_prob": 1.5}, r"'hdi_prob' must be in \(0, 1\), got 1.5"),
@@ -318,3 +318,37 @@ def test_unfitted_model_and_bad_start_date() -> None:
     mmm = known_model(alpha=[0.3, 0.6], lam=[1.0, 3.0], beta=[0.5, 0.3], n_draws=4)
     with pytest.raises(InputError, match=r"'start_date' must be a date, got 'soon'"):
         optimize_budget(mmm, float(mmm.design_.spend.mean(axis=0).sum() * 4), 4, start_date="soon")
+
+
+def test_bounds_equal_to_the_budget_up_to_rounding_are_accepted() -> None:
+    """Issue 17: bounds written with a few decimals that add up to the budget only up to rounding."""
+    mmm = known_model(alpha=[0.3, 0.6], lam=[1.0, 3.0], beta=[0.5, 0.3], n_draws=4)
+    # 3 x (0.1333333 + 0.2) = 0.9999999: 1e-7 short of the budget, beyond the old 1e-9 slack.
+    plan = optimize_budget(mmm, 1.0, 3, bounds={"a": (0.1333333, 0.1333333), "b": (0.2, 0.2)})
+    assert plan.allocation["total"].sum() == pytest.approx(1.0, rel=1e-9)  # the whole budget is spent
+    assert plan.binding == {"a": "fixed", "b": "fixed"}
+    # Min above max by rounding only: one fixed spend, not an error.
+    plan = optimize_budget(mmm, 1.0, 3, bounds={"a": (0.13333334, 0.1333333), "b": (0.2, 0.2)})
+    assert plan.allocation.loc["a", "per_period"] == pytest.approx(0.1333333, rel=1e-6)
+    assert plan.allocation["total"].sum() == pytest.approx(1.0, rel=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("bounds", "message"),
+    [
+        (
+            {"a": (0.2, 0.1999)},
+            r"bounds\['a'\]: min 0.2 is above max 0.1999 per period by 0.0001 \(relative 5.0e-04; amounts "
+            r"that agree within a relative 1e-06 count as equal\)",
+        ),
+        (
+            {"a": (0.1333, 0.1333), "b": (0.2, 0.2)},
+            r"the bounds allow a total budget from 0.9999 to 0.9999 over 3 period\(s\), got total_budget=1, "
+            r"above their largest total by 0.0001 \(relative 1.0e-04",
+        ),
+    ],
+)
+def test_near_misses_beyond_rounding_are_rejected_with_distinct_numbers(bounds, message) -> None:
+    mmm = known_model(alpha=[0.3, 0.6], lam=[1.0, 3.0], beta=[0.5, 0.3], n_draws=4)
+    with pytest.raises(InputError, match=message):
+        optimize_budget(mmm, 1.0, 3, bounds=bounds)

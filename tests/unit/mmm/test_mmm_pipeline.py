@@ -19,6 +19,7 @@ from stackml.mmm import simulate
 from stackml.mmm.config import MMMConfig, parse_bounds
 from stackml.mmm.diagnostics import GateFailedError
 from stackml.mmm.pipeline import (
+    build_model,
     check_frame,
     check_model,
     check_source,
@@ -32,7 +33,7 @@ from stackml.pipelines import Source
 CHANNELS, CONTROLS = ("search", "social", "tv"), ("promo", "price_index")
 # Few draws keep the module fast; the sampler gates are relaxed to what such short chains reach.
 SHORT = {
-    "draws": 100,
+    "draws": 200,
     "tune": 200,
     "chains": 2,
     "random_state": 7,
@@ -189,11 +190,13 @@ def test_the_model_passes_the_configured_gates_and_fails_strict_ones(result, con
     d = result.diagnostics
     assert result.passed and d.r2 > 0.85 and d.holdout_periods == 9 and 0 < d.oos_mape < 0.1
     strict = MMMConfig(
-        channels=CHANNELS, controls=CONTROLS, **{**SHORT, "min_ess": 1e6, "max_holdout_mape": 1e-6}
+        channels=CHANNELS, controls=CONTROLS, **{**SHORT, "min_r2": 0.99999, "max_holdout_mape": 1e-6}
     )
     failed = check_model(result.model, strict, result.holdout)
-    assert [g.name for g in failed.failures] == ["min_ess", "oos_mape"]
-    assert "increase --draws and --tune (in Python: fit(draws=" in failed.failures[0].message()
+    assert [g.name for g in failed.failures] == ["r2", "oos_mape"]
+    assert "raise --yearly-seasonality to 4 (in Python: MediaMixModel(yearly_seasonality=4))" in (
+        failed.failures[0].message()
+    )
 
 
 def test_summary_is_json_with_consistent_intervals(result, frame) -> None:
@@ -233,12 +236,12 @@ def test_the_report_shows_every_section_and_says_when_gates_failed(result, confi
         "gates were relaxed from the defaults (max_divergences ≤ 10 (default 0)",
     ):
         assert text in html
-    strict = MMMConfig(channels=CHANNELS, controls=CONTROLS, **{**SHORT, "min_ess": 1e6})
+    strict = MMMConfig(channels=CHANNELS, controls=CONTROLS, **{**SHORT, "min_r2": 0.99999})
     failed = summarise(
         result.model, check_model(result.model, strict, result.holdout), strict, holdout=result.holdout
     )
     html = mmm_report(failed).to_html()
-    assert "FAILED 1 diagnostics gate(s)" in html and "min_ess" in html and "No budget plan" in html
+    assert "FAILED 1 diagnostics gate(s)" in html and "r2 = " in html and "No budget plan" in html
 
 
 def test_register_promote_and_serve_a_spend_plan(result, frame, sim, tmp_path_factory) -> None:
@@ -273,14 +276,31 @@ def test_a_failed_model_is_not_registered(result, frame, tmp_path_factory) -> No
     from stackml.config import get_settings
     from stackml.pipelines import publish
 
-    strict = MMMConfig(channels=CHANNELS, controls=CONTROLS, **{**SHORT, "min_ess": 1e6})
+    strict = MMMConfig(channels=CHANNELS, controls=CONTROLS, **{**SHORT, "min_r2": 0.99999})
     failed = summarise(
         result.model, check_model(result.model, strict, result.holdout), strict, holdout=result.holdout
     )
-    with pytest.raises(GateFailedError, match=r"failed 1 diagnostics gate\(s\): min_ess"):
+    with pytest.raises(GateFailedError, match=r"failed 1 diagnostics gate\(s\): r2"):
         failed.models(frame)
     settings = get_settings(home=tmp_path_factory.mktemp("mmm_never"))
     published = publish(failed, frame, model_name="mmm-never", settings=settings)
     assert published.model_version is None and published.run_id is not None
-    assert published.note.startswith("Not registered: the model failed its diagnostics gates (min_ess")
+    assert published.note.startswith("Not registered: the model failed its diagnostics gates (r2")
     assert tracking.list_models(settings=settings).empty
+
+
+def test_roas_priors_from_the_command_line_reach_the_model_and_survive_json() -> None:
+    config = MMMConfig(channels=CHANNELS, roas_prior=f"{CHANNELS[0]}=2:1, *=1:0.5")
+    again = MMMConfig.model_validate_json(config.model_dump_json())
+    assert again == config and again.roas_prior == {CHANNELS[0]: (2.0, 1.0), "*": (1.0, 0.5)}
+    model = build_model(again)
+    assert model.roas_prior == {CHANNELS[0]: (2.0, 1.0), **{c: (1.0, 0.5) for c in CHANNELS[1:]}}
+    assert MMMConfig(channels=CHANNELS, yearly_seasonality=4).yearly_seasonality == 4
+    with pytest.raises(InputError, match=r"roas_prior gives no prior for the channels \['social', 'tv'\]"):
+        MMMConfig(channels=CHANNELS, roas_prior="search=2:1")
+
+
+def test_draws_too_few_for_the_ess_gate_are_refused_before_sampling() -> None:
+    with pytest.raises(InputError, match=r"200 x 2 = 400 draws in all cannot give .* \(400\)"):
+        MMMConfig(channels=CHANNELS, draws=200, chains=2)
+    assert MMMConfig(channels=CHANNELS, draws=200, chains=2, min_ess=100).min_ess == 100

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -180,3 +181,48 @@ def test_prior_overrides_are_checked(frame) -> None:
     message = str(info.value)
     assert "priors names unknown variable 'beta_tv'" in message and "'saturation_lam'" in message
     assert "prior for 'saturation_lam' must be (distribution name, kwargs dict), got 'Gamma'" in message
+
+
+def test_go_dark_lift_test_written_with_six_decimals_is_accepted(frame, tmp_path: Path) -> None:
+    """Issue 17: a go-dark test rounded to 6 decimals may remove a hair more than the window's spend."""
+    window = (frame["date"] >= "2022-03-07") & (frame["date"] <= "2022-04-03")
+    # Small spend units whose window total rounds away from zero at the 6th decimal (41.983105 > 41.98310451):
+    # relative 1.2e-8, which the old strict comparison (1e-9) rejected with "-41.9831 ... (-41.9831)".
+    small = frame.assign(tv=frame["tv"] * (41.98310451 / frame.loc[window, "tv"].sum()))
+    design = build_design(
+        small,
+        date_column="date",
+        channels=("search", "tv"),
+        controls=(),
+        target_column="revenue",
+        fourier_order=2,
+        trend=True,
+    )
+    window_spend = float(design.spend[np.asarray(window), 1].sum())
+    path = tmp_path / "lift.csv"
+
+    def write(spend_change: float) -> Path:
+        path.write_text(
+            "channel,start_date,end_date,spend_change,incremental_target,incremental_target_sd\n"
+            f"tv,2022-03-07,2022-04-03,{spend_change:.6f},-2500.000000,300.000000\n"
+        )
+        return path
+
+    go_dark = round(-window_spend, 6)
+    assert go_dark < -window_spend  # the file's number really is below minus the window's spend
+    lift = build_lift_design(load_lift_tests(write(go_dark)), design, l_max=8)
+    assert lift.n_tests == 1
+    changed = lift.changed_lagged[0, :, 0]
+    assert changed.min() >= 0.0 and np.all(changed[np.asarray(window)] == 0.0)  # dark, never negative
+
+    for too_much in (-window_spend * (1 + 3e-6), -window_spend * 1.01):
+        with pytest.raises(InputError) as info:
+            build_lift_design(load_lift_tests(write(too_much)), design, l_max=8)
+        message = str(info.value)
+        found = re.search(r"spend_change (\S+) is below minus the window's spend \((\S+)\) by (\S+)", message)
+        assert found, message
+        shown, limit, by = found.groups()
+        assert shown != limit and float(shown) < float(limit)  # two distinct numbers, in the right order
+        assert float(limit) == pytest.approx(-window_spend, rel=1e-9)
+        assert float(by) == pytest.approx(float(limit) - float(shown), rel=1e-2)
+        assert "use spend_change >= -(the channel's spend" in message
