@@ -228,11 +228,18 @@ def _print_fit(summary: dict[str, Any]) -> None:
             "share": f"{summary['contribution_share'][ch]['mean']:.1%}",
             "share HDI": f"{summary['contribution_share'][ch]['hdi_low']:.1%} .. "
             f"{summary['contribution_share'][ch]['hdi_high']:.1%}",
+            "identified": {True: "yes", False: "NO: prior"}.get(r.get("identified"), "n/a"),
         }
         for ch, r in summary["roas"].items()
     ]
     print_frame(pd.DataFrame(rows), title="Return on ad spend and contribution share (94% HDI)")
     out = console()
+    vague = [ch for ch, r in summary["roas"].items() if r.get("identified") is False]
+    if vague:
+        out.print(
+            f"[yellow]The data do not identify the ROAS of {', '.join(vague)}[/yellow]: their intervals "
+            "mostly restate the prior. Add a lift test (--lift-tests) or a --roas-prior for them."
+        )
     d = summary["diagnostics"]
     holdout = f", holdout MAPE {d['holdout_mape']:.1%}" if d["holdout_mape"] is not None else ""
     rhat = "n/a (one chain)" if d["max_rhat"] is None else f"{d['max_rhat']:.3f}"

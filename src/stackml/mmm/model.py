@@ -17,6 +17,7 @@ from stackml.mmm import validation as checks
 from stackml.mmm._design import Design, build_design, infer_period_days
 from stackml.mmm._graph import build_pymc_model
 from stackml.mmm._posterior import PosteriorDraws, hdi
+from stackml.mmm.identification import prior_roas_draws
 from stackml.mmm.transforms import Adstock, Saturation, get_adstock, get_saturation
 
 __all__ = ["MediaMixModel"]
@@ -116,7 +117,8 @@ class MediaMixModel:
                 target acceptance (:func:`~stackml.mmm.sampling.raised_target_accept`).
 
         Returns:
-            self, with ``idata_`` (ArviZ InferenceData), ``posterior_`` (flat draws), ``design_`` and
+            self, with ``idata_`` (ArviZ InferenceData), ``posterior_`` (flat draws), ``prior_roas_`` (the
+            prior's ROAS draws, see :mod:`stackml.mmm.identification`), ``design_`` and
             ``fit_stats_`` (sampler used, compile and sampling seconds, the target acceptance the kept draws
             were sampled at, and ``divergence_retry``: None, or the divergences that caused a retry, the
             target acceptance they came at and the divergences after it).
@@ -176,6 +178,8 @@ class MediaMixModel:
         self.pymc_model_ = model
         self.idata_ = result.idata
         self.posterior_ = PosteriorDraws.from_idata(result.idata, design, adstock, saturation)
+        # What the prior alone says about ROAS, to tell identified channels from restated priors.
+        self.prior_roas_ = prior_roas_draws(model, design, adstock, saturation, seed=random_state)
         self.fit_stats_ = {
             "sampler": result.sampler,
             "compile_seconds": result.compile_seconds,

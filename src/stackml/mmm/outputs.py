@@ -75,13 +75,20 @@ def roas(model: MediaMixModel, hdi_prob: float = 0.94) -> pd.DataFrame:
     """Return on ad spend per channel over the fitted period (contribution / spend).
 
     Returns:
-        Index ``channel``; columns ``spend, contribution, mean, median, sd, hdi_low, hdi_high``.
+        Index ``channel``; columns ``spend, contribution, mean, median, sd, hdi_low, hdi_high``, then
+        ``identified`` (did the data, not the prior, set it), ``sd_ratio`` and ``note`` (why not) from
+        :func:`stackml.mmm.identification.identification`, when the model holds its prior's draws.
     """
     total = model.contribution_draws().sum(axis=1)  # (S, K)
     spend = model.design_.spend.sum(axis=0)
     out = _summarise(total / spend, pd.Index(model.channels_, name="channel"), hdi_prob)
     out.insert(0, "contribution", total.mean(axis=0))
     out.insert(0, "spend", spend)
+    if getattr(model, "prior_roas_", None) is not None:  # models registered before it was kept have none
+        from stackml.mmm.identification import identification
+
+        ident = identification(model, total / spend)
+        out = out.join(ident[["identified", "sd_ratio", "note"]])
     return out
 
 

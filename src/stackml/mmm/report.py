@@ -126,15 +126,10 @@ def _narrative(result: MMMResult, pct: str, registry_note: str | None) -> str:
             f"{retry['target_accept']:g}, so it was sampled again at {model.fit_stats_['target_accept']:g} "
             f"({retry['divergences_after']} divergence(s) then); the draws reported are the second run's."
         )
+    roas = result.roas
+    settled = roas[roas["identified"]] if "identified" in roas else roas
     if result.passed:
-        best = result.roas["mean"].idxmax()
-        row = result.roas.loc[best]
-        share = result.contribution_share["mean"].sum()
-        parts.append(
-            f"It passed every diagnostics gate. Media drove {share:.1%} of the target; the highest return is "
-            f"{best}'s, {format_amount(row['mean'])} per unit of spend "
-            f"({pct} HDI {format_amount(row['hdi_low'])} to {format_amount(row['hdi_high'])})."
-        )
+        parts.append(_headline(result, settled, pct))
         relaxed = _relaxed_gates(cfg)
         if relaxed:
             parts.append(
@@ -155,8 +150,29 @@ def _narrative(result: MMMResult, pct: str, registry_note: str | None) -> str:
             f"and no budget plan was made: {failed}. "
             "The estimates below are shown to help diagnose the fit; do not use them for decisions."
         )
+    if len(settled) < len(roas):
+        vague = [c for c in roas.index if c not in settled.index]
+        parts.append(
+            f"The data do not identify the return of {', '.join(vague)}: "
+            + "; ".join(f"{c} is {roas.loc[c, 'note']}" for c in vague)
+            + ". Their intervals are wide on purpose: read them as what the prior allows, not as a finding."
+        )
+    parts.append(_what_intervals_mean(pct))
     text = " ".join(parts)
     return f"{text}\n\n{registry_note}" if registry_note else text
+
+
+def _headline(result: MMMResult, settled: pd.DataFrame, pct: str) -> str:
+    share = result.contribution_share["mean"].sum()
+    text = f"It passed every diagnostics gate. Media drove {share:.1%} of the target"
+    if not len(settled):
+        return text + "."
+    best = settled["mean"].idxmax()
+    row = settled.loc[best]
+    return text + (
+        f"; the highest return the data identify is {best}'s, {format_amount(row['mean'])} per unit "
+        f"of spend ({pct} HDI {format_amount(row['hdi_low'])} to {format_amount(row['hdi_high'])})."
+    )
 
 
 def _relaxed_gates(config: Any) -> str:
@@ -194,6 +210,16 @@ def _plan_text(result: MMMResult, pct: str) -> str:
     )
 
 
+def _what_intervals_mean(pct: str) -> str:
+    return (
+        f"Each {pct} interval holds the value with {pct} probability under the model and its priors; it "
+        "does not count the risk that the model's form is wrong (saturation, carryover, a missing control), "
+        "which a lift test checks. On simulated worlds the model was not built on, the 94% ROAS intervals "
+        "cover the true ROAS of identified channels in the share that bench/results/mmm_calibration.md "
+        "reports."
+    )
+
+
 # -- tables --------------------------------------------------------------------------------------------------
 def _channel_table(result: MMMResult) -> pd.DataFrame:
     roas, share, mroas = result.roas, result.contribution_share, result.marginal_roas
@@ -209,6 +235,9 @@ def _channel_table(result: MMMResult) -> pd.DataFrame:
             "ROAS low": roas["hdi_low"].to_numpy(),
             "ROAS high": roas["hdi_high"].to_numpy(),
             "marginal ROAS": mroas.loc[roas.index, "mean"].to_numpy(),
+            "identified": roas["identified"].map({True: "yes", False: "no"}).to_numpy()
+            if "identified" in roas
+            else "n/a",
         }
     )
 

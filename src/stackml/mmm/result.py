@@ -150,11 +150,18 @@ class MMMResult:
     def summary(self) -> dict[str, Any]:
         """The JSON-ready summary: ROAS and contribution shares with HDIs, diagnostics, the plan."""
 
-        def by_channel(frame: pd.DataFrame) -> dict[str, dict[str, float | None]]:
-            return {
+        def by_channel(frame: pd.DataFrame) -> dict[str, dict[str, Any]]:
+            out: dict[str, dict[str, Any]] = {
                 str(c): {k: _json_number(frame.loc[c, k]) for k in ("mean", "hdi_low", "hdi_high")}
                 for c in frame.index
             }
+            if "identified" in frame:  # ROAS: did the data or the prior set it
+                for c in frame.index:
+                    out[str(c)] |= {
+                        "identified": bool(frame.loc[c, "identified"]),
+                        "note": frame.loc[c, "note"],
+                    }
+            return out
 
         d = self.diagnostics
         diagnostics = {

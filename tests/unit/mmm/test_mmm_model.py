@@ -191,3 +191,18 @@ def test_divergences_make_the_fit_sample_once_more_at_a_higher_target_accept(sim
     assert small.fit_stats_["target_accept"] == 0.7  # a third of the way left to 1
     assert retry["divergences_after"] == int(small.idata_.sample_stats["diverging"].values.sum())
     assert small.posterior_.n_draws == 60
+
+
+def test_roas_says_which_channels_the_data_identify(model, sim) -> None:
+    from stackml.mmm.identification import identification
+
+    assert model.prior_roas_.shape == (2000, 3) and np.isfinite(model.prior_roas_).all()
+    table = outputs.roas(model)
+    # Calibrated with a go-dark test per channel, every ROAS is set by the data, far tighter than the prior.
+    assert table["identified"].all() and (table["sd_ratio"] < 0.5).all() and (table["note"] == "").all()
+    # A posterior no narrower than the prior has learnt nothing: flagged, with the reason and the cure.
+    restated = identification(model, model.prior_roas_[::-1])
+    assert not restated["identified"].any() and restated["sd_ratio"].between(0.9, 1.1).all()
+    assert restated.loc["tv", "note"].startswith("not identified: the posterior keeps")
+    assert "A lift test on tv" in restated.loc["tv", "note"]
+    assert list(restated["most_correlated"]) != [] and restated["correlation"].abs().le(1).all()
