@@ -18,7 +18,9 @@ CHANNELS = ("search", "social", "tv")
 MODEL = "mmm-touchpoints"
 HORIZON = 6
 # Tiny chains keep the test short; the sampler gates are relaxed to what such chains reach.
-SHORT = [
+SHORT = [  # one saturation family, one compile: "auto" is tested in tests/unit/mmm
+    "--saturation",
+    "logistic",
     "--draws",
     "200",
     "--tune",

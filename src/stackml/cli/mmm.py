@@ -76,7 +76,12 @@ def fit(
         str, typer.Option("--adstock", help="geometric, delayed, weibull or weibull_pdf.")
     ] = _default("adstock"),
     saturation: Annotated[
-        str, typer.Option("--saturation", help="logistic, hill or michaelis_menten.")
+        str,
+        typer.Option(
+            "--saturation",
+            help="auto (logistic and hill fitted, the data choose by PSIS-LOO), logistic, hill or "
+            "michaelis_menten.",
+        ),
     ] = _default("saturation"),
     yearly_seasonality: Annotated[
         int,

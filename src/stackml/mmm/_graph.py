@@ -5,7 +5,9 @@
 + sum_k beta_k * sat_k(adstock_k(x_k))``
 where ``x_k`` is channel ``k``'s spend divided by its maximum and ``t`` runs from 0 to 1 over the training
 period. With every input on a unit scale the default priors below hold for any currency and any size of
-business.
+business. The channel coefficients ``beta`` are not given a prior of their own: each follows from the
+channel's ROAS, whose prior is stated in target units per spend unit (the user's ``roas_prior``, else
+:func:`default_roas_prior`, set from the data's own ratio of target to spend).
 
 The likelihood is a ``Potential`` weighted by ``fit_mask`` (a data container): a time-slice check then
 re-samples the compiled model with the last periods masked out instead of compiling a second model.
@@ -22,7 +24,16 @@ from stackml.mmm._design import Design
 from stackml.mmm.calibration import LiftDesign, add_lift_likelihood
 from stackml.mmm.transforms import Adstock, Saturation, lag_matrix
 
-# name -> (distribution, kwargs) on the scaled problem; overridable through MediaMixModel(priors=...)
+# The default ROAS prior, in target units per spend unit: each channel's ROAS log-normal around the return at
+# which media, in proportion to spend, would drive DEFAULT_MEDIA_SHARE of the target, wide on the log scale
+# (94% of its mass within a factor of 6.6 either side). Media in published MMMs drive a few percent to a
+# third of sales, so the prior doubts only a channel that would carry most of the target on its own.
+DEFAULT_MEDIA_SHARE = 0.2
+DEFAULT_ROAS_SD_LOG = 1.0
+
+# name -> (distribution, kwargs) on the scaled problem; overridable through MediaMixModel(priors=...).
+# "beta" (a channel's coefficient on its saturated media) is used only when given: by default the
+# coefficients follow from the ROAS prior above.
 DEFAULT_PRIORS: dict[str, tuple[str, dict[str, float]]] = {
     "intercept": ("Normal", {"mu": 0.0, "sigma": 2.0}),
     "trend_slope": ("Normal", {"mu": 0.0, "sigma": 1.0}),
@@ -37,6 +48,14 @@ def lognormal_from_mean_sd(mean: float, sd: float) -> tuple[float, float]:
     """``(mu, sigma)`` of the log-normal with this mean and standard deviation."""
     sigma2 = np.log1p((sd / mean) ** 2)
     return float(np.log(mean) - sigma2 / 2.0), float(np.sqrt(sigma2))
+
+
+def default_roas_prior(design: Design) -> tuple[float, float]:
+    """``(mean, sd)`` of the default log-normal ROAS prior of every channel of ``design`` (see
+    :data:`DEFAULT_MEDIA_SHARE`)."""
+    median = DEFAULT_MEDIA_SHARE * abs(float(design.target.sum())) / float(design.spend.sum())
+    mean = median * float(np.exp(DEFAULT_ROAS_SD_LOG**2 / 2.0))
+    return mean, mean * float(np.sqrt(np.expm1(DEFAULT_ROAS_SD_LOG**2)))
 
 
 def roas_prior_arrays(roas_prior: Any, channels: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
@@ -58,6 +77,9 @@ def build_pymc_model(
 ) -> Any:
     """Build (not sample) the PyMC model for ``design``."""
     pm = require("pymc", extra="mmm")
+    coefficient_prior = roas_prior is None and "beta" in (priors or {})
+    if roas_prior is None and not coefficient_prior:
+        roas_prior = default_roas_prior(design)
     priors = {**DEFAULT_PRIORS, **(priors or {})}
 
     def var(name: str, **kwargs: Any) -> Any:

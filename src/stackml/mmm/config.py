@@ -146,7 +146,7 @@ class MMMConfig(PipelineConfig):
     controls_table: str | None = None
     freq: str = "W"
     adstock: str = "geometric"
-    saturation: str = "logistic"
+    saturation: str = "auto"
     target_accept: Annotated[Float, Field(gt=0, lt=1)] = 0.9
     yearly_seasonality: Annotated[Int, Field(ge=0, le=10)] = 2
     roas_prior: Annotated[RoasPrior | None, BeforeValidator(_roas_prior_from_text)] = None
@@ -174,7 +174,9 @@ class MMMConfig(PipelineConfig):
         from stackml.mmm.data import FREQUENCIES
         from stackml.mmm.transforms import ADSTOCKS, SATURATIONS
 
-        known = {"freq": FREQUENCIES, "adstock": ADSTOCKS, "saturation": SATURATIONS}[info.field_name]
+        known = {"freq": FREQUENCIES, "adstock": ADSTOCKS, "saturation": {"auto", *SATURATIONS}}[
+            info.field_name
+        ]
         if value not in known:
             raise ValueError(f"must be one of {sorted(known)}")
         return value

@@ -28,7 +28,6 @@ import pandas as pd
 
 if TYPE_CHECKING:
     from stackml.mmm._design import Design
-    from stackml.mmm.model import MediaMixModel
     from stackml.mmm.transforms import Adstock, Saturation
 
 __all__ = ["COLLINEAR", "IDENTIFIED_SD_RATIO", "identification", "prior_roas_draws", "sd_ratio"]
@@ -73,11 +72,12 @@ def sd_ratio(prior: np.ndarray, posterior: np.ndarray) -> np.ndarray:
     return np.log(np.maximum(posterior, floor)).std(axis=0) / np.log(np.maximum(prior, floor)).std(axis=0)
 
 
-def identification(model: MediaMixModel, roas_draws: np.ndarray) -> pd.DataFrame:
+def identification(model: Any, roas_draws: np.ndarray) -> pd.DataFrame:
     """One row per channel: ``sd_ratio``, ``identified``, the most correlated other series and ``note``.
 
     Args:
-        model: a fitted model (its ``prior_roas_`` holds the prior draws).
+        model: a fitted :class:`~stackml.mmm.MediaMixModel` (its ``prior_roas_`` holds the prior draws;
+            not imported here, since the model imports this module).
         roas_draws: the posterior's ROAS draws ``(draws, channels)``.
     """
     d = model.design_

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -12,17 +14,36 @@ import numpy as np
 import pandas as pd
 
 from stackml.errors import InputError, NotFittedError, raise_if_problems
-from stackml.mmm import calibration, sampling
+from stackml.mmm import calibration, sampling, selection
 from stackml.mmm import validation as checks
 from stackml.mmm._design import Design, build_design, infer_period_days
 from stackml.mmm._graph import build_pymc_model
 from stackml.mmm._posterior import PosteriorDraws, hdi
 from stackml.mmm.identification import prior_roas_draws
-from stackml.mmm.transforms import Adstock, Saturation, get_adstock, get_saturation
+from stackml.mmm.transforms import (
+    DEFAULT_L_MAX,
+    MIN_CARRYOVER_DAYS,
+    Adstock,
+    Saturation,
+    get_adstock,
+    get_saturation,
+)
 
 __all__ = ["MediaMixModel"]
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Fit:
+    """One sampled candidate of a fit: its saturation family, graph, sampler result and draws."""
+
+    saturation: Saturation
+    pymc_model: Any
+    result: sampling.SampleResult
+    posterior: PosteriorDraws
+    target_accept: float
+    retry: dict[str, Any] | None
 
 
 class MediaMixModel:
@@ -39,12 +60,18 @@ class MediaMixModel:
         target_column: what media drives (revenue, conversions, ...).
         control_columns: other numeric drivers (promotions, price, holidays).
         adstock: ``"geometric"`` (default), ``"delayed"``, ``"weibull"``, ``"weibull_pdf"`` or an ``Adstock``.
-        saturation: ``"logistic"`` (default), ``"hill"``, ``"michaelis_menten"`` or a ``Saturation``.
-        l_max: longest carryover in periods, for a named adstock.
+        saturation: ``"auto"`` (default: logistic and Hill both fitted, the data choose by PSIS-LOO, see
+            :mod:`stackml.mmm.selection`), ``"logistic"``, ``"hill"``, ``"michaelis_menten"`` or a
+            ``Saturation``.
+        l_max: longest carryover in periods, for a named adstock; default 8 periods, and at least
+            ``stackml.mmm.transforms.MIN_CARRYOVER_DAYS`` days (21 for daily data).
         yearly_seasonality: Fourier order of the yearly cycle (0 turns it off).
         trend: add a linear trend.
         roas_prior: ``(mean, sd)`` for every channel, or ``{channel: (mean, sd)}``, in target units per spend
-            unit; None keeps the plain coefficient prior.
+            unit (log-normal). None: a weak prior from the data's scale, every channel's ROAS around the
+            return at which media, in proportion to spend, drive a fifth of the target, within a factor of
+            6.6 either side (``stackml.mmm._graph.default_roas_prior``). ``priors={"beta": ...}`` puts a
+            prior on the coefficients of the scaled model instead.
         priors: overrides of the default priors, ``{name: (pymc distribution, kwargs)}`` with names from
             ``stackml.mmm._graph.DEFAULT_PRIORS`` or ``adstock_<param>`` / ``saturation_<param>``.
         target_accept: NUTS target acceptance; a fit with divergences samples once more at a higher one.
@@ -66,8 +93,8 @@ class MediaMixModel:
         control_columns: Sequence[str] = (),
         *,
         adstock: str | Adstock = "geometric",
-        saturation: str | Saturation = "logistic",
-        l_max: int = 8,
+        saturation: str | Saturation = "auto",
+        l_max: int | None = None,
         yearly_seasonality: int = 2,
         trend: bool = True,
         roas_prior: Any = None,
@@ -129,8 +156,6 @@ class MediaMixModel:
         tune = config_default("tune") if tune is None else tune
         chains = config_default("chains") if chains is None else chains
         frame = self._check_fit_input(df, draws, tune, chains, sampler)
-        adstock = get_adstock(self.adstock, l_max=self.l_max)
-        saturation = get_saturation(self.saturation)
         design = build_design(
             frame,
             date_column=self.date_column,
@@ -140,15 +165,75 @@ class MediaMixModel:
             fourier_order=int(self.yearly_seasonality),
             trend=bool(self.trend),
         )
+        adstock = get_adstock(self.adstock, l_max=self.resolved_l_max(design.period_days))
         lift = tests = None
         if lift_tests is not None:
             tests = calibration.load_lift_tests(lift_tests)
             lift = calibration.build_lift_design(tests, design, adstock.l_max)
+        run = {"draws": draws, "tune": tune, "chains": chains, "random_state": random_state}
+        names = selection.candidates(self.saturation, calibrated=lift is not None)
+        fits = [
+            self._sample(
+                design, adstock, get_saturation(name), lift, run, sampler, progressbar, retry_divergences
+            )
+            for name in names
+        ]
+        comparison = None
+        if len(fits) > 1:
+            comparison = selection.compare(
+                names,
+                [
+                    selection.pointwise_log_likelihood(
+                        design.target,
+                        f.posterior.expected(design.dates, design.spend, design.control_values),
+                        f.posterior.sigma * design.target_scale,
+                        chains,
+                    )
+                    for f in fits
+                ],
+            )
+        chosen = fits[int(np.flatnonzero(comparison["chosen"])[0])] if comparison is not None else fits[0]
+        self.design_: Design = design
+        self.adstock_ = adstock
+        self.saturation_ = chosen.saturation
+        self.saturation_comparison_ = comparison
+        self.lift_tests_ = tests
+        self.pymc_model_ = chosen.pymc_model
+        self.idata_ = chosen.result.idata
+        self.posterior_ = chosen.posterior
+        # What the prior alone says about ROAS, to tell identified channels from restated priors.
+        self.prior_roas_ = prior_roas_draws(
+            chosen.pymc_model, design, adstock, chosen.saturation, random_state
+        )
+        self.fit_stats_ = {
+            "sampler": chosen.result.sampler,
+            "compile_seconds": sum(f.result.compile_seconds for f in fits),
+            "sampling_seconds": sum(f.result.sampling_seconds for f in fits),
+            **run,
+            "saturation": chosen.saturation.name,
+            "target_accept": chosen.target_accept,
+            "divergence_retry": chosen.retry,
+            "fallback_reason": chosen.result.fallback_reason,
+        }
+        self._sample_result = chosen.result
+        return self
+
+    def _sample(
+        self,
+        design: Design,
+        adstock: Adstock,
+        saturation: Saturation,
+        lift: Any,
+        run: dict[str, Any],
+        sampler: str,
+        progressbar: bool,
+        retry_divergences: bool,
+    ) -> _Fit:
+        """Build and sample the model with one saturation family; one retry after divergences."""
         model = build_pymc_model(
             design, adstock, saturation, roas_prior=self.roas_prior, priors=self.priors, lift=lift
         )
         target_accept = self.resolved_target_accept()
-        run = {"draws": draws, "tune": tune, "chains": chains, "random_state": random_state}
         result = sampling.sample(
             model, sampler=sampler, target_accept=target_accept, progressbar=progressbar, **run
         )
@@ -171,29 +256,16 @@ class MediaMixModel:
                 "divergences_after": sampling.divergences(result.idata),
             }
             target_accept = raised
-        self.design_: Design = design
-        self.adstock_ = adstock
-        self.saturation_ = saturation
-        self.lift_tests_ = tests
-        self.pymc_model_ = model
-        self.idata_ = result.idata
-        self.posterior_ = PosteriorDraws.from_idata(result.idata, design, adstock, saturation)
-        # What the prior alone says about ROAS, to tell identified channels from restated priors.
-        self.prior_roas_ = prior_roas_draws(model, design, adstock, saturation, seed=random_state)
-        self.fit_stats_ = {
-            "sampler": result.sampler,
-            "compile_seconds": result.compile_seconds,
-            "sampling_seconds": result.sampling_seconds,
-            "draws": draws,
-            "tune": tune,
-            "chains": chains,
-            "random_state": random_state,
-            "target_accept": target_accept,
-            "divergence_retry": retry,
-            "fallback_reason": result.fallback_reason,
-        }
-        self._sample_result = result
-        return self
+        posterior = PosteriorDraws.from_idata(result.idata, design, adstock, saturation)
+        return _Fit(saturation, model, result, posterior, target_accept, retry)
+
+    def resolved_l_max(self, period_days: float) -> int:
+        """``l_max`` as given, or the default for periods of ``period_days``: 8 periods, and at least
+        :data:`~stackml.mmm.transforms.MIN_CARRYOVER_DAYS` days (daily data carry over for more than 8
+        periods)."""
+        if self.l_max is not None:
+            return int(self.l_max)
+        return max(DEFAULT_L_MAX, math.ceil(MIN_CARRYOVER_DAYS / period_days))
 
     def resolved_target_accept(self) -> float:
         """``target_accept`` as given, or the pipeline's default (:class:`~stackml.mmm.config.MMMConfig`)."""
@@ -205,7 +277,7 @@ class MediaMixModel:
         problems = checks.check_settings(self) + checks.check_fit_args(draws, tune, chains, sampler)
         channels = list(self.channel_columns) if checks.is_names(self.channel_columns) else []
         controls = list(self.control_columns) if checks.is_names(self.control_columns) else []
-        l_max = self.l_max if isinstance(self.l_max, int) and self.l_max > 0 else 1
+        l_max = self.l_max if isinstance(self.l_max, int) and self.l_max > 0 else DEFAULT_L_MAX
         order = self.yearly_seasonality if isinstance(self.yearly_seasonality, int) else 0
         problems += checks.check_frame(
             df,

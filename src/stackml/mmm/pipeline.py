@@ -29,6 +29,7 @@ from stackml.errors import raise_if_problems
 from stackml.mmm import validation as checks
 from stackml.mmm.config import MMMConfig
 from stackml.mmm.result import MMMResult
+from stackml.mmm.transforms import DEFAULT_L_MAX
 from stackml.pipelines import Source
 
 if TYPE_CHECKING:
@@ -168,7 +169,7 @@ def check_frame(frame: pd.DataFrame, config: MMMConfig) -> None:
     time)."""
     model = build_model(config)
     min_rows = checks.min_rows_for(
-        len(config.channels), len(config.controls), model.yearly_seasonality, model.l_max
+        len(config.channels), len(config.controls), model.yearly_seasonality, model.l_max or DEFAULT_L_MAX
     )
     problems = checks.check_frame(
         frame,

@@ -91,6 +91,13 @@ def mmm_report(
     report.add_table(
         _gates_table(result), caption="Diagnostics gates: a model failing any of them is not registered"
     )
+    comparison = getattr(result.model, "saturation_comparison_", None)
+    if comparison is not None:
+        report.add_table(
+            comparison.reset_index().round(3),
+            caption="Saturation families compared by PSIS-LOO (higher elpd predicts held-out periods "
+            "better); the simplest is kept unless another wins by more than 2 standard errors",
+        )
     stats = result.model.fit_stats_
     timing = {
         "sampler": stats["sampler"],
@@ -114,7 +121,7 @@ def _narrative(result: MMMResult, pct: str, registry_note: str | None) -> str:
     parts = [
         f"{design.n_periods} {_period_word(design.period_days)} periods from {design.dates[0].date()} to "
         f"{design.dates[-1].date()}: target {cfg.target}, channels {', '.join(cfg.channels)}{controls}. "
-        f"A Bayesian media-mix model ({cfg.adstock} adstock, {cfg.saturation} saturation, trend and yearly "
+        f"A Bayesian media-mix model ({cfg.adstock} adstock, {_saturation_text(model)}, trend and yearly "
         f"seasonality) was sampled with {model.fit_stats_['sampler']} "
         f"({cfg.chains} chains x {cfg.draws} draws)"
         + (f" and calibrated with {len(lift)} lift test(s)." if lift is not None else ".")
@@ -208,6 +215,17 @@ def _plan_text(result: MMMResult, pct: str) -> str:
         "against the same budget in the historical mix, which it beats in "
         f"{plan.uplift_probability:.0%} of posterior draws. Bounds that bind: {binding}."
     )
+
+
+def _saturation_text(model: Any) -> str:
+    chosen = model.fit_stats_.get("saturation", model.saturation_.name)
+    table = getattr(model, "saturation_comparison_", None)
+    if table is None and model.saturation == "auto":  # calibrated: see stackml.mmm.selection
+        return f"{chosen} saturation (with lift tests the simplest family carries them to the whole curve)"
+    if table is None:
+        return f"{chosen} saturation"
+    others = ", ".join(name for name in table.index if name != chosen)
+    return f"{chosen} saturation, chosen by PSIS-LOO over {others}"
 
 
 def _what_intervals_mean(pct: str) -> str:

@@ -77,6 +77,7 @@ class MMMResult:
         }
         params["sampler"] = self.model.fit_stats_["sampler"]
         params["sampled_target_accept"] = self.model.fit_stats_.get("target_accept", cfg.target_accept)
+        params["chosen_saturation"] = self.model.fit_stats_.get("saturation", cfg.saturation)
         if cfg.roas_prior:
             params["roas_prior"] = ",".join(f"{c}={m:g}:{sd:g}" for c, (m, sd) in cfg.roas_prior.items())
         if cfg.bounds:
@@ -174,6 +175,7 @@ class MMMResult:
             "holdout_periods": d.holdout_periods,
             "passed": d.passed,
             "failed_gates": self.failed_gates(),
+            "saturation": self.model.fit_stats_.get("saturation"),
             "target_accept": self.model.fit_stats_.get("target_accept"),
             "divergence_retry": self.model.fit_stats_.get("divergence_retry"),
         }

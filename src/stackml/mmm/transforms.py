@@ -46,6 +46,10 @@ __all__ = [
 PriorSpec = dict[str, tuple[str, dict[str, float]]]
 
 
+DEFAULT_L_MAX = 8  # periods of carryover a named adstock gets by default: two months of weeks
+MIN_CARRYOVER_DAYS = 21  # but at least three weeks, so a slow daily decay is not cut after 8 days
+
+
 def lag_matrix(x: np.ndarray, l_max: int) -> np.ndarray:
     """Stack ``x`` shifted by ``0..l_max-1`` periods along a new first axis, padding with zeros.
 

@@ -13,6 +13,7 @@ from stackml.checks import int_problem, is_number
 from stackml.errors import raise_if_problems  # noqa: F401 - re-exported for mmm/pipeline.py
 from stackml.mmm._graph import DEFAULT_PRIORS
 from stackml.mmm.amounts import precise
+from stackml.mmm.selection import CANDIDATES
 from stackml.mmm.transforms import ADSTOCKS, SATURATIONS, Adstock, Saturation
 
 SAMPLERS = ("nutpie", "pymc")
@@ -24,10 +25,12 @@ def check_settings(model: Any) -> list[str]:
     problems = []
     if not isinstance(model.adstock, Adstock) and model.adstock not in ADSTOCKS:
         problems.append(f"unknown adstock {model.adstock!r}; choose one of {sorted(ADSTOCKS)}")
-    if not isinstance(model.saturation, Saturation) and model.saturation not in SATURATIONS:
-        problems.append(f"unknown saturation {model.saturation!r}; choose one of {sorted(SATURATIONS)}")
+    if not isinstance(model.saturation, Saturation) and model.saturation not in {"auto", *SATURATIONS}:
+        problems.append(
+            f"unknown saturation {model.saturation!r}; choose 'auto' or one of {sorted(SATURATIONS)}"
+        )
     ints = (
-        int_problem("l_max", model.l_max, low=1),
+        None if model.l_max is None else int_problem("l_max", model.l_max, low=1),
         int_problem("yearly_seasonality", model.yearly_seasonality, low=0, extra=" (the Fourier order)"),
     )
     problems.extend(p for p in ints if p)
@@ -60,9 +63,13 @@ def check_priors(model: Any) -> list[str]:
         ("adstock", ADSTOCKS, model.adstock),
         ("saturation", SATURATIONS, model.saturation),
     ):
-        transform = chosen if not isinstance(chosen, str) else registry.get(chosen)
-        if transform is not None:
-            known |= {f"{prefix}_{p}" for p in transform.param_names}
+        if chosen == "auto":  # a prior may concern any of the candidate families
+            transforms = [SATURATIONS[name] for name in CANDIDATES]
+        else:
+            transforms = [chosen if not isinstance(chosen, str) else registry.get(chosen)]
+        for transform in transforms:
+            if transform is not None:
+                known |= {f"{prefix}_{p}" for p in transform.param_names}
     problems = []
     for name, value in model.priors.items():
         if name not in known:

@@ -27,7 +27,10 @@ def sim():
 
 @pytest.fixture(scope="module")
 def model(sim) -> MediaMixModel:
-    mmm = MediaMixModel("date", list(sim.channels), "revenue", control_columns=list(sim.controls))
+    # The simulator's family: one saturation, one compile (saturation="auto" is tested on its own below).
+    mmm = MediaMixModel(
+        "date", list(sim.channels), "revenue", control_columns=list(sim.controls), saturation="logistic"
+    )
     return mmm.fit(sim.frame, draws=DRAWS, tune=200, chains=CHAINS, random_state=7, lift_tests=sim.lift_tests)
 
 
@@ -206,3 +209,34 @@ def test_roas_says_which_channels_the_data_identify(model, sim) -> None:
     assert restated.loc["tv", "note"].startswith("not identified: the posterior keeps")
     assert "A lift test on tv" in restated.loc["tv", "note"]
     assert list(restated["most_correlated"]) != [] and restated["correlation"].abs().le(1).all()
+
+
+def test_auto_saturation_fits_each_family_and_keeps_the_one_psis_loo_prefers(sim) -> None:
+    auto = MediaMixModel("date", ["search", "social", "tv"], "revenue", control_columns=list(sim.controls))
+    auto.fit(sim.frame, draws=100, tune=150, chains=2, random_state=3)
+    table = auto.saturation_comparison_
+    assert list(table.index) == ["logistic", "hill"] and table["chosen"].sum() == 1
+    assert table.loc["logistic", "elpd_diff"] == 0 and (table["se"] > 0).all()
+    chosen = str(table.index[table["chosen"]][0])
+    assert auto.saturation_.name == chosen == auto.fit_stats_["saturation"]
+    if chosen == "hill":  # the simplest stands unless beaten by more than 2 standard errors
+        assert table.loc["hill", "elpd_diff"] > 2 * table.loc["hill", "diff_se"]
+    assert set(auto.idata_.posterior.data_vars) >= {f"saturation_{p}" for p in auto.saturation_.param_names}
+
+
+def test_psis_loo_keeps_the_simplest_family_unless_another_is_clearly_better() -> None:
+    from stackml.mmm.selection import compare
+
+    rng = np.random.default_rng(0)
+    base = rng.normal(-1.0, 0.3, (2, 200, 80))
+    noisy = base + rng.normal(0.0, 0.3, (1, 1, 80))  # better in some periods, worse in others
+    assert compare(["logistic", "hill"], [base, noisy])["chosen"].tolist() == [True, False]
+    assert compare(["logistic", "hill"], [base, base + 0.2])["chosen"].tolist() == [False, True]
+
+
+def test_auto_keeps_the_simplest_family_when_lift_tests_calibrate_the_fit() -> None:
+    from stackml.mmm.selection import candidates
+
+    assert candidates("auto", calibrated=True) == ("logistic",)
+    assert candidates("auto", calibrated=False) == ("logistic", "hill")
+    assert candidates("michaelis_menten", calibrated=False) == ("michaelis_menten",)
