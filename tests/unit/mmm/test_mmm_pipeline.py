@@ -207,10 +207,14 @@ def test_summary_is_json_with_consistent_intervals(result, frame) -> None:
         roas, share = summary["roas"][ch], summary["contribution_share"][ch]
         assert roas["hdi_low"] <= roas["mean"] <= roas["hdi_high"]
         assert share["hdi_low"] <= share["mean"] <= share["hdi_high"]
+        assert isinstance(roas["identified"], bool) and (roas["note"] == "") == roas["identified"]
         spend = frame[ch].sum()
         # ROAS x spend and share x total target are both the channel's mean contribution.
         assert roas["mean"] * spend == pytest.approx(share["mean"] * frame["revenue"].sum(), rel=1e-9)
     assert 0 < sum(s["mean"] for s in summary["contribution_share"].values()) < 1
+    # saturation "auto": the family PSIS-LOO kept, and the sampler settings the kept draws came from
+    assert summary["diagnostics"]["saturation"] in ("logistic", "hill")
+    assert summary["diagnostics"]["target_accept"] >= 0.9
 
 
 def test_the_plan_spends_the_historical_rate_by_default(result, config) -> None:
