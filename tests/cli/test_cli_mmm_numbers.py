@@ -133,3 +133,34 @@ def test_fit_summary_prints_large_roas_without_scientific_notation(
     assert "0.0123" in text and "0.0041 .. 0.0215" in text
     assert "e+0" not in text
     assert "Budget plan:" in text and format_amount(plan.allocation.loc["a", "per_period"]) in text
+
+
+def test_fit_summary_says_which_channels_the_data_do_not_identify(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("COLUMNS", "200")
+    mmm_cli = importlib.import_module("stackml.cli.mmm")
+    flags = {"a": (True, ""), "b": (False, "not identified: ...")}
+    summary = {
+        "roas": {
+            c: {"mean": 2.0, "hdi_low": 1.0, "hdi_high": 3.0, "identified": ok, "note": note}
+            for c, (ok, note) in flags.items()
+        },
+        "contribution_share": {c: {"mean": 0.2, "hdi_low": 0.1, "hdi_high": 0.3} for c in flags},
+        "diagnostics": {
+            "divergences": 0,
+            "max_rhat": 1.001,
+            "min_ess": 800.0,
+            "r2": 0.95,
+            "holdout_mape": None,
+            "passed": True,
+            "failed_gates": [],
+        },
+        "budget_plan": None,
+        "registry_note": "Registered as m v1.",
+        "report": "report.html",
+    }
+    mmm_cli._print_fit(summary)
+    text = " ".join(capsys.readouterr().out.split())
+    assert "NO: prior" in text and "yes" in text
+    assert "The data do not identify the ROAS of b: their intervals mostly restate the prior" in text

@@ -172,9 +172,9 @@ class MMMConfig(PipelineConfig):
     def _one_of_the_known(cls, value: str, info: ValidationInfo) -> str:
         # The registries live beside the code that uses them; imported here, when a config is built.
         from stackml.mmm.data import FREQUENCIES
-        from stackml.mmm.transforms import ADSTOCKS, SATURATIONS
+        from stackml.mmm.transforms import ADSTOCKS, saturation_choices
 
-        known = {"freq": FREQUENCIES, "adstock": ADSTOCKS, "saturation": {"auto", *SATURATIONS}}[
+        known = {"freq": FREQUENCIES, "adstock": ADSTOCKS, "saturation": saturation_choices()}[
             info.field_name
         ]
         if value not in known:

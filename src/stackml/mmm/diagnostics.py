@@ -19,6 +19,7 @@ import numpy as np
 
 from stackml._deps import require
 from stackml.errors import InputError, NotFittedError, StackmlError
+from stackml.mmm import sampling
 from stackml.mmm._posterior import PosteriorDraws, hdi
 
 if TYPE_CHECKING:
@@ -122,7 +123,7 @@ def fit_metrics(observed: np.ndarray, expected_draws: np.ndarray, sigma: np.ndar
 
 def _sampler_health(idata: Any) -> tuple[int, float, float]:
     az = require("arviz", extra="mmm")
-    divergences = int(np.asarray(idata.sample_stats["diverging"]).sum())
+    divergences = sampling.divergences(idata)
     names = [n for n in idata.posterior.data_vars if not n.startswith("lift_")]
     posterior = idata.posterior[names]
     with warnings.catch_warnings():

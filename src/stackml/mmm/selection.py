@@ -31,16 +31,17 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-__all__ = ["CANDIDATES", "CLEAR_WIN_SE", "candidates", "compare", "pointwise_log_likelihood"]
+__all__ = ["AUTO", "CANDIDATES", "CLEAR_WIN_SE", "candidates", "compare", "pointwise_log_likelihood"]
 
 CANDIDATES = ("logistic", "hill")
+AUTO = "auto"  # the name that asks for the comparison, beside the names of the families themselves
 CLEAR_WIN_SE = 2.0
 
 
 def candidates(saturation: str, *, calibrated: bool) -> tuple[str, ...]:
     """The families a fit samples: all :data:`CANDIDATES` for ``"auto"`` (the simplest alone when
     ``calibrated`` with lift tests), else ``saturation`` itself."""
-    if saturation != "auto":
+    if saturation != AUTO:
         return (saturation,)
     return CANDIDATES[:1] if calibrated else CANDIDATES
 

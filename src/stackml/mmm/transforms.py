@@ -290,6 +290,13 @@ def get_adstock(adstock: str | Adstock, **kwargs: Any) -> Adstock:
     return ADSTOCKS[adstock](**kwargs)
 
 
+def saturation_choices() -> set[str]:
+    """Every name ``saturation=`` takes: the families, and ``"auto"`` (see :mod:`stackml.mmm.selection`)."""
+    from stackml.mmm.selection import AUTO
+
+    return {AUTO, *SATURATIONS}
+
+
 def get_saturation(saturation: str | Saturation) -> Saturation:
     """Return a saturation instance from its name (``logistic``, ``hill``, ``michaelis_menten``)."""
     if isinstance(saturation, Saturation):

@@ -13,8 +13,8 @@ from stackml.checks import int_problem, is_number
 from stackml.errors import raise_if_problems  # noqa: F401 - re-exported for mmm/pipeline.py
 from stackml.mmm._graph import DEFAULT_PRIORS
 from stackml.mmm.amounts import precise
-from stackml.mmm.selection import CANDIDATES
-from stackml.mmm.transforms import ADSTOCKS, SATURATIONS, Adstock, Saturation
+from stackml.mmm.selection import AUTO, CANDIDATES
+from stackml.mmm.transforms import ADSTOCKS, SATURATIONS, Adstock, Saturation, saturation_choices
 
 SAMPLERS = ("nutpie", "pymc")
 
@@ -25,7 +25,7 @@ def check_settings(model: Any) -> list[str]:
     problems = []
     if not isinstance(model.adstock, Adstock) and model.adstock not in ADSTOCKS:
         problems.append(f"unknown adstock {model.adstock!r}; choose one of {sorted(ADSTOCKS)}")
-    if not isinstance(model.saturation, Saturation) and model.saturation not in {"auto", *SATURATIONS}:
+    if not isinstance(model.saturation, Saturation) and model.saturation not in saturation_choices():
         problems.append(
             f"unknown saturation {model.saturation!r}; choose 'auto' or one of {sorted(SATURATIONS)}"
         )
@@ -63,7 +63,7 @@ def check_priors(model: Any) -> list[str]:
         ("adstock", ADSTOCKS, model.adstock),
         ("saturation", SATURATIONS, model.saturation),
     ):
-        if chosen == "auto":  # a prior may concern any of the candidate families
+        if chosen == AUTO:  # a prior may concern any of the candidate families
             transforms = [SATURATIONS[name] for name in CANDIDATES]
         else:
             transforms = [chosen if not isinstance(chosen, str) else registry.get(chosen)]

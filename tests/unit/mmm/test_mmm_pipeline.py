@@ -308,3 +308,16 @@ def test_draws_too_few_for_the_ess_gate_are_refused_before_sampling() -> None:
     with pytest.raises(InputError, match=r"200 x 2 = 400 draws in all cannot give .* \(400\)"):
         MMMConfig(channels=CHANNELS, draws=200, chains=2)
     assert MMMConfig(channels=CHANNELS, draws=200, chains=2, min_ess=100).min_ess == 100
+
+
+def test_the_report_says_which_channels_the_data_do_not_identify(result) -> None:
+    import dataclasses
+
+    from stackml.mmm.report import mmm_report
+
+    roas = result.roas.copy()
+    roas.loc["tv", ["identified", "note"]] = [False, "not identified: the posterior keeps 80% of the prior"]
+    html = mmm_report(dataclasses.replace(result, roas=roas)).to_html()
+    assert "The data do not identify the return of " in html  # the fixture may flag other channels too
+    assert "tv is not identified: the posterior keeps 80% of the prior" in html
+    assert "Their intervals are wide on purpose" in html and "does not count the risk" in html
