@@ -25,7 +25,16 @@ from stackml.mmm._posterior import PosteriorDraws, hdi
 if TYPE_CHECKING:
     from stackml.mmm.model import MediaMixModel
 
-__all__ = ["Diagnostics", "Gate", "GateFailedError", "diagnose", "fit_metrics", "time_slice_error"]
+__all__ = [
+    "Diagnostics",
+    "Gate",
+    "GateFailedError",
+    "diagnose",
+    "fit_metrics",
+    "predictive_draws",
+    "residual_autocorrelation",
+    "time_slice_error",
+]
 
 # The CLI option first (`stackml mmm fit`), the Python form in brackets.
 ADVICE = {
@@ -74,6 +83,8 @@ class Diagnostics:
     r2: float
     mape: float
     coverage: float  # share of observations inside the 94% posterior-predictive interval
+    coverage50: float = float("nan")  # ... inside the 50% interval
+    residual_acf1: float = float("nan")  # lag-1 autocorrelation of the residuals of the posterior mean
     oos_mape: float | None = None
     oos_r2: float | None = None
     holdout_periods: int | None = None
@@ -103,21 +114,39 @@ class Diagnostics:
             )
 
 
+def predictive_draws(expected_draws: np.ndarray, sigma: np.ndarray, seed: int = 0) -> np.ndarray:
+    """Posterior-predictive draws of the target ``(S, T)``: each draw's expected target plus its own noise."""
+    rng = np.random.default_rng(seed)
+    return expected_draws + rng.normal(size=expected_draws.shape) * sigma[:, None]
+
+
+def residual_autocorrelation(residual: np.ndarray) -> float:
+    """Lag-1 autocorrelation of the residuals (0 for independent errors; NaN with under 3 periods)."""
+    r = residual - residual.mean()
+    denominator = float((r**2).sum())
+    if len(r) < 3 or denominator == 0.0:
+        return float("nan")
+    return float((r[1:] * r[:-1]).sum() / denominator)
+
+
 def fit_metrics(observed: np.ndarray, expected_draws: np.ndarray, sigma: np.ndarray, seed: int = 0) -> dict:
-    """R² and MAPE of the posterior-mean prediction, and the 94% predictive interval's coverage."""
+    """R² and MAPE of the posterior-mean prediction; the posterior-predictive check: the share of periods
+    inside the 94% and 50% predictive intervals, and the residuals' lag-1 autocorrelation."""
     prediction = expected_draws.mean(axis=0)
     residual = observed - prediction
     total = ((observed - observed.mean()) ** 2).sum()
     nonzero = observed != 0
-    rng = np.random.default_rng(seed)
-    predictive = expected_draws + rng.normal(size=expected_draws.shape) * sigma[:, None]
+    predictive = predictive_draws(expected_draws, sigma, seed)
     low, high = hdi(predictive, 0.94)
+    low50, high50 = hdi(predictive, 0.50)
     return {
         "r2": float(1.0 - (residual**2).sum() / total) if total > 0 else float("nan"),
         "mape": float(np.mean(np.abs(residual[nonzero] / observed[nonzero])))
         if nonzero.any()
         else float("nan"),
         "coverage": float(np.mean((observed >= low) & (observed <= high))),
+        "coverage50": float(np.mean((observed >= low50) & (observed <= high50))),
+        "residual_acf1": residual_autocorrelation(residual),
     }
 
 

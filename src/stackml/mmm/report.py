@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
 from stackml.mmm.amounts import format_amount
@@ -13,6 +14,9 @@ if TYPE_CHECKING:
     from stackml.mmm.result import MMMResult
     from stackml.reports import Report
 
+# Lag-1 residual autocorrelation above this (or above two standard errors of zero, on short series) is
+# reported: the likelihood assumes independent periods, so streaky errors make intervals too narrow.
+AUTOCORRELATED = 0.3
 PALETTE = ("#2563eb", "#dc2626", "#16a34a", "#d97706", "#7c3aed", "#0891b2", "#db2777", "#65a30d", "#475569")
 
 
@@ -86,6 +90,15 @@ def mmm_report(
             caption="The optimised allocation; 'bound' names a bound the plan sits on",
             float_format=format_amount,
         )
+
+    report.add_heading("Posterior predictive check")
+    report.add_paragraph(_predictive_check_text(result))
+    report.add_figure(
+        _predictive_figure(result),
+        caption="The observed target against the model's posterior-predictive distribution (its mean, "
+        "50% and 94% intervals): a model that fits leaves about half the periods inside the inner band "
+        "and all but a few inside the outer one, with no long runs on one side",
+    )
 
     report.add_heading("Diagnostics")
     report.add_table(
@@ -167,6 +180,31 @@ def _narrative(result: MMMResult, pct: str, registry_note: str | None) -> str:
     parts.append(_what_intervals_mean(pct))
     text = " ".join(parts)
     return f"{text}\n\n{registry_note}" if registry_note else text
+
+
+def _predictive_check_text(result: MMMResult) -> str:
+    d = result.diagnostics
+    n = result.model.design_.n_periods
+    text = (
+        f"Of the {n} observed periods, {d.coverage50:.0%} lie inside the model's 50% predictive interval "
+        f"and {d.coverage:.0%} inside its 94% one (nominal 50% and 94%)."
+    )
+    if d.coverage < 0.85 or d.coverage50 < 0.35:
+        text += (
+            " Fewer than nominal: the target varies more than the model allows, so its intervals, ROAS "
+            "included, are too narrow; look for events the controls miss."
+        )
+    r = d.residual_acf1
+    if np.isfinite(r) and r > max(AUTOCORRELATED, 2.0 / np.sqrt(n)):
+        text += (
+            f" The residuals are autocorrelated (lag-1 correlation {r:.2f}): errors run in streaks, which "
+            "the model, assuming independent periods, counts as more evidence than they are; intervals "
+            f"are then about {np.sqrt((1 + r) / (1 - r)):.1f}x too narrow. A missing control, seasonality "
+            "or a trend break is the usual cause."
+        )
+    elif np.isfinite(r):
+        text += f" The residuals show no marked autocorrelation (lag-1 correlation {r:.2f})."
+    return text
 
 
 def _headline(result: MMMResult, settled: pd.DataFrame, pct: str) -> str:
@@ -289,7 +327,12 @@ def _gates_table(result: MMMResult) -> pd.DataFrame:
         }
         for g in d.gates
     ]
-    extra = {"in-sample MAPE": d.mape, "94% predictive interval coverage": d.coverage}
+    extra = {
+        "in-sample MAPE": d.mape,
+        "94% predictive interval coverage": d.coverage,
+        "50% predictive interval coverage": d.coverage50,
+        "residual lag-1 autocorrelation": d.residual_acf1,
+    }
     if d.oos_mape is not None and not any(g.name == "oos_mape" for g in d.gates):
         extra[f"holdout MAPE (last {d.holdout_periods} periods)"] = d.oos_mape
     for name, value in extra.items():
@@ -348,6 +391,57 @@ def _contributions_figure(result: MMMResult):
     )
     figure.update_layout(
         xaxis_title="period", yaxis_title=result.config.target, height=420, hovermode="x unified"
+    )
+    return figure
+
+
+def _predictive_figure(result: MMMResult):
+    import plotly.graph_objects as go
+
+    from stackml.mmm._posterior import hdi
+    from stackml.mmm.diagnostics import predictive_draws
+
+    model = result.model
+    design = model.design_
+    expected = model.posterior_.expected(design.dates, design.spend, design.control_values)
+    predictive = predictive_draws(expected, model.posterior_.sigma * design.target_scale)
+    figure = go.Figure()
+    for prob, alpha in ((0.94, 0.15), (0.50, 0.3)):
+        low, high = hdi(predictive, prob)
+        figure.add_trace(
+            go.Scatter(x=design.dates, y=high, mode="lines", line={"width": 0}, showlegend=False)
+        )
+        figure.add_trace(
+            go.Scatter(
+                x=design.dates,
+                y=low,
+                mode="lines",
+                line={"width": 0},
+                fill="tonexty",
+                fillcolor=_rgba(PALETTE[0], alpha),
+                name=f"{prob:.0%} predictive interval",
+            )
+        )
+    figure.add_trace(
+        go.Scatter(
+            x=design.dates,
+            y=predictive.mean(axis=0),
+            name="predictive mean",
+            mode="lines",
+            line={"color": PALETTE[0], "width": 1.5},
+        )
+    )
+    figure.add_trace(
+        go.Scatter(
+            x=design.dates,
+            y=design.target,
+            name="observed",
+            mode="markers",
+            marker={"color": "#111827", "size": 4},
+        )
+    )
+    figure.update_layout(
+        xaxis_title="period", yaxis_title=result.config.target, height=380, hovermode="x unified"
     )
     return figure
 

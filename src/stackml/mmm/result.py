@@ -95,6 +95,8 @@ class MMMResult:
             "insample_r2": d.r2,
             "insample_mape": d.mape,
             "coverage_94": d.coverage,
+            "coverage_50": d.coverage50,
+            "residual_acf1": d.residual_acf1,
             "gates_passed": float(d.passed),
         }
         if d.oos_mape is not None:

@@ -234,6 +234,9 @@ def test_the_report_shows_every_section_and_says_when_gates_failed(result, confi
         "Return on ad spend",
         "Response curves",
         "Budget plan",
+        "Posterior predictive check",
+        f"50% predictive interval and {result.diagnostics.coverage:.0%} inside its 94% one",
+        "residual lag-1 autocorrelation",
         "Diagnostics",
         "It passed every diagnostics gate",
         "Registered as x v1.",
@@ -246,6 +249,22 @@ def test_the_report_shows_every_section_and_says_when_gates_failed(result, confi
     )
     html = mmm_report(failed).to_html()
     assert "FAILED 1 diagnostics gate(s)" in html and "r2 = " in html and "No budget plan" in html
+
+
+def test_the_predictive_check_says_when_errors_run_in_streaks(result) -> None:
+    import dataclasses
+
+    from stackml.mmm.report import mmm_report
+
+    streaky = dataclasses.replace(
+        result, diagnostics=dataclasses.replace(result.diagnostics, residual_acf1=0.6, coverage=0.7)
+    )
+    html = mmm_report(streaky).to_html()
+    assert "The residuals are autocorrelated (lag-1 correlation 0.60)" in html
+    assert "about 2.0x too narrow" in html and "Fewer than nominal" in html
+    calm = dataclasses.replace(result.diagnostics, residual_acf1=0.0, coverage=0.95, coverage50=0.5)
+    html = mmm_report(dataclasses.replace(result, diagnostics=calm)).to_html()
+    assert "no marked autocorrelation" in html and "Fewer than nominal" not in html
 
 
 def test_register_promote_and_serve_a_spend_plan(result, frame, sim, tmp_path_factory) -> None:
