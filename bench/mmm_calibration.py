@@ -503,7 +503,9 @@ def report(rows: list[dict[str, Any]], failures: list[dict[str, Any]], args, see
         "\n## ROAS coverage and error by world kind\n",
         f"Seed {seed}, {n_worlds} worlds ({how}; `--seed {seed} --worlds {n_worlds}` draws the same ones "
         f"again); fits: draws {args.draws}, tune {args.tune}, chains {args.chains}, the default model "
-        "otherwise. Rows are `<W|D>-<spend pattern>` (each pools logistic and Hill worlds; a run draws the "
+        "otherwise (its saturation curve: Hill without lift tests, logistic with them; `model_saturation` in "
+        "the rows CSV). Rows are `<W|D>-<spend pattern>` (each pools logistic and Hill worlds; a run draws "
+        "the "
         "12 kinds `<W|D>-<logistic|hill>-<spend pattern>` in a fixed interleaved order), then each factor "
         "pooled on its own. Coverage: the share of channels whose true ROAS lies inside the 50% / 94% HDI of "
         "`outputs.roas` (nominal 50% / 94%). Error: |posterior mean - true ROAS| / true ROAS per channel. "
@@ -539,8 +541,8 @@ after it).
   0.85) a day; half delayed `alpha^((l - theta)^2)`, alpha ~ U(0.3, 0.8), peak theta ~ U(1, 3) weeks or U(1,
   4) days; normalised weights over l_max {L_MAX["W"]} weeks or {L_MAX["D"]} days), then saturated (logistic,
   lam ~ U(0.5, 5), or Hill, k ~ U(0.15, 0.9), s ~ U(0.8, 3)), times a coefficient set so the channel's true
-  ROAS ~ U(0.3, 6). The default model's l_max is 8 periods, so a daily world's carryover past 8 days is
-  outside it (`tail_beyond_8` in the rows CSV).
+  ROAS ~ U(0.3, 6). The default model's carryover runs 8 periods, and 21 days on daily data, so every
+  world's carryover lies inside it (`tail_beyond_8` in the rows CSV: the share past 8 periods).
 - Baseline: a level set so media make 10-40% of revenue, linear trend (-20% to +50% over the period), yearly
   seasonality (two harmonics, up to 15% and 6% of the level), a price index (1 + AR(1), sd 2-6%, elasticity
   -3 to -0.8) and a promo flag (5-20% of periods, +5% to +25%), Gaussian noise 3-15% of the level.

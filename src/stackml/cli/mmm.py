@@ -79,8 +79,8 @@ def fit(
         str,
         typer.Option(
             "--saturation",
-            help="auto (logistic and hill fitted, the data choose by PSIS-LOO), logistic, hill or "
-            "michaelis_menten.",
+            help="default (hill, concave or S-shaped; logistic with --lift-tests), hill, logistic, "
+            "michaelis_menten, or auto (logistic and hill fitted, the data choose by PSIS-LOO).",
         ),
     ] = _default("saturation"),
     yearly_seasonality: Annotated[

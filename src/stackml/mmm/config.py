@@ -146,7 +146,7 @@ class MMMConfig(PipelineConfig):
     controls_table: str | None = None
     freq: str = "W"
     adstock: str = "geometric"
-    saturation: str = "auto"
+    saturation: str = "default"
     target_accept: Annotated[Float, Field(gt=0, lt=1)] = 0.9
     yearly_seasonality: Annotated[Int, Field(ge=0, le=10)] = 2
     roas_prior: Annotated[RoasPrior | None, BeforeValidator(_roas_prior_from_text)] = None

@@ -60,9 +60,11 @@ class MediaMixModel:
         target_column: what media drives (revenue, conversions, ...).
         control_columns: other numeric drivers (promotions, price, holidays).
         adstock: ``"geometric"`` (default), ``"delayed"``, ``"weibull"``, ``"weibull_pdf"`` or an ``Adstock``.
-        saturation: ``"auto"`` (default: logistic and Hill both fitted, the data choose by PSIS-LOO, see
-            :mod:`stackml.mmm.selection`), ``"logistic"``, ``"hill"``, ``"michaelis_menten"`` or a
-            ``Saturation``.
+        saturation: ``"default"``: the Hill curve, whose two parameters per channel take concave and
+            S-shaped responses alike, which keeps intervals honest when the true curve is either; the
+            logistic curve when lift tests calibrate the fit (see :mod:`stackml.mmm.selection`).
+            ``"hill"``, ``"logistic"``, ``"michaelis_menten"``, ``"auto"`` (logistic and Hill both fitted,
+            the data choose by PSIS-LOO) or a ``Saturation``.
         l_max: longest carryover in periods, for a named adstock; default 8 periods, and at least
             ``stackml.mmm.transforms.MIN_CARRYOVER_DAYS`` days (21 for daily data).
         yearly_seasonality: Fourier order of the yearly cycle (0 turns it off).
@@ -93,7 +95,7 @@ class MediaMixModel:
         control_columns: Sequence[str] = (),
         *,
         adstock: str | Adstock = "geometric",
-        saturation: str | Saturation = "auto",
+        saturation: str | Saturation = "default",
         l_max: int | None = None,
         yearly_seasonality: int = 2,
         trend: bool = True,

@@ -258,8 +258,11 @@ def _plan_text(result: MMMResult, pct: str) -> str:
 def _saturation_text(model: Any) -> str:
     chosen = model.fit_stats_.get("saturation", model.saturation_.name)
     table = getattr(model, "saturation_comparison_", None)
-    if table is None and model.saturation == "auto":  # calibrated: see stackml.mmm.selection
+    if table is None and model.saturation in ("auto", "default") and model.lift_tests_ is not None:
+        # see stackml.mmm.selection
         return f"{chosen} saturation (with lift tests the simplest family carries them to the whole curve)"
+    if table is None and model.saturation == "default":
+        return f"{chosen} saturation (the default: concave and S-shaped curves alike)"
     if table is None:
         return f"{chosen} saturation"
     others = ", ".join(name for name in table.index if name != chosen)

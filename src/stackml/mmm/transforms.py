@@ -291,10 +291,11 @@ def get_adstock(adstock: str | Adstock, **kwargs: Any) -> Adstock:
 
 
 def saturation_choices() -> set[str]:
-    """Every name ``saturation=`` takes: the families, and ``"auto"`` (see :mod:`stackml.mmm.selection`)."""
-    from stackml.mmm.selection import AUTO
+    """Every name ``saturation=`` takes: the families, ``"default"`` and ``"auto"`` (see
+    :mod:`stackml.mmm.selection`)."""
+    from stackml.mmm.selection import AUTO, DEFAULT
 
-    return {AUTO, *SATURATIONS}
+    return {AUTO, DEFAULT, *SATURATIONS}
 
 
 def get_saturation(saturation: str | Saturation) -> Saturation:

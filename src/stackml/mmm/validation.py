@@ -27,7 +27,8 @@ def check_settings(model: Any) -> list[str]:
         problems.append(f"unknown adstock {model.adstock!r}; choose one of {sorted(ADSTOCKS)}")
     if not isinstance(model.saturation, Saturation) and model.saturation not in saturation_choices():
         problems.append(
-            f"unknown saturation {model.saturation!r}; choose 'auto' or one of {sorted(SATURATIONS)}"
+            f"unknown saturation {model.saturation!r}; "
+            f"choose 'default', 'auto' or one of {sorted(SATURATIONS)}"
         )
     ints = (
         None if model.l_max is None else int_problem("l_max", model.l_max, low=1),

@@ -240,3 +240,12 @@ def test_auto_keeps_the_simplest_family_when_lift_tests_calibrate_the_fit() -> N
     assert candidates("auto", calibrated=True) == ("logistic",)
     assert candidates("auto", calibrated=False) == ("logistic", "hill")
     assert candidates("michaelis_menten", calibrated=False) == ("michaelis_menten",)
+
+
+def test_the_default_saturation_is_hill_and_logistic_with_lift_tests() -> None:
+    from stackml.mmm.config import config_default
+    from stackml.mmm.selection import candidates
+
+    assert MediaMixModel("d", ["a"], "y").saturation == config_default("saturation") == "default"
+    assert candidates("default", calibrated=False) == ("hill",)
+    assert candidates("default", calibrated=True) == ("logistic",)

@@ -45,7 +45,8 @@ def test_settings_problems_are_listed_with_the_data_problems(frame) -> None:
     message = str(info.value)
     for expected in (
         "unknown adstock 'exponential'; choose one of ['delayed', 'geometric', 'weibull', 'weibull_pdf']",
-        "unknown saturation 'tanh'; choose 'auto' or one of ['hill', 'logistic', 'michaelis_menten']",
+        "unknown saturation 'tanh'; "
+        "choose 'default', 'auto' or one of ['hill', 'logistic', 'michaelis_menten']",
         "'l_max' must be an int >= 1, got 0",
         "'yearly_seasonality' must be an int >= 0 (the Fourier order), got -1",
         "'draws' must be an int >= 1, got 0",
