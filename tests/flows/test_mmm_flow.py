@@ -259,6 +259,7 @@ def test_a_model_failing_a_gate_is_reported_not_registered(fitted: dict, home: P
         *SHORT,
         "--min-r2",
         "0.99999",
+        "--time-varying-intercept",  # the option reaches the model (the report names the drifting level)
         "--json",
     )
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
@@ -269,5 +270,6 @@ def test_a_model_failing_a_gate_is_reported_not_registered(fitted: dict, home: P
     assert summary["diagnostics"]["failed_gates"][0].startswith("r2")
     html = Path(summary["report"]).read_text()
     assert "FAILED 1 diagnostics gate(s)" in html and "Not registered" in html and "No budget plan" in html
+    assert "a level that drifts over quarterly knots" in html
     models = json.loads(cli(home, "models", "--json").stdout)
     assert "mmm-strict" not in {m["name"] for m in models}

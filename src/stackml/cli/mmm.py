@@ -89,6 +89,14 @@ def fit(
             "--yearly-seasonality", help="Fourier order of the yearly cycle (0: none; 4 for sharper)."
         ),
     ] = _default("yearly_seasonality"),
+    time_varying_intercept: Annotated[
+        bool,
+        typer.Option(
+            "--time-varying-intercept",
+            help="Let the baseline level drift (a random walk over quarterly knots) for demand the trend, "
+            "seasonality and controls miss.",
+        ),
+    ] = _default("time_varying_intercept"),
     roas_prior: Annotated[
         Optional[str],
         typer.Option(
@@ -160,6 +168,7 @@ def fit(
         saturation=saturation,
         target_accept=target_accept,
         yearly_seasonality=yearly_seasonality,
+        time_varying_intercept=time_varying_intercept,
         roas_prior=roas_prior,
         draws=draws,
         tune=tune,

@@ -15,6 +15,9 @@ import pandas as pd
 from stackml.errors import InputError
 
 DAYS_PER_YEAR = 365.25
+# A time-varying level moves at knots this many days apart (a quarter): slow enough that a burst of spend is
+# not absorbed into the level, fast enough to follow a drift in demand the trend and seasonality miss.
+LEVEL_KNOT_DAYS = 91.0
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,7 @@ class Design:
     target_scale: float  # mean of the target
     fourier_order: int
     trend: bool
+    level_knots: int = 0  # knots of the time-varying level (0: a constant intercept)
 
     @property
     def n_periods(self) -> int:
@@ -59,6 +63,20 @@ class Design:
         orders = np.arange(1, self.fourier_order + 1)
         angle = 2.0 * np.pi * year_fraction[:, None] * orders[None, :]
         return np.concatenate([np.sin(angle), np.cos(angle)], axis=1)
+
+    def level_basis(self, dates: pd.DatetimeIndex) -> np.ndarray:
+        """Piecewise-linear interpolation weights ``(T, level_knots)`` of the time-varying level: knots evenly
+        spaced over the training periods; before the first and after the last the level stays flat."""
+        if not self.level_knots:
+            return np.zeros((len(dates), 0))
+        where = np.clip(self.time_index(dates), 0.0, 1.0) * (self.level_knots - 1)
+        left = np.minimum(np.floor(where).astype(int), self.level_knots - 2)
+        share = where - left
+        basis = np.zeros((len(dates), self.level_knots))
+        rows = np.arange(len(dates))
+        basis[rows, left] = 1.0 - share
+        basis[rows, left + 1] = share
+        return basis
 
     def scaled_spend(self, spend: np.ndarray) -> np.ndarray:
         return np.asarray(spend, dtype=float) / self.spend_scale
@@ -92,6 +110,7 @@ def build_design(
     target_column: str,
     fourier_order: int,
     trend: bool,
+    time_varying_level: bool = False,
 ) -> Design:
     """Build the design from an already validated, date-sorted frame."""
     dates = pd.DatetimeIndex(pd.to_datetime(df[date_column]))
@@ -115,4 +134,11 @@ def build_design(
         target_scale=float(np.mean(np.abs(target))),
         fourier_order=fourier_order,
         trend=trend,
+        level_knots=level_knot_count(len(dates), period) if time_varying_level else 0,
     )
+
+
+def level_knot_count(n_periods: int, period_days: float) -> int:
+    """Knots of the time-varying level: one every :data:`LEVEL_KNOT_DAYS`, at least 3."""
+    span_days = (n_periods - 1) * period_days
+    return max(3, int(np.ceil(span_days / LEVEL_KNOT_DAYS)) + 1)

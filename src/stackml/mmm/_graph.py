@@ -1,7 +1,7 @@
 """The PyMC graph of the media-mix model, in scaled units.
 
 ``target / mean(target) ~ Normal(mu, sigma)`` with
-``mu = intercept + slope * t + fourier @ gamma_fourier + controls @ gamma_control
+``mu = intercept [+ level(t)] + slope * t + fourier @ gamma_fourier + controls @ gamma_control
 + sum_k beta_k * sat_k(adstock_k(x_k))``
 where ``x_k`` is channel ``k``'s spend divided by its maximum and ``t`` runs from 0 to 1 over the training
 period. With every input on a unit scale the default priors below hold for any currency and any size of
@@ -41,6 +41,9 @@ DEFAULT_PRIORS: dict[str, tuple[str, dict[str, float]]] = {
     "gamma_control": ("Normal", {"mu": 0.0, "sigma": 1.0}),
     "beta": ("HalfNormal", {"sigma": 1.0}),
     "sigma": ("HalfNormal", {"sigma": 1.0}),
+    # the time-varying level (optional): a random walk over knots a quarter apart, each step's sd this
+    # share of the target's mean
+    "level_step_sd": ("HalfNormal", {"sigma": 0.05}),
 }
 
 
@@ -93,6 +96,8 @@ def build_pymc_model(
         coords["fourier"] = [f"{f}_{k}" for f in ("sin", "cos") for k in range(1, design.fourier_order + 1)]
     if design.controls:
         coords["control"] = list(design.controls)
+    if design.level_knots:
+        coords["level_knot"] = np.arange(design.level_knots)
     if lift is not None:
         coords["lift_test"] = np.arange(lift.n_tests)
     x_lagged = lag_matrix(design.scaled_spend(design.spend), adstock.l_max)
@@ -123,6 +128,12 @@ def build_pymc_model(
             mu = mu + var("trend_slope") * design.time_index(dates)
         if fourier.shape[1]:
             mu = mu + pm.math.dot(fourier, var("gamma_fourier", dims="fourier"))
+        if design.level_knots:
+            # non-centred random walk, centred on zero so the intercept keeps its meaning (the mean level)
+            steps = pm.Normal("level_steps", 0.0, 1.0, dims="level_knot")
+            walk = pm.math.cumsum(steps) * var("level_step_sd")
+            level = pm.Deterministic("level", walk - walk.mean(), dims="level_knot")
+            mu = mu + pm.math.dot(design.level_basis(dates), level)
         if design.controls:
             controls = design.scaled_controls(design.control_values)
             mu = mu + pm.math.dot(controls, var("gamma_control", dims="control"))

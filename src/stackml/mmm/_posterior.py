@@ -58,6 +58,7 @@ class PosteriorDraws:
     gamma_fourier: np.ndarray  # (S, F)
     gamma_control: np.ndarray  # (S, C)
     sigma: np.ndarray  # (S,)
+    level: np.ndarray | None = None  # (S, J) the time-varying level at its knots, None without one
 
     @classmethod
     def from_idata(
@@ -81,6 +82,7 @@ class PosteriorDraws:
             gamma_fourier=get("gamma_fourier", 0),
             gamma_control=get("gamma_control", 0),
             sigma=flatten_draws(idata, "sigma"),
+            level=flatten_draws(idata, "level") if "level" in names else None,
         )
 
     @property
@@ -108,12 +110,15 @@ class PosteriorDraws:
             base = base + self.gamma_fourier @ d.fourier(dates).T
         if d.controls:
             base = base + self.gamma_control @ d.scaled_controls(control_values).T
+        if self.level is not None:
+            base = base + self.level @ d.level_basis(dates).T
         return base * d.target_scale
 
     def baseline_parts(
         self, dates: pd.DatetimeIndex, control_values: np.ndarray | None
     ) -> dict[str, np.ndarray]:
-        """The baseline split into ``intercept``, ``trend``, ``seasonality`` and one entry per control."""
+        """The baseline split into ``intercept``, ``trend``, ``seasonality``, ``level`` (with a time-varying
+        level) and one entry per control."""
         d = self.design
         scale = d.target_scale
         parts = {"intercept": np.repeat(self.intercept[:, None], len(dates), axis=1) * scale}
@@ -121,6 +126,8 @@ class PosteriorDraws:
             parts["trend"] = self.trend_slope[:, None] * d.time_index(dates)[None, :] * scale
         if d.fourier_order:
             parts["seasonality"] = (self.gamma_fourier @ d.fourier(dates).T) * scale
+        if self.level is not None:
+            parts["level"] = (self.level @ d.level_basis(dates).T) * scale
         for j, name in enumerate(d.controls):
             parts[name] = (
                 self.gamma_control[:, j : j + 1] * d.scaled_controls(control_values)[None, :, j] * scale

@@ -119,7 +119,7 @@ class MMMConfig(PipelineConfig):
         controls_table: for a touchpoint table, the table holding the controls (default: the touchpoint
             table).
         freq: ``"W"`` or ``"D"``, the period raw touchpoints are aggregated to.
-        adstock, saturation, target_accept, yearly_seasonality: passed to
+        adstock, saturation, target_accept, yearly_seasonality, time_varying_intercept: passed to
             :class:`~stackml.mmm.MediaMixModel`.
         roas_prior: ``{channel: (mean, sd)}`` of each channel's ROAS (``"search=2:1,*=1:1"``; ``*`` is every
             channel not named), None for the default coefficient prior.
@@ -149,6 +149,7 @@ class MMMConfig(PipelineConfig):
     saturation: str = "default"
     target_accept: Annotated[Float, Field(gt=0, lt=1)] = 0.9
     yearly_seasonality: Annotated[Int, Field(ge=0, le=10)] = 2
+    time_varying_intercept: bool = False
     roas_prior: Annotated[RoasPrior | None, BeforeValidator(_roas_prior_from_text)] = None
     draws: Annotated[Int, Field(ge=1)] = 2000
     tune: Annotated[Int, Field(ge=0)] = 1000

@@ -69,6 +69,10 @@ class MediaMixModel:
             ``stackml.mmm.transforms.MIN_CARRYOVER_DAYS`` days (21 for daily data).
         yearly_seasonality: Fourier order of the yearly cycle (0 turns it off).
         trend: add a linear trend.
+        time_varying_intercept: let the baseline's level drift: a random walk over knots a quarter apart
+            (``stackml.mmm._design.LEVEL_KNOT_DAYS``), for demand that moves in ways the trend, the
+            seasonality and the controls miss. Its steps have a prior sd of 5% of the target's mean
+            (``priors={"level_step_sd": ...}`` changes it).
         roas_prior: ``(mean, sd)`` for every channel, or ``{channel: (mean, sd)}``, in target units per spend
             unit (log-normal). None: a weak prior from the data's scale, every channel's ROAS around the
             return at which media, in proportion to spend, drive a fifth of the target, within a factor of
@@ -99,6 +103,7 @@ class MediaMixModel:
         l_max: int | None = None,
         yearly_seasonality: int = 2,
         trend: bool = True,
+        time_varying_intercept: bool = False,
         roas_prior: Any = None,
         priors: dict[str, Any] | None = None,
         target_accept: float | None = None,
@@ -112,6 +117,7 @@ class MediaMixModel:
         self.l_max = l_max
         self.yearly_seasonality = yearly_seasonality
         self.trend = trend
+        self.time_varying_intercept = time_varying_intercept
         self.roas_prior = roas_prior
         self.priors = priors
         self.target_accept = target_accept
@@ -166,6 +172,7 @@ class MediaMixModel:
             target_column=self.target_column,
             fourier_order=int(self.yearly_seasonality),
             trend=bool(self.trend),
+            time_varying_level=bool(self.time_varying_intercept),
         )
         adstock = get_adstock(self.adstock, l_max=self.resolved_l_max(design.period_days))
         lift = tests = None

@@ -198,6 +198,7 @@ def build_model(config: MMMConfig) -> MediaMixModel:
         adstock=config.adstock,
         saturation=config.saturation,
         yearly_seasonality=config.yearly_seasonality,
+        time_varying_intercept=config.time_varying_intercept,
         roas_prior=config.channel_roas_prior(),
         target_accept=config.target_accept,
     )

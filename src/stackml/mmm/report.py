@@ -134,7 +134,9 @@ def _narrative(result: MMMResult, pct: str, registry_note: str | None) -> str:
     parts = [
         f"{design.n_periods} {_period_word(design.period_days)} periods from {design.dates[0].date()} to "
         f"{design.dates[-1].date()}: target {cfg.target}, channels {', '.join(cfg.channels)}{controls}. "
-        f"A Bayesian media-mix model ({cfg.adstock} adstock, {_saturation_text(model)}, trend and yearly "
+        f"A Bayesian media-mix model ({cfg.adstock} adstock, {_saturation_text(model)}, trend"
+        + (", a level that drifts over quarterly knots" if design.level_knots else "")
+        + " and yearly "
         f"seasonality) was sampled with {model.fit_stats_['sampler']} "
         f"({cfg.chains} chains x {cfg.draws} draws)"
         + (f" and calibrated with {len(lift)} lift test(s)." if lift is not None else ".")

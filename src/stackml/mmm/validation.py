@@ -35,6 +35,9 @@ def check_settings(model: Any) -> list[str]:
         int_problem("yearly_seasonality", model.yearly_seasonality, low=0, extra=" (the Fourier order)"),
     )
     problems.extend(p for p in ints if p)
+    for flag in ("trend", "time_varying_intercept"):
+        if not isinstance(getattr(model, flag), (bool, np.bool_)):
+            problems.append(f"'{flag}' must be True or False, got {getattr(model, flag)!r}")
     channels = list(model.channel_columns) if is_names(model.channel_columns) else None
     if not channels:
         problems.append(

@@ -319,6 +319,9 @@ def test_roas_priors_from_the_command_line_reach_the_model_and_survive_json() ->
     model = build_model(again)
     assert model.roas_prior == {CHANNELS[0]: (2.0, 1.0), **{c: (1.0, 0.5) for c in CHANNELS[1:]}}
     assert MMMConfig(channels=CHANNELS, yearly_seasonality=4).yearly_seasonality == 4
+    varying = MMMConfig(channels=CHANNELS, time_varying_intercept=True)
+    assert build_model(varying).time_varying_intercept is True
+    assert build_model(MMMConfig(channels=CHANNELS)).time_varying_intercept is False
     with pytest.raises(InputError, match=r"roas_prior gives no prior for the channels \['social', 'tv'\]"):
         MMMConfig(channels=CHANNELS, roas_prior="search=2:1")
 

@@ -39,7 +39,9 @@ def test_every_frame_problem_is_listed_at_once(frame) -> None:
 
 
 def test_settings_problems_are_listed_with_the_data_problems(frame) -> None:
-    bad = model(adstock="exponential", saturation="tanh", yearly_seasonality=-1, l_max=0)
+    bad = model(
+        adstock="exponential", saturation="tanh", yearly_seasonality=-1, l_max=0, time_varying_intercept="yes"
+    )
     with pytest.raises(InputError) as info:
         bad.fit(frame.assign(tv=np.nan), draws=0, chains=1.5, sampler="stan")
     message = str(info.value)
@@ -49,6 +51,7 @@ def test_settings_problems_are_listed_with_the_data_problems(frame) -> None:
         "choose 'default', 'auto' or one of ['hill', 'logistic', 'michaelis_menten']",
         "'l_max' must be an int >= 1, got 0",
         "'yearly_seasonality' must be an int >= 0 (the Fourier order), got -1",
+        "'time_varying_intercept' must be True or False, got 'yes'",
         "'draws' must be an int >= 1, got 0",
         "'chains' must be an int >= 1, got 1.5",
         "'sampler' must be one of ['nutpie', 'pymc'], got 'stan'",
