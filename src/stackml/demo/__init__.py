@@ -92,12 +92,14 @@ def forecast_step(ctx: DemoContext) -> None:
 SAMPLE_TABLE = "demo_store_sales"
 
 from stackml.demo.mmm_demo import mmm_step  # noqa: E402  (cheap: the flow and PyMC load inside the step)
+from stackml.demo.nlp_demo import nlp_step  # noqa: E402  (cheap: the flow and torch load inside the step)
 
 # Pipelines add their demo step here, in the order a reader of the report index would expect.
 DEMO_STEPS: list[tuple[str, Callable[[DemoContext], Any]]] = [
     ("Sample data", sample_step),
     ("Forecasting", forecast_step),
     ("Media-mix model", mmm_step),
+    ("Text classification", nlp_step),
 ]
 
 

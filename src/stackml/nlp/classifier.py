@@ -53,6 +53,7 @@ class TextClassifier:
     Attributes (after ``fit``):
         classes_: the labels, sorted; columns of :meth:`predict_proba`.
         validation_scores_: ``{"accuracy", "macro_f1"}`` on the validation split (None without one).
+        validation_rows_: positions of the validation texts in the training input.
         history_: one row per epoch (``train_loss``, ``val_accuracy``, ...), for learning curves.
         truncated_: training texts longer than the model's window (cut; the transformer kinds only).
         fit_seconds_: wall time of the model's fit.
@@ -103,7 +104,8 @@ class TextClassifier:
             train, valid = stratified_split(labels, self.validation_share, seed)
             validation = ([texts[i] for i in valid], codes[valid])
         else:
-            train, validation = np.arange(len(texts)), None
+            train, valid, validation = np.arange(len(texts)), np.arange(0), None
+        self.validation_rows_ = valid
         fitted: Fitted = self.model_.fit(
             [texts[i] for i in train],
             codes[train],

@@ -58,3 +58,17 @@ def train_set() -> tuple[list[str], list[str]]:
 @pytest.fixture(scope="session")
 def test_set() -> tuple[list[str], list[str]]:
     return make_texts(OPENERS[4:], CLOSERS[4:])  # openers and closers never seen in training
+
+
+@pytest.fixture(scope="session")
+def minilm(train_set):
+    """One tiny fine-tune shared by the tests that need a transformer (two short epochs, a 12-token window
+    that cuts the longer templates); ``minilm.epochs_reported`` holds what the progress callback got."""
+    pytest.importorskip("transformers")
+    from stackml.nlp import TextClassifier
+
+    reported: list[tuple[int, dict]] = []
+    clf = TextClassifier("minilm", epochs=2, max_length=12, batch_size=32, learning_rate=3e-4)
+    clf.fit(*train_set, progress=lambda epoch, row: reported.append((epoch, row)))
+    clf.epochs_reported = reported
+    return clf

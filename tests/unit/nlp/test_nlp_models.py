@@ -61,12 +61,9 @@ def test_embed_linear_learns_the_intents(train_set, test_set) -> None:
 
 
 @pytest.mark.slow
-def test_minilm_fine_tunes_reports_each_epoch_and_counts_cut_texts(train_set, test_set) -> None:
-    pytest.importorskip("transformers")
-    epochs = []
-    clf = TextClassifier("minilm", epochs=2, max_length=12, batch_size=32, learning_rate=3e-4)
-    clf.fit(*train_set, progress=lambda epoch, row: epochs.append((epoch, row)))
-    assert [e for e, _ in epochs] == [1, 2] and [r["epoch"] for r in clf.history_] == [1.0, 2.0]
+def test_minilm_fine_tunes_reports_each_epoch_and_counts_cut_texts(minilm, test_set) -> None:
+    clf = minilm
+    assert [e for e, _ in clf.epochs_reported] == [1, 2] and [r["epoch"] for r in clf.history_] == [1.0, 2.0]
     assert {"train_loss", "val_loss", "val_accuracy", "seconds"} <= set(clf.history_[0])
     assert clf.truncated_ > 0  # a 12-token window cuts the longer templates
     assert clf.evaluate(*test_set)["accuracy"] >= 0.8
