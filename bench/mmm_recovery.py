@@ -11,8 +11,8 @@ Sections (each model fit runs in its own subprocess, so its wall time, compile c
 * ``presets``: the simulator presets over several seeds: ROAS error and 94% interval coverage, without and
   with the simulator's go-dark experiments.
 * ``speed``: our fit against pymc-marketing's multidimensional ``MMM`` (GeometricAdstock + LogisticSaturation,
-  its documented default sampler, and its nutpie option beside it; then our default, Hill saturation, against
-  theirs with HillSaturation) on the same data and draws, back to back;
+  its documented default sampler, and its nutpie option beside it; our default, Hill saturation, beside)
+  on the same data and draws, back to back;
   every run starts with an empty PyTensor/numba cache (``cold``, what a first fit costs), then once more on
   the cache it left (``warm``). Target: ours >= 2x faster wall time, compile included,
   at equal or better ROAS error.
@@ -505,15 +505,11 @@ def section_presets(args) -> tuple[str, list[list[Any]]]:
 def section_speed(args) -> tuple[str, list[list[Any]]]:
     fit = {"draws": args.speed_draws, "tune": args.speed_tune, "chains": args.speed_chains}
     truth = example_true_roas()
-    runners = [  # ours on the same model as their default (logistic); then our default (Hill) and theirs
+    runners = [  # ours on the same model as their default (logistic); then our default (Hill) beside
         ("stackml MediaMixModel (saturation='logistic')", {"kind": "speed_ours", "saturation": "logistic"}),
         ("pymc-marketing MMM (default PyMC NUTS)", {"kind": "speed_pmm", "sampler": "pymc"}),
         ("pymc-marketing MMM (nuts_sampler='nutpie')", {"kind": "speed_pmm", "sampler": "nutpie"}),
-        ("stackml MediaMixModel (default: saturation='hill')", {"kind": "speed_ours"}),
-        (
-            "pymc-marketing MMM (HillSaturation, default PyMC NUTS)",
-            {"kind": "speed_pmm", "sampler": "pymc", "saturation": "hill"},
-        ),
+        ("stackml MediaMixModel (default: Hill saturation)", {"kind": "speed_ours"}),
     ]
     runs: dict[tuple[str, str], list[dict[str, Any]]] = {}
     root = Path(tempfile.mkdtemp(prefix="mmm-bench-cache-"))
@@ -553,29 +549,36 @@ def section_speed(args) -> tuple[str, list[list[Any]]]:
             ]
         )
     targets = []
-    pairs = (  # (ours, theirs, what): the same model on both sides
-        (runners[0][0], runners[1][0], "logistic saturation, their default"),
-        (runners[3][0], runners[4][0], "Hill saturation, our default"),
-    )
-    for ours_name, base_name, what in pairs:
-        for cache in ("cold", "warm"):
-            (ours_wall, ours_err), (base_wall, base_err) = (
-                summary[(ours_name, cache)],
-                summary[(base_name, cache)],
-            )
-            ratio = base_wall / ours_wall
-            targets.append(
-                [
-                    f"speed ({cache} cache), same model ({what}): >= 2x faster than pymc-marketing "
-                    "(PyMC NUTS), ROAS error <= theirs",
-                    (
-                        f"{ratio:.1f}x ({ours_wall:.0f} s vs {base_wall:.0f} s); ROAS error {ours_err:.1%} "
-                        f"vs {base_err:.1%}"
-                    ),
-                    verdict(ratio >= 2.0 and ours_err <= base_err + 1e-12),
-                ]
-            )
     ours_name, base_name = runners[0][0], runners[1][0]
+    for cache in ("cold", "warm"):
+        (ours_wall, ours_err), (base_wall, base_err) = (
+            summary[(ours_name, cache)],
+            summary[(base_name, cache)],
+        )
+        ratio = base_wall / ours_wall
+        targets.append(
+            [
+                f"speed ({cache} cache), same model: >= 2x faster than pymc-marketing's default, ROAS "
+                "error <= theirs",
+                (
+                    f"{ratio:.1f}x ({ours_wall:.0f} s vs {base_wall:.0f} s); ROAS error {ours_err:.1%} vs "
+                    f"{base_err:.1%}"
+                ),
+                verdict(ratio >= 2.0 and ours_err <= base_err + 1e-12),
+            ]
+        )
+    for cache in ("cold", "warm"):
+        default_wall, default_err = summary[(runners[3][0], cache)]
+        base_wall, base_err = summary[(base_name, cache)]
+        targets.append(
+            [
+                f"speed ({cache}), beside: our default (Hill saturation) vs pymc-marketing's default "
+                "(logistic; not a target: a different model)",
+                f"{base_wall / default_wall:.1f}x ({default_wall:.0f} s vs {base_wall:.0f} s); ROAS error "
+                f"{default_err:.1%} vs {base_err:.1%}",
+                "-",
+            ]
+        )
     nut_wall, nut_err = summary[(runners[2][0], "cold")]
     ours_wall, ours_err = summary[(ours_name, "cold")]
     targets.append(
@@ -613,8 +616,11 @@ def section_speed(args) -> tuple[str, list[list[Any]]]:
         "compilation is paid in full as on a first fit; `warm`: the same fit again on the cache the cold run "
         "left. Our model: `MediaMixModel('date_week', ['x1','x2'], 'y', "
         "control_columns=['event_1','event_2'], saturation='logistic')` (geometric adstock l_max 8, logistic "
-        "saturation, trend, yearly order 2, nutpie), the same model as theirs; then our default, "
-        "`saturation='hill'`, against theirs with `saturation=HillSaturation()`. "
+        "saturation, trend, yearly order 2, nutpie), the same model as theirs; beside it our default, whose "
+        "saturation curve is a Hill curve (two parameters per channel). pymc-marketing's `HillSaturation` "
+        "with its default priors failed to start on this file (`ParameterValueError: 0 < alpha <= 1` at the "
+        "initial point), so the default is compared with their default (logistic) and not counted as a "
+        "target. "
         "Theirs: `pymc_marketing.mmm.multidimensional.MMM(date_column='date_week', "
         "channel_columns=['x1','x2'], control_columns=['event_1','event_2','t'], "
         "adstock=GeometricAdstock(l_max=8), saturation=LogisticSaturation(), yearly_seasonality=2)` with its "
