@@ -66,10 +66,12 @@ class NLPFlow(FlowSpec):
         from stackml.nlp.pipeline import choose, speed_up, summarise
 
         started = time.perf_counter()
-        speed = speed_up(self.classifiers[choose(self.classifiers)], self.frame, self.config)
+        classifiers = self.classifiers
+        best, transformer = classifiers[choose(classifiers)], classifiers.get("minilm")
+        speed = speed_up(best, self.frame, self.config, transformer=transformer)
         self.seconds["speed_up"] = time.perf_counter() - started
         self.result = summarise(
-            self.classifiers,
+            classifiers,
             self.searches,
             self.frame,
             self.config,

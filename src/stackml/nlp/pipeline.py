@@ -178,39 +178,64 @@ def validation_texts(frame: pd.DataFrame, classifier: TextClassifier) -> tuple[l
 
 # -- fast inference ------------------------------------------------------------------------------------------
 def speed_up(
-    best: TextClassifier, frame: pd.DataFrame, config: NLPConfig
+    best: TextClassifier, frame: pd.DataFrame, config: NLPConfig, *, transformer: TextClassifier | None = None
 ) -> tuple[dict[str, Any], dict[str, dict[str, float]], str]:
     """Step 3: ONNX fp32 and int8 copies of a fine-tuned transformer, and every variant's latency.
 
+    Args:
+        best: the chosen classifier.
+        frame: its training input (the validation texts are taken from it).
+        config: ``quantize`` and ``max_int8_loss`` apply.
+        transformer: a fine-tuned ``minilm`` that was trained but not chosen: its variants are measured too
+            (``minilm``, ``minilm-onnx-fp32``, ``minilm-onnx-int8``), for the report, and not served.
+
     Returns:
         ``(predictors, latency, serving)``: the predictors by variant (``model``, the classifier itself,
-        always; ``onnx-fp32`` and
-        ``onnx-int8`` for a transformer with ``config.quantize``), each variant's single-text p50/p99
-        latency, throughput and validation accuracy, and the variant to serve: int8 when its validation
-        accuracy is within ``config.max_int8_loss`` of the fp32 model's, else the model itself.
+        always; ``onnx-fp32`` and ``onnx-int8`` for a chosen transformer with ``config.quantize``), each
+        measured variant's single-text p50/p99 latency, throughput and validation accuracy, and the variant to
+        serve: int8 when its validation accuracy is within ``config.max_int8_loss`` of the fp32 model's, else
+        the model itself.
     """
-    from stackml.nlp.fast import OnnxTextModel, export_onnx, latency
-
     texts, labels = validation_texts(frame, best)
     predictors: dict[str, Any] = {"model": best}
     if best.kind == "minilm" and config.quantize:
-        with tempfile.TemporaryDirectory(prefix="stackml-onnx-") as folder:
-            export_onnx(best.model_, Path(folder), quantize=True)
-            for variant in ("fp32", "int8"):
-                # the model's bytes and tokenizer are read now and travel with the object, not the folder
-                predictors[f"onnx-{variant}"] = OnnxTextModel(folder, variant, n_classes=len(best.classes_))
-    measured: dict[str, dict[str, float]] = {}
-    for name, predictor in predictors.items():
-        proba = predictor.predict_proba(texts)
-        accuracy = float((best.classes_[proba.argmax(axis=1)] == pd.Series(labels).to_numpy()).mean())
-        measured[name] = {**latency(predictor.predict_proba, texts[:LATENCY_TEXTS]), "val_accuracy": accuracy}
+        predictors |= _onnx_variants(best)
+    measured = _measure(predictors, best.classes_, texts, labels)
+    if transformer is not None and best.kind != "minilm" and config.quantize:
+        others = {"minilm": transformer} | {f"minilm-{k}": v for k, v in _onnx_variants(transformer).items()}
+        measured |= _measure(others, transformer.classes_, *validation_texts(frame, transformer))
     serving = "model"
-    if (
-        "onnx-int8" in measured
-        and measured["onnx-int8"]["val_accuracy"] >= measured["model"]["val_accuracy"] - config.max_int8_loss
-    ):
+    int8 = measured.get("onnx-int8")
+    if int8 is not None and int8["val_accuracy"] >= measured["model"]["val_accuracy"] - config.max_int8_loss:
         serving = "onnx-int8"
     return predictors, measured, serving
+
+
+def _onnx_variants(classifier: TextClassifier) -> dict[str, Any]:
+    """``onnx-fp32`` and ``onnx-int8`` copies of a fine-tuned transformer (their bytes and tokenizer travel
+    with the objects, not the temporary folder)."""
+    from stackml.nlp.fast import OnnxTextModel, export_onnx
+
+    with tempfile.TemporaryDirectory(prefix="stackml-onnx-") as folder:
+        export_onnx(classifier.model_, Path(folder), quantize=True)
+        return {
+            f"onnx-{v}": OnnxTextModel(folder, v, n_classes=len(classifier.classes_))
+            for v in ("fp32", "int8")
+        }
+
+
+def _measure(
+    predictors: dict[str, Any], classes: Any, texts: list[str], labels: list[str]
+) -> dict[str, dict[str, float]]:
+    """Each predictor's single-text latency on the first validation texts, and its validation accuracy."""
+    from stackml.nlp.fast import latency
+
+    truth = pd.Series(labels).to_numpy()
+    measured = {}
+    for name, predictor in predictors.items():
+        accuracy = float((classes[predictor.predict_proba(texts).argmax(axis=1)] == truth).mean())
+        measured[name] = {**latency(predictor.predict_proba, texts[:LATENCY_TEXTS]), "val_accuracy": accuracy}
+    return measured
 
 
 # -- the result ----------------------------------------------------------------------------------------------
@@ -262,6 +287,6 @@ def run_pipeline(
     started = time.perf_counter()
     classifiers, searches = train(frame, config, progress=progress)
     trained = time.perf_counter()
-    speed = speed_up(classifiers[choose(classifiers)], frame, config)
+    speed = speed_up(classifiers[choose(classifiers)], frame, config, transformer=classifiers.get("minilm"))
     seconds = {"train": trained - started, "speed_up": time.perf_counter() - trained}
     return summarise(classifiers, searches, frame, config, test=test, speed=speed, seconds=seconds)

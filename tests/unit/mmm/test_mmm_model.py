@@ -212,7 +212,9 @@ def test_roas_says_which_channels_the_data_identify(model, sim) -> None:
 
 
 def test_auto_saturation_fits_each_family_and_keeps_the_one_psis_loo_prefers(sim) -> None:
-    auto = MediaMixModel("date", ["search", "social", "tv"], "revenue", control_columns=list(sim.controls))
+    auto = MediaMixModel(
+        "date", ["search", "social", "tv"], "revenue", control_columns=list(sim.controls), saturation="auto"
+    )
     auto.fit(sim.frame, draws=100, tune=150, chains=2, random_state=3)
     table = auto.saturation_comparison_
     assert list(table.index) == ["logistic", "hill"] and table["chosen"].sum() == 1

@@ -71,3 +71,12 @@ def test_a_fine_tuned_transformer_gets_onnx_variants_and_int8_is_served_when_it_
     html = nlp_report(result).to_html()
     for text in ("Learning curves", "Inference speed", "Per class (test set)", "12 tokens were cut"):
         assert text in html
+
+
+@pytest.mark.slow
+def test_a_transformer_that_was_not_chosen_is_measured_but_not_served(tfidf, minilm, frame) -> None:
+    pytest.importorskip("onnxruntime")
+    predictors, latency, serving = speed_up(tfidf, frame, NLPConfig(), transformer=minilm)
+    assert set(predictors) == {"model"} and serving == "model"
+    assert set(latency) == {"model", "minilm", "minilm-onnx-fp32", "minilm-onnx-int8"}
+    assert latency["minilm-onnx-int8"]["p50_ms"] > 0
