@@ -31,8 +31,8 @@ from typing import Any
 import numpy as np
 
 from stackml._deps import require
+from stackml.embeddings import minilm as encoder
 from stackml.errors import InputError
-from stackml.nlp.models import encoder
 
 __all__ = ["FILES", "OnnxTextModel", "export_onnx", "latency"]
 

@@ -11,30 +11,10 @@ import time
 import numpy as np
 
 from stackml._deps import require
-from stackml.nlp.models import encoder
+from stackml.embeddings import minilm as encoder
 from stackml.nlp.models.base import Fitted, TextModel
 
-__all__ = ["EmbedLinearModel", "embed"]
-
-
-def embed(
-    texts: list[str], *, batch_size: int = 64, max_length: int = encoder.DEFAULT_MAX_LENGTH
-) -> np.ndarray:
-    """Mean-pooled, L2-normalised sentence embeddings ``(n, 384)`` (the pooling the checkpoint was trained
-    with)."""
-    torch = require("torch", extra="nlp")
-    encoder.use_all_threads()
-    tokenizer, model = encoder.load_tokenizer(), encoder.frozen_encoder()
-    lengths = encoder.token_lengths(tokenizer, texts)
-    out = np.zeros((len(texts), model.config.hidden_size), dtype=np.float32)
-    with torch.inference_mode():
-        for rows in encoder.length_batches(lengths, batch_size):
-            batch = encoder.encode(tokenizer, [texts[i] for i in rows], max_length)
-            hidden = model(**batch).last_hidden_state
-            mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-            out[rows] = torch.nn.functional.normalize(pooled, dim=1).numpy()
-    return out
+__all__ = ["EmbedLinearModel"]
 
 
 class EmbedLinearModel(TextModel):
@@ -56,7 +36,7 @@ class EmbedLinearModel(TextModel):
         started = time.perf_counter()
         tokenizer = encoder.load_tokenizer()
         truncated = int((encoder.token_lengths(tokenizer, texts) > self.max_length).sum())
-        x = embed(texts, max_length=self.max_length)
+        x = encoder.embed(texts, max_length=self.max_length)
         self._model_ = linear.LogisticRegression(C=self.c, max_iter=3000, class_weight="balanced").fit(
             x, codes
         )
@@ -69,7 +49,7 @@ class EmbedLinearModel(TextModel):
         return Fitted(history=[row], truncated=truncated, seconds=time.perf_counter() - started)
 
     def predict_proba(self, texts: list[str]) -> np.ndarray:
-        proba = self._model_.predict_proba(embed(texts, max_length=self.max_length))
+        proba = self._model_.predict_proba(encoder.embed(texts, max_length=self.max_length))
         out = np.zeros((len(texts), self._n_classes))
         out[:, self._model_.classes_] = proba
         return out

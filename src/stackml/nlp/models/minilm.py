@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from stackml._deps import require
-from stackml.nlp.models import encoder
+from stackml.embeddings import minilm as encoder
 from stackml.nlp.models.base import Fitted, TextModel, class_weights
 
 __all__ = ["MiniLMModel"]
