@@ -165,3 +165,11 @@ def test_a_test_label_unseen_in_training_exits_2(home: Path) -> None:
     )
     proc = cli(home, *train_args(home), "--test", str(path))
     assert proc.returncode == 2 and "1 label(s) the training data does not: 'fraud' (1)" in proc.stderr
+
+
+def test_the_train_step_reports_each_trial_for_the_progress_bar(trained: dict, home: Path) -> None:
+    from stackml.config import get_settings
+    from stackml.flows import load_run
+
+    log = load_run(f"NLPFlow/{trained['run_id']}", get_settings(home=home))["train"].task.stdout
+    assert "progress: tfidf trials 1/2 | best " in log and "progress: tfidf trials 2/2" in log

@@ -151,6 +151,33 @@ def test_progress_tracker_follows_steps_tasks_and_failures() -> None:
     assert "ValueError: middle step broke on purpose" in failing.lines[("middle", "2")]
 
 
+def test_a_steps_own_progress_gets_a_bar_under_the_flows_until_its_task_ends() -> None:
+    from rich.console import Console
+
+    from stackml.flows._progress import Display, progress_line
+
+    tracker = ProgressTracker(["start", "train", "end"], {"start": ["train"], "train": ["end"]})
+    display = Display("NLPFlow", tracker, True, Console(file=io.StringIO(), width=120))
+    lines = [
+        "[7/train/2 (pid 11)] Task is starting.",
+        f"[7/train/2 (pid 11)] {progress_line('tfidf trials', 4, 4, 'value 0.91')}",
+        f"[7/train/2 (pid 11)] {progress_line('minilm epochs', 1, 10, 'val_accuracy 0.5')}",
+        f"[7/train/2 (pid 11)] {progress_line('minilm  epochs', 2, 10, 'val_accuracy 0.7')}",
+    ]
+    with display:
+        for line in lines:
+            assert tracker.feed(line)
+            display.update()
+        bars = {t.description: (t.completed, t.total, t.fields["unit"]) for t in display._progress.tasks}
+        assert bars["  train: minilm (val_accuracy 0.7)"] == (2, 10, "epochs")
+        assert bars["  train: tfidf (value 0.91)"] == (4, 4, "trials") and len(bars) == 3
+        assert tracker.step_bars["train"]["minilm epochs"] == (2, 10, "val_accuracy 0.7")
+        tracker.feed("[7/train/2 (pid 11)] Task finished successfully.")
+        display.update()
+        assert [t.fields["unit"] for t in display._progress.tasks] == ["steps"] and not tracker.step_bars
+    assert progress_line("a\nb", 1, 2) == "progress: a b 1/2"  # one line whatever the label holds
+
+
 # --------------------------------------------------------------------------- real Metaflow runs
 
 

@@ -10,6 +10,7 @@ Example:
     5
 """
 
+from stackml.flows._progress import step_progress
 from stackml.flows.pipeline_run import run_pipeline_flow
 from stackml.flows.runner import (
     FlowInterruptedError,
@@ -28,4 +29,5 @@ __all__ = [
     "load_run",
     "run_flow",
     "run_pipeline_flow",
+    "step_progress",
 ]

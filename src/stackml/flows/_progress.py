@@ -15,7 +15,24 @@ _TASK_LINE = re.compile(
     r"\[(?P<run>[^/\]\s]+)/(?P<step>[^/\]\s]+)/(?P<task>[^\]\s]+)(?: \(pid (?P<pid>\d+)\))?\] (?P<msg>.*)$"
 )
 _RUN_START = re.compile(r"Workflow starting \(run-id (?P<run>[^),\s]+)")
+# A step's own progress (epochs, trials, series), as :func:`step_progress` prints it.
+_STEP_PROGRESS = re.compile(r"^progress: (?P<label>.+?) (?P<done>\d+)/(?P<total>\d+)(?: \| (?P<detail>.*))?$")
 _RUN_INTERRUPTED = "Workflow interrupted"  # the runtime caught a Ctrl-C and is stopping its tasks
+
+
+def progress_line(label: str, done: int, total: int, detail: str = "") -> str:
+    """The line a step prints to report its own progress; the CLI's bar shows it under the step's."""
+    label = " ".join(str(label).split()) or "progress"
+    return f"progress: {label} {int(done)}/{max(int(total), 0)}" + (f" | {detail}" if detail else "")
+
+
+def step_progress(label: str, done: int, total: int, detail: str = "") -> None:
+    """Report a step's own progress (``done`` of ``total`` epochs, trials, ...) from inside a flow step.
+
+    Metaflow passes the printed line to the runner, whose progress display draws a bar for ``label`` under
+    the step's own until the task ends. Outside a flow it is a plain log line.
+    """
+    print(progress_line(label, done, total, detail), flush=True)
 
 
 class ProgressTracker:
@@ -37,6 +54,8 @@ class ProgressTracker:
         self.lines: dict[tuple[str, str], deque[str]] = {}  # last lines of each task, for errors
         self.pids: dict[tuple[str, str], int] = {}  # process of each running task
         self.runtime_interrupted = False
+        # step -> label -> (done, total, detail): the progress running tasks reported of their own
+        self.step_bars: dict[str, dict[str, tuple[int, int, str]]] = {}
 
     def feed(self, line: str) -> bool:
         """Take one line of the run's stdout; return whether the progress changed."""
@@ -54,6 +73,12 @@ class ProgressTracker:
             self.steps.append(step)
         self.lines.setdefault((step, task), deque(maxlen=40)).append(msg)
         running = self.running.setdefault(step, set())
+        if inner := _STEP_PROGRESS.match(msg):
+            bars = self.step_bars.setdefault(step, {})
+            bars[inner["label"]] = (int(inner["done"]), int(inner["total"]), inner["detail"] or "")
+            return True
+        if msg.startswith(("Task finished successfully", "Task failed")):
+            self.step_bars.pop(step, None)  # its bars end with the task
         if msg.startswith("Task is starting"):
             self.started.add(step)
             running.add(task)
@@ -124,11 +149,14 @@ class Display:
                 TextColumn("{task.description}"),
                 BarColumn(),
                 MofNCompleteColumn(),
-                TextColumn("steps"),
+                TextColumn("{task.fields[unit]}"),
                 TimeElapsedColumn(),
                 console=self.console,
             )
-            self._bar = self._progress.add_task(f"{flow_name}: starting", total=len(tracker.steps) or None)
+            self._bar = self._progress.add_task(
+                f"{flow_name}: starting", total=len(tracker.steps) or None, unit="steps"
+            )
+        self._step_bars: dict[tuple[str, str], Any] = {}  # (step, label) -> the bar's task id
 
     def __enter__(self) -> Display:
         if self._progress is not None:
@@ -158,3 +186,21 @@ class Display:
         self._progress.update(
             self._bar, description=f"{label}: {state}", completed=done, total=max(len(t.steps), done) or None
         )
+        self._update_step_bars({} if final else t.step_bars)
+
+    def _update_step_bars(self, reported: dict[str, dict[str, tuple[int, int, str]]]) -> None:
+        """One bar per label a running step reports, under the flow's bar; gone when the task ends."""
+        live = {(step, label): value for step, bars in reported.items() for label, value in bars.items()}
+        for key in [k for k in self._step_bars if k not in live]:
+            self._progress.remove_task(self._step_bars.pop(key))
+        for (step, label), (done, total, detail) in live.items():
+            # "minilm epochs" -> "minilm", counted in "epochs"
+            name, _, unit = label.rpartition(" ") if " " in label else (label, "", "")
+            words = f"  {step}: {name}" + (f" ({detail})" if detail else "")
+            if (step, label) not in self._step_bars:
+                self._step_bars[(step, label)] = self._progress.add_task(
+                    words, total=total or None, unit=unit
+                )
+            self._progress.update(
+                self._step_bars[(step, label)], description=words, completed=done, total=total or None
+            )

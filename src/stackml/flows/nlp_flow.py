@@ -44,17 +44,16 @@ class NLPFlow(FlowSpec):
 
     @step
     def train(self):
-        """Train (and search) each model kind; one line per epoch or trial goes to the log."""
+        """Train (and search) each model kind; each trial and epoch is reported as progress (a bar in the CLI,
+        a line in the task's log)."""
         import time
 
-        from stackml.nlp.pipeline import train
-
-        def report(kind, step, row):
-            shown = ", ".join(f"{k} {v:.4g}" for k, v in row.items() if isinstance(v, float))
-            print(f"{kind} {step}: {shown}", flush=True)
+        from stackml.flows import step_progress
+        from stackml.nlp.pipeline import train, train_progress
 
         started = time.perf_counter()
-        self.classifiers, self.searches = train(self.frame, self.config, progress=report)
+        progress = train_progress(self.config, step_progress)
+        self.classifiers, self.searches = train(self.frame, self.config, progress=progress)
         self.seconds = {"train": time.perf_counter() - started}
         self.next(self.speed_up)
 

@@ -13,6 +13,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 import tempfile
 import time
 from collections.abc import Callable
@@ -43,6 +44,7 @@ __all__ = [
     "speed_up",
     "summarise",
     "train",
+    "train_progress",
 ]
 
 Progress = Callable[[str, int, dict], None]  # (model kind, epoch or trial, row)
@@ -160,6 +162,26 @@ def train(
             ).fit(texts, labels, progress=report)
         classifiers[kind] = clf
     return classifiers, searches
+
+
+def train_progress(config: NLPConfig, emit: Callable[[str, int, int, str], None]) -> Progress:
+    """A ``progress`` for :func:`train` that counts each kind's trials (a searched kind) or epochs and calls
+    ``emit(label, done, total, detail)``, e.g. ``("minilm epochs", 3, 10, "validation accuracy 0.912")``; the
+    flow passes :func:`stackml.flows.step_progress`, which the CLI draws as a bar."""
+    done: dict[str, int] = {}
+
+    def report(kind: str, _step: int, row: dict) -> None:
+        done[kind] = done.get(kind, 0) + 1
+        if config.trials and kind in config.searched:
+            best = row.get("best_value")
+            detail = f"best {best:.4f}" if isinstance(best, float) and math.isfinite(best) else ""
+            emit(f"{kind} trials", done[kind], config.trials, detail)
+            return
+        accuracy = row.get("val_accuracy")
+        detail = f"validation accuracy {accuracy:.3f}" if isinstance(accuracy, float) else ""
+        emit(f"{kind} epochs", done[kind], config.epochs if kind == "minilm" else 1, detail)
+
+    return report
 
 
 def choose(classifiers: dict[str, TextClassifier]) -> str:

@@ -149,5 +149,7 @@ class NLPResult:
                 "variants": self.latency,
             },
             "truncated": {k: int(c.truncated_) for k, c in self.classifiers.items()},
+            "epochs": {k: len(c.history_) for k, c in self.classifiers.items()},
+            "fit_seconds": {k: round(float(c.fit_seconds_), 3) for k, c in self.classifiers.items()},
             "searched": {k: len(h) for k, h in self.searches.items()},
         }

@@ -64,6 +64,8 @@ def test_a_fine_tuned_transformer_gets_onnx_variants_and_int8_is_served_when_it_
     assert (out["probability"] >= out["probability_2"]).all()
     summary = result.summary()
     assert summary["inference"]["variant"] == serving and summary["scored_on"] == "test"
+    assert summary["epochs"]["minilm"] == len(result.classifiers["minilm"].history_) >= 1
+    assert summary["fit_seconds"]["minilm"] > 0
     assert result.metrics()["onnx-int8_p50_ms"] > 0
 
     from stackml.nlp.report import nlp_report
@@ -80,3 +82,48 @@ def test_a_transformer_that_was_not_chosen_is_measured_but_not_served(tfidf, min
     assert set(predictors) == {"model"} and serving == "model"
     assert set(latency) == {"model", "minilm", "minilm-onnx-fp32", "minilm-onnx-int8"}
     assert latency["minilm-onnx-int8"]["p50_ms"] > 0
+
+
+def test_train_progress_counts_trials_of_a_search_and_epochs_of_a_fit() -> None:
+    from stackml.nlp.pipeline import train_progress
+
+    seen: list[tuple] = []
+    report = train_progress(NLPConfig(trials=3, epochs=4), lambda *args: seen.append(args))
+    report("tfidf", 7, {"value": 0.8, "best_value": 0.8123456})  # trial numbers of a resumed study
+    report("tfidf", 8, {"value": float("nan"), "best_value": float("nan")})
+    report("minilm", 1, {"epoch": 1.0, "val_accuracy": 0.5})
+    assert seen == [
+        ("tfidf trials", 1, 3, "best 0.8123"),
+        ("tfidf trials", 2, 3, ""),
+        ("minilm epochs", 1, 4, "validation accuracy 0.500"),
+    ]
+
+
+@pytest.mark.slow
+def test_the_int8_variant_is_registered_and_answers_over_http(minilm, frame, train_set) -> None:
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from stackml import tracking
+    from stackml.config import get_settings
+    from stackml.pipelines import publish
+    from stackml.serving import create_app
+
+    config = NLPConfig(models="minilm", max_length=12, max_int8_loss=1.0)  # int8 served whatever it loses
+    speed = speed_up(minilm, frame, config)
+    assert speed[2] == "onnx-int8"
+    published = publish(
+        summarise({"minilm": minilm}, {}, frame, config, speed=speed), frame, model_name="tickets"
+    )
+    assert published.model_version is not None
+    assert tracking.load_model("tickets-fp32@champion") is not None  # the torch model, beside it
+
+    app = create_app(get_settings(), models=["tickets"], reload_interval_s=0)
+    records = [{"text": "my card never came"}, {"text": "i forgot my pin"}]
+    with TestClient(app) as client:
+        response = client.post("/v1/models/tickets/predict", json={"records": records})
+    assert response.status_code == 200, response.text
+    predictions = response.json()["predictions"]
+    assert len(predictions) == 2 and {p["label"] for p in predictions} <= set(train_set[1])
+    assert all(0 < p["probability"] <= 1 and p["probability"] >= p["probability_2"] for p in predictions)
