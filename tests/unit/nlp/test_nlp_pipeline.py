@@ -113,13 +113,14 @@ def test_the_int8_variant_is_registered_and_answers_over_http(minilm, frame, tra
     config = NLPConfig(models="minilm", max_length=12, max_int8_loss=1.0)  # int8 served whatever it loses
     speed = speed_up(minilm, frame, config)
     assert speed[2] == "onnx-int8"
-    published = publish(
-        summarise({"minilm": minilm}, {}, frame, config, speed=speed), frame, model_name="tickets"
-    )
+    # explicit settings: tracking keeps the last explicit ones, which an earlier test may have set elsewhere
+    settings = get_settings()
+    result = summarise({"minilm": minilm}, {}, frame, config, speed=speed)
+    published = publish(result, frame, model_name="tickets", settings=settings)
     assert published.model_version is not None
-    assert tracking.load_model("tickets-fp32@champion") is not None  # the torch model, beside it
+    assert tracking.load_model("tickets-fp32@champion", settings=settings) is not None  # the torch model
 
-    app = create_app(get_settings(), models=["tickets"], reload_interval_s=0)
+    app = create_app(settings, models=["tickets"], reload_interval_s=0)
     records = [{"text": "my card never came"}, {"text": "i forgot my pin"}]
     with TestClient(app) as client:
         response = client.post("/v1/models/tickets/predict", json={"records": records})
