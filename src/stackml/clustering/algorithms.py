@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from stackml._deps import require
+from stackml.clustering.quality import OUTLIER
 from stackml.errors import InputError
 
 __all__ = [
@@ -33,7 +34,6 @@ __all__ = [
     "min_cluster_size_candidates",
 ]
 
-OUTLIER = -1
 DEFAULT_K_RANGE = (2, 30)
 # The silhouette is quadratic in the rows: above this many, K-means candidates are fitted and scored on a
 # sample and only the chosen k is fitted on every row.

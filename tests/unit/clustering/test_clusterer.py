@@ -193,13 +193,19 @@ TOPICS = {
 }
 
 
-def test_texts_are_embedded_and_clustered_by_topic() -> None:
-    pytest.importorskip("sklearn.feature_extraction.text")
+def topic_texts(per_topic: int, endings: list[str]) -> tuple[list[str], list[str]]:
+    """``per_topic`` texts of each topic, its templates in turn with an ending, and the topic of each."""
     texts, topics = [], []
     for topic, templates in TOPICS.items():
-        for i in range(12):
-            texts.append(f"{templates[i % 3]} ({['today', 'this week', 'again', 'now'][i % 4]})")
+        for i in range(per_topic):
+            texts.append(f"{templates[i % 3]} ({endings[i % len(endings)]})")
             topics.append(topic)
+    return texts, topics
+
+
+def test_texts_are_embedded_and_clustered_by_topic() -> None:
+    pytest.importorskip("sklearn.feature_extraction.text")
+    texts, topics = topic_texts(12, ["today", "this week", "again", "now"])
     frame = pd.DataFrame({"id": range(len(texts)), "text": texts})  # the clustering input: id, text
     model = Clusterer("kmeans", k=3, embedding="tfidf", reduction="pca").fit(frame)
     assert model.input_kind_ == "texts" and model.columns_ == "text"
@@ -326,11 +332,7 @@ def test_the_default_embeds_texts_with_minilm_and_places_new_ones() -> None:
     pytest.importorskip("umap")
     from sklearn.metrics import homogeneity_score
 
-    texts, topics = [], []
-    for topic, templates in TOPICS.items():
-        for i in range(20):
-            texts.append(f"{templates[i % 3]} ({['today', 'this week', 'again', 'now', 'sadly'][i % 5]})")
-            topics.append(topic)
+    texts, topics = topic_texts(20, ["today", "this week", "again", "now", "sadly"])
     model = Clusterer().fit(texts)  # MiniLM -> UMAP -> HDBSCAN, outliers moved to the nearest cluster
     assert model.input_kind_ == "texts" and model.reduction_ == "umap" and model.embedding_.shape == (60, 384)
     assert model.n_clusters_ >= 3 and model.outlier_share_ == 0.0
