@@ -47,11 +47,12 @@ def test_cli_demo_runs_every_pipeline_and_prints_the_report_path(tmp_path: Path)
     index = home / "reports" / "index.html"
     assert f"Report index: {index}" in proc.stdout and index.is_file()
     pipelines = {entry.pipeline for entry in list_reports(home / "reports")}
-    assert {"demo", "forecasting", "mmm", "nlp"} <= pipelines, pipelines
+    assert {"demo", "forecasting", "mmm", "nlp", "cluster"} <= pipelines, pipelines
     with connect(settings=get_settings(home=home)) as wh:
         assert wh.row_count("demo_store_sales") == 3650
         assert "demo_touchpoints" in wh.tables()
         assert wh.row_count("demo_support_messages") == 400
+        assert wh.row_count("cluster_demo_support_messages_assignments") == 400
     models = json.loads(
         subprocess.run(
             [sys.executable, "-m", "stackml", "models", "--json"],
@@ -62,4 +63,9 @@ def test_cli_demo_runs_every_pipeline_and_prints_the_report_path(tmp_path: Path)
         ).stdout
     )
     names = {m["name"] for m in models}
-    assert {"forecast-demo-store-sales", "mmm-demo-touchpoints", "nlp-demo-support-messages"} <= names
+    assert {
+        "forecast-demo-store-sales",
+        "mmm-demo-touchpoints",
+        "nlp-demo-support-messages",
+        "cluster-demo-support-messages",
+    } <= names

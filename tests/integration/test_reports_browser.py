@@ -107,3 +107,72 @@ def test_index_lists_reports_and_links_work(reports, page):
     assert log.console_errors == [] and log.page_errors == []
     assert log.requests == [index_url, reports["older"].as_uri(), index_url]
     assert log.failed_requests == []
+
+
+@pytest.fixture(scope="module")
+def cluster_page(tmp_path_factory) -> dict:
+    """A clustering report of a real run (three blobs, a PCA picture), its largest cluster made unstable."""
+    import dataclasses
+
+    import numpy as np
+
+    pytest.importorskip("hdbscan")
+    from sklearn.datasets import make_blobs
+
+    from stackml.clustering.config import ClusterConfig
+    from stackml.clustering.pipeline import run_pipeline
+    from stackml.clustering.report import cluster_report
+
+    X, y = make_blobs(n_samples=300, centers=3, n_features=3, random_state=0)
+    frame = pd.DataFrame(X, columns=["spend", "visits", "tenure"]).assign(label=[f"c{v}" for v in y])
+    frame.insert(0, "id", range(len(frame)))
+    config = ClusterConfig(columns="spend,visits,tenure", labels_column="label", fast=True, n_boot=5)
+    result = run_pipeline(frame, config)
+    # flag one cluster, so the page must show the flag (the blobs themselves are all stable)
+    shaken = result.cluster_table()["cluster"].iloc[0]
+    table = result.stability.table.copy()
+    table.loc[table["cluster"] == shaken, ["mean_jaccard", "unstable"]] = [0.3, True]
+    per_boot = result.stability.per_boot.copy()
+    per_boot[shaken] = np.linspace(0.1, 0.5, len(per_boot))
+    stability = dataclasses.replace(result.stability, table=table, per_boot=per_boot)
+    result = dataclasses.replace(result, stability=stability)
+    path = cluster_report(result, title="Customer segments").write(tmp_path_factory.mktemp("cluster-reports"))
+    return {"path": path, "result": result, "unstable": int(shaken)}
+
+
+def test_cluster_report_draws_the_scatter_and_the_stability_table(cluster_page, page):
+    log = browser.watch(page)
+    url = cluster_page["path"].as_uri()
+    result = cluster_page["result"]
+
+    page.goto(url, wait_until="load")
+    page.wait_for_selector("#figure-1 .main-svg", timeout=15_000)
+
+    # the 2-D picture: a WebGL canvas holding every sampled point, one trace (and legend entry) per cluster
+    scatter = page.locator("#figure-1")
+    assert scatter.is_visible() and scatter.locator(".gl-container canvas").count() >= 1
+    drawn = page.evaluate(
+        "() => document.getElementById('figure-1')._fullData.map(t => [t.type, t._length, t.name])"
+    )
+    assert {kind for kind, _, _ in drawn} == {"scattergl"}
+    assert sum(n for _, n, _ in drawn) == len(result.picture) == 300
+    assert scatter.locator(".legend .traces").count() == result.model.n_clusters_
+    assert scatter.locator(".legend .traces").first.text_content().startswith("0 · ")
+
+    # the stability table, one row per cluster, the unstable one flagged
+    stability = page.locator("table.data").first
+    assert stability.is_visible()
+    assert "mean Jaccard" in stability.locator("thead").inner_text()
+    rows = stability.locator("tbody tr")
+    assert rows.count() == result.model.n_clusters_
+    flagged = rows.filter(has_text="unstable")
+    assert flagged.count() == 1 and flagged.is_visible()
+    assert flagged.locator("td").first.inner_text() == str(cluster_page["unstable"])
+
+    # the sizes, the bootstrap Jaccards with their threshold, the silhouette profile and more drew too
+    assert page.locator("#figure-2 .barlayer .point").count() == result.model.n_clusters_
+    assert page.locator("#figure-3 .boxlayer .trace").count() == result.model.n_clusters_
+    assert page.locator(".js-plotly-plot").count() == page.locator("div.plotly-figure").count() >= 5
+    assert log.console_errors == [] and log.page_errors == []
+    assert log.requests == [url], f"the page made network requests: {log.requests}"
+    assert log.failed_requests == []

@@ -195,6 +195,7 @@ app.command()(serve)
 
 
 # -- pipelines -----------------------------------------------------------------------------------------------
+from stackml.cli.cluster import cluster_app  # noqa: E402  (imports only typer)
 from stackml.cli.forecast import forecast_app  # noqa: E402  (imports only typer)
 from stackml.cli.mmm import mmm_app  # noqa: E402  (imports only typer)
 from stackml.cli.nlp import nlp_app  # noqa: E402  (imports only typer)
@@ -202,6 +203,7 @@ from stackml.cli.nlp import nlp_app  # noqa: E402  (imports only typer)
 app.add_typer(forecast_app, name="forecast")
 app.add_typer(mmm_app, name="mmm")
 app.add_typer(nlp_app, name="nlp")
+app.add_typer(cluster_app, name="cluster")
 
 
 # -- demo ----------------------------------------------------------------------------------------------------

@@ -16,6 +16,18 @@ Example:
     (2, [1])
 """
 
-from stackml.clustering.clusterer import Clusterer
+from __future__ import annotations
+
+from typing import Any
 
 __all__ = ["Clusterer"]
+
+
+def __getattr__(name: str) -> Any:
+    # Clusterer loads on first use: the CLI imports this package's configuration at start-up, and the
+    # clusterer's modules import pandas and scikit-learn's helpers.
+    if name == "Clusterer":
+        from stackml.clustering.clusterer import Clusterer
+
+        return Clusterer
+    raise AttributeError(f"module 'stackml.clustering' has no attribute {name!r}")

@@ -122,9 +122,9 @@ class HDBSCANClustering:
         labels = np.asarray(self.model_.labels_, dtype=np.int64)
         self.outliers_ = labels == OUTLIER
         self.n_clusters_ = int(labels.max() + 1) if labels.size else 0
-        self.centres_ = np.stack([X[labels == c].mean(axis=0) for c in range(self.n_clusters_)]).reshape(
-            self.n_clusters_, X.shape[1]
-        )
+        self.centres_ = np.array(  # (0, d) when HDBSCAN found no cluster: every row is an outlier
+            [X[labels == c].mean(axis=0) for c in range(self.n_clusters_)], dtype=np.float64
+        ).reshape(self.n_clusters_, X.shape[1])
         self.probabilities_ = np.asarray(self.model_.probabilities_, dtype=np.float64)
         self.labels_, self.reassigned_ = self._reassign(X, labels)
         return self

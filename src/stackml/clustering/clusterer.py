@@ -51,7 +51,8 @@ class Clusterer:
         k: K-means only: the number of clusters; ``None`` chooses it by silhouette over ``k_range``.
         k_range: K-means only: ``(lowest, highest)`` k tried when ``k`` is None, both included.
         embedding: texts only: ``"minilm"`` (sentence embeddings, the default) or ``"tfidf"`` (TF-IDF + SVD,
-            no neural model; fitted to the training texts, so :meth:`predict` cannot embed new texts with it).
+            no neural model, fitted to the training texts; :meth:`predict` maps new texts with the fitted
+            vocabulary, so words it never saw add nothing).
         columns: numeric frames only: the columns to cluster on (default every numeric column). A single
             column of strings, or a frame's ``text`` column when ``columns`` is None, is read as texts.
         reduction: ``"auto"`` (UMAP for texts, PCA for numeric rows), ``"umap"``, ``"pca"``, or ``None``
@@ -115,13 +116,16 @@ class Clusterer:
 
     # ----------------------------------------------------------------------------------------------- fit
 
-    def fit(self, X: Any, y: Any = None) -> Clusterer:
+    def fit(self, X: Any, y: Any = None, *, embedded: Any = None) -> Clusterer:
         """Embed or scale ``X``, reduce it, cluster it.
 
         Args:
             X: a list (or Series, or 1-D array) of texts; a DataFrame of numeric columns (or with a ``text``
                 column); or a 2-D numeric array of rows already embedded.
             y: ignored (scikit-learn's signature).
+            embedded: texts with ``embedding="minilm"`` only: their MiniLM vectors, one row per text, computed
+                beforehand (from the warehouse's embedding cache, say); fit then skips the encoder, and
+                ``predict`` still embeds new texts itself.
 
         Raises:
             InputError: listing every problem with the arguments and the shape of ``X`` at once.
@@ -131,12 +135,15 @@ class Clusterer:
         problems += column_problems
         if kind is not None:
             problems += self._fit_input_problems(kind, rows)
+            if embedded is not None:
+                problems += self._embedded_problems(kind, rows, embedded)
         raise_if_problems(problems, what="the Clusterer fit", hint=_FIT_HINT)
 
         self.input_kind_ = kind
         self.columns_ = None
         self.scaler_ = None
-        self.embedding_ = self._embed_fit(kind, rows)
+        self.text_model_ = None
+        self.embedding_ = self._embed_fit(kind, rows, embedded)
         self.n_features_in_ = self.embedding_.shape[1]
 
         self.reduction_ = self._reduction_name()
@@ -253,16 +260,37 @@ class Clusterer:
             )
         return problems
 
-    def _embed_fit(self, kind: str, rows: Any) -> np.ndarray:
+    def _embedded_problems(self, kind: str, rows: Any, embedded: Any) -> list[str]:
+        if kind != "texts" or (self.embedding or "minilm") != "minilm":
+            return [
+                "'embedded' applies to texts with embedding='minilm' only (TF-IDF is fitted to the texts); "
+                f"got it with {_kind_words(kind)} and embedding={self.embedding!r}"
+            ]
+        vectors = np.asarray(embedded)
+        if vectors.ndim != 2 or vectors.shape[0] != len(rows) or vectors.dtype.kind not in "fiu":
+            return [
+                "'embedded' must be a numeric (texts x dimensions) array with one row per text "
+                f"({len(rows)}), "
+                f"got shape {vectors.shape} of dtype {vectors.dtype}"
+            ]
+        if not np.isfinite(vectors).all():
+            return ["'embedded' holds NaN or infinite values"]
+        return []
+
+    def _embed_fit(self, kind: str, rows: Any, embedded: Any = None) -> np.ndarray:
         from stackml.embeddings import embed_texts, numeric_matrix
 
         if kind == "texts":
             self.columns_ = rows.name if hasattr(rows, "name") and rows.name is not None else None
             texts = [str(t) for t in rows]
-            method = self.embedding or "minilm"
-            return np.asarray(
-                embed_texts(texts, method, random_state=self.random_state or 0), dtype=np.float64
-            )
+            if embedded is not None:
+                return np.asarray(embedded, dtype=np.float64)
+            if (self.embedding or "minilm") == "tfidf":
+                from stackml.embeddings.lsa import fit_lsa
+
+                vectors, self.text_model_ = fit_lsa(texts, random_state=self.random_state or 0)
+                return np.asarray(vectors, dtype=np.float64)
+            return np.asarray(embed_texts(texts, "minilm"), dtype=np.float64)
         if kind == "numeric":
             matrix, self.scaler_ = numeric_matrix(rows, None if self.columns is None else list(self.columns))
             self.columns_ = list(self.scaler_.columns)
@@ -306,22 +334,13 @@ class Clusterer:
         return matrix
 
     def _embed_new_texts(self, texts: list[str]) -> np.ndarray:
-        method = self.embedding or "minilm"
-        if method != "minilm":
-            raise InputError(
-                f"predict cannot embed new texts with embedding={method!r}: TF-IDF vectors are fitted to the "
-                "training texts, so vectors of new texts would live in another space.",
-                hint="Fit with embedding='minilm' to place new texts, or fit on all the texts together.",
-            )
-        from stackml.embeddings import embed_texts
+        if self.text_model_ is not None:  # TF-IDF + SVD fitted on the training texts: the same space
+            return np.asarray(self.text_model_.transform(texts), dtype=np.float64)
+        # The encoder itself, not embed_texts: that asks for two texts, and serving may place one at a time.
+        # MiniLM embeds each text on its own, so the vectors are the same either way.
+        from stackml.embeddings.minilm import embed
 
-        if len(texts) == 1:
-            # embed_texts asks for two texts (it compares them); MiniLM embeds each text on its own, so the
-            # vector of one text is the encoder's output for it, taken from the package's encoder directly.
-            from stackml.embeddings.minilm import embed
-
-            return np.asarray(embed(texts), dtype=np.float64)
-        return np.asarray(embed_texts(texts, method), dtype=np.float64)
+        return np.asarray(embed(texts), dtype=np.float64)
 
     def predict(self, X: Any) -> np.ndarray:
         """The cluster of each new row (``-1``: an outlier), without refitting: HDBSCAN's approximate

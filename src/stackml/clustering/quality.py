@@ -134,8 +134,9 @@ def dbcv(X: Any, labels: Labels, *, sample_size: int = 2000, random_state: int |
     relabelled = np.full(ls.shape, OUTLIER, dtype=np.intp)
     relabelled[ls != OUTLIER] = dense
     validity = require("hdbscan.validity", extra="cluster")
-    # Duplicate points give zero distances, which the package divides by; it copes, the warnings are noise.
-    with np.errstate(divide="ignore", invalid="ignore"):
+    # Duplicate points give zero distances, which the package divides by, and near-duplicates overflow its
+    # inverse powers; it copes with both (inf and 0 where they belong), the warnings are noise.
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         return float(validity.validity_index(Xs, relabelled))
 
 

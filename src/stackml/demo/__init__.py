@@ -91,6 +91,7 @@ def forecast_step(ctx: DemoContext) -> None:
 
 SAMPLE_TABLE = "demo_store_sales"
 
+from stackml.demo.cluster_demo import cluster_step  # noqa: E402  (cheap: the flow loads inside the step)
 from stackml.demo.mmm_demo import mmm_step  # noqa: E402  (cheap: the flow and PyMC load inside the step)
 from stackml.demo.nlp_demo import nlp_step  # noqa: E402  (cheap: the flow and torch load inside the step)
 
@@ -100,6 +101,7 @@ DEMO_STEPS: list[tuple[str, Callable[[DemoContext], Any]]] = [
     ("Forecasting", forecast_step),
     ("Media-mix model", mmm_step),
     ("Text classification", nlp_step),
+    ("Clustering", cluster_step),
 ]
 
 

@@ -14,7 +14,7 @@ import numpy as np
 from stackml._deps import require
 from stackml.errors import InputError
 
-__all__ = ["lsa_embed", "min_df_for", "lsa_dims"]
+__all__ = ["LSAModel", "fit_lsa", "lsa_embed", "min_df_for", "lsa_dims"]
 
 NGRAM_RANGE = (1, 2)
 
@@ -34,38 +34,59 @@ def lsa_dims(n_components: int, n_features: int, n_texts: int) -> int:
     return min(n_components, n_features - 1, n_texts - 1)
 
 
-def _tfidf(texts: list[str], min_df: int) -> Any:
-    """The sparse TF-IDF matrix, or ``None`` when no term is left (the caller says why)."""
+def _vectorizer(min_df: int) -> Any:
     text = require("sklearn.feature_extraction.text", extra="nlp")
-    vectorizer = text.TfidfVectorizer(
+    return text.TfidfVectorizer(
         ngram_range=NGRAM_RANGE, sublinear_tf=True, stop_words="english", min_df=min_df, dtype=np.float32
     )
+
+
+def _tfidf(texts: list[str], min_df: int) -> tuple[Any, Any]:
+    """The fitted vectorizer and sparse TF-IDF matrix, or ``(None, None)`` when no term is left (the caller
+    says why)."""
+    vectorizer = _vectorizer(min_df)
     try:
-        return vectorizer.fit_transform(texts)
+        return vectorizer, vectorizer.fit_transform(texts)
     except ValueError:  # sklearn's "empty vocabulary" or "no terms remain", the only ValueErrors here
-        return None
+        return None, None
 
 
-def lsa_embed(texts: list[str], *, n_components: int = 128, random_state: int = 0) -> np.ndarray:
-    """Unit-length LSA vectors ``(n, d)``, float32, ``d = min(n_components, n_terms - 1, n - 1)``.
+class LSAModel:
+    """A fitted TF-IDF vocabulary and SVD: :meth:`transform` puts new texts in the space of the texts it was
+    fitted on (a word it never saw adds nothing), so they can be compared with them."""
 
-    A text with no term of the vocabulary (only stop words, say) gets a zero row.
+    def __init__(self, vectorizer: Any, svd: Any) -> None:
+        self.vectorizer = vectorizer
+        self.svd = svd
 
-    Args:
-        texts: at least 2 texts.
-        n_components: the most dimensions to keep.
-        random_state: seed of the randomised SVD; the same seed gives the same vectors.
+    @property
+    def dim(self) -> int:
+        return int(self.svd.n_components)
+
+    def transform(self, texts: list[str]) -> np.ndarray:
+        """Unit-length vectors ``(len(texts), dim)``, float32 (a zero row for a text with no known term)."""
+        preprocessing = require("sklearn.preprocessing", extra="nlp")
+        reduced = self.svd.transform(self.vectorizer.transform(list(texts)))
+        return preprocessing.normalize(reduced).astype(np.float32, copy=False)
+
+
+def fit_lsa(
+    texts: list[str], *, n_components: int = 128, random_state: int = 0
+) -> tuple[np.ndarray, LSAModel]:
+    """Fit TF-IDF + SVD on ``texts``: their unit-length vectors ``(n, d)`` and the :class:`LSAModel` that maps
+    new texts the same way, ``d = min(n_components, n_terms - 1, n - 1)``.
 
     Example:
-        >>> lsa_embed(["card not arrived", "card arrived late", "reset my password"], n_components=8).shape
-        (3, 2)
+        >>> vectors, model = fit_lsa(["card not arrived", "card arrived late", "reset my password"])
+        >>> vectors.shape, model.transform(["my card"]).shape
+        ((3, 2), (1, 2))
     """
     decomposition = require("sklearn.decomposition", extra="nlp")
     preprocessing = require("sklearn.preprocessing", extra="nlp")
     min_df = min_df_for(len(texts))
-    counts = _tfidf(texts, min_df)
+    vectorizer, counts = _tfidf(texts, min_df)
     if (counts is None or counts.shape[1] < 2) and min_df > 1:
-        counts = _tfidf(texts, 1)  # the bar left too few terms: keep every term rather than fail
+        vectorizer, counts = _tfidf(texts, 1)  # the bar left too few terms: keep every term rather than fail
     n_features = 0 if counts is None else counts.shape[1]
     if n_features < 2:
         raise InputError(
@@ -77,4 +98,22 @@ def lsa_embed(texts: list[str], *, n_components: int = 128, random_state: int = 
         n_components=lsa_dims(n_components, n_features, len(texts)), random_state=random_state
     )
     reduced = svd.fit_transform(counts)
-    return preprocessing.normalize(reduced).astype(np.float32, copy=False)
+    return preprocessing.normalize(reduced).astype(np.float32, copy=False), LSAModel(vectorizer, svd)
+
+
+def lsa_embed(texts: list[str], *, n_components: int = 128, random_state: int = 0) -> np.ndarray:
+    """Unit-length LSA vectors ``(n, d)``, float32, ``d = min(n_components, n_terms - 1, n - 1)``.
+
+    A text with no term of the vocabulary (only stop words, say) gets a zero row. :func:`fit_lsa` also
+    returns the fitted model, to embed new texts later.
+
+    Args:
+        texts: at least 2 texts.
+        n_components: the most dimensions to keep.
+        random_state: seed of the randomised SVD; the same seed gives the same vectors.
+
+    Example:
+        >>> lsa_embed(["card not arrived", "card arrived late", "reset my password"], n_components=8).shape
+        (3, 2)
+    """
+    return fit_lsa(texts, n_components=n_components, random_state=random_state)[0]

@@ -210,8 +210,21 @@ def test_texts_are_embedded_and_clustered_by_topic() -> None:
     model = Clusterer("kmeans", k=3, embedding="tfidf", reduction="pca").fit(frame)
     assert model.input_kind_ == "texts" and model.columns_ == "text"
     assert adjusted_rand_score(topics, model.labels_) > 0.9
-    with pytest.raises(InputError, match="predict cannot embed new texts with embedding='tfidf'"):
-        model.predict(["my card is late"])
+    # new texts go through the fitted vocabulary and SVD: each lands with its own topic's texts
+    placed = model.predict([texts[0], texts[13], texts[26]])
+    assert placed.tolist() == [model.labels_[0], model.labels_[13], model.labels_[26]]
+
+
+def test_precomputed_embeddings_skip_the_encoder_and_are_checked() -> None:
+    rng = np.random.default_rng(0)
+    vectors = np.concatenate([rng.normal(0, 0.05, (20, 8)) + 1, rng.normal(0, 0.05, (20, 8)) - 1])
+    texts = [f"text number {i}" for i in range(40)]
+    model = Clusterer("kmeans", k=2, reduction=None).fit(texts, embedded=vectors)
+    assert model.input_kind_ == "texts" and adjusted_rand_score([0] * 20 + [1] * 20, model.labels_) == 1.0
+    with pytest.raises(InputError, match=r"one row per text \(40\), got shape \(39, 8\)"):
+        Clusterer("kmeans", k=2).fit(texts, embedded=vectors[:39])
+    with pytest.raises(InputError, match="'embedded' applies to texts with embedding='minilm' only"):
+        Clusterer("kmeans", k=2, embedding="tfidf").fit(texts, embedded=vectors)
 
 
 # ------------------------------------------------------------------------------------------ bad input
