@@ -52,6 +52,10 @@ def run(
         Optional[str],
         typer.Option("--labels-column", help="Known classes to score the clusters against (never fitted)."),
     ] = None,
+    dedupe: Annotated[
+        bool,
+        typer.Option("--dedupe", help="Cluster each distinct text once; its copies get the same cluster."),
+    ] = _default("dedupe"),
     algorithm: Annotated[
         str, typer.Option("--algorithm", help="hdbscan (finds the number of clusters) or kmeans.")
     ] = _default("algorithm"),
@@ -98,6 +102,7 @@ def run(
         columns=columns or (),
         id_column=id_column,
         labels_column=labels_column,
+        dedupe=dedupe,
         algorithm=algorithm,
         k=k,
         embedding=embedding,

@@ -34,6 +34,9 @@ class ClusterConfig(PipelineConfig):
         columns: cluster rows on these numeric columns (standardised) instead of texts.
         id_column: the column that identifies a row in the assignments table; default ``id`` when the data
             has one, else the row's position.
+        dedupe: texts only: cluster each distinct text once (ignoring case and surrounding spaces) and give
+            its copies the same cluster in the assignments; without it repeated texts are refused, since
+            copies form tight clumps of their own.
         labels_column: known classes to score the clusters against (V-measure, NMI, ARI, Hungarian accuracy);
             never used to fit.
         algorithm: ``hdbscan`` (finds the number of clusters; outliers) or ``kmeans``.
@@ -57,6 +60,7 @@ class ClusterConfig(PipelineConfig):
     columns: Names = ()
     id_column: str | None = None
     labels_column: str | None = None
+    dedupe: bool = False
     algorithm: Literal["hdbscan", "kmeans"] = "hdbscan"
     k: Annotated[Int | None, Field(ge=2, le=10_000)] = None
     k_min: Annotated[Int, Field(ge=2)] = 2

@@ -48,6 +48,7 @@ __all__ = [
     "input_kind",
     "load",
     "run_pipeline",
+    "split_copies",
     "summarise",
     "write_assignments",
 ]
@@ -56,6 +57,7 @@ Progress = Callable[
     [str, int, int, str], None
 ]  # (label, done, total, detail), as stackml.flows.step_progress
 ID, LABEL = "id", "label"  # the loaded frame's id and known-class columns
+SAME_AS = "same_as"  # with dedupe: the id of the first row with the same text
 KEYWORDS, EXAMPLES = 8, 3  # per cluster
 HOVER_CHARACTERS = 140
 _SHOWN = 5
@@ -108,8 +110,10 @@ def load(config: ClusterConfig, source: Source, warehouse: Warehouse | None = No
     frame[ID] = raw[id_column].to_numpy() if id_column else np.arange(len(raw))
     if text_column is not None:
         texts = raw[text_column]
-        problems += _text_problems(texts, text_column)
+        problems += _text_problems(texts, text_column, repeats_allowed=config.dedupe)
         frame[DEFAULT_TEXT_COLUMN] = texts.to_numpy(dtype=object)
+        if config.dedupe:
+            frame[SAME_AS] = _first_copy_ids(frame)
     else:
         from stackml.embeddings.numeric import fit_numeric
 
@@ -126,9 +130,9 @@ def load(config: ClusterConfig, source: Source, warehouse: Warehouse | None = No
                 f"the labels column '{config.labels_column}' has {int(labels.isna().sum())} empty value(s)"
             )
         frame[LABEL] = labels.astype(str).to_numpy()
-    n = len(frame)
+    n = len(frame) if SAME_AS not in frame.columns else int((frame[SAME_AS] == frame[ID]).sum())
     if n < 3:
-        problems.append(f"clustering needs at least 3 rows, got {n}")
+        problems.append(f"clustering needs at least 3 {'distinct ' if config.dedupe else ''}rows, got {n}")
     if config.k is not None and n < config.k:
         problems.append(f"k ({config.k}) is larger than the number of rows ({n})")
     if config.min_cluster_size is not None and n < config.min_cluster_size:
@@ -138,9 +142,27 @@ def load(config: ClusterConfig, source: Source, warehouse: Warehouse | None = No
     raise_if_problems(
         problems,
         what=what,
-        hint="Fix or drop those rows (e.g. SELECT DISTINCT on the texts), or change the options.",
+        hint="Fix or drop those rows, or change the options; --dedupe clusters each distinct text once and "
+        "gives its copies the same cluster.",
     )
     return frame
+
+
+def _first_copy_ids(frame: pd.DataFrame) -> np.ndarray:
+    """The id of the first row with the same text (ignoring case and surrounding spaces), for every row."""
+    key = frame[DEFAULT_TEXT_COLUMN].map(lambda t: t.strip().lower() if isinstance(t, str) else t)
+    first = key.groupby(key, sort=False).transform(lambda rows: rows.index[0])
+    return frame[ID].to_numpy()[first.to_numpy(dtype=np.int64)]
+
+
+def split_copies(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """``(distinct rows, copies)`` of a frame loaded with ``dedupe``: the rows to cluster, and ``id, same_as``
+    for each copy of an earlier text (None when the frame was loaded without ``dedupe``)."""
+    if SAME_AS not in frame.columns:
+        return frame, None
+    first = frame[SAME_AS] == frame[ID]
+    copies = frame.loc[~first, [ID, SAME_AS]].reset_index(drop=True)
+    return frame.loc[first].drop(columns=[SAME_AS]).reset_index(drop=True), copies
 
 
 def _id_problems(raw: pd.DataFrame, column: str | None) -> list[str]:
@@ -157,8 +179,8 @@ def _id_problems(raw: pd.DataFrame, column: str | None) -> list[str]:
     return problems
 
 
-def _text_problems(texts: pd.Series, column: str) -> list[str]:
-    """Missing, non-text, blank and repeated texts, each with the first row positions."""
+def _text_problems(texts: pd.Series, column: str, *, repeats_allowed: bool = False) -> list[str]:
+    """Missing, non-text, blank and (unless allowed) repeated texts, each with the first row positions."""
     values = texts.tolist()
     empty = [i for i, t in enumerate(values) if _is_missing(t) or (isinstance(t, str) and not t.strip())]
     not_text = [i for i, t in enumerate(values) if not _is_missing(t) and not isinstance(t, str)]
@@ -168,7 +190,7 @@ def _text_problems(texts: pd.Series, column: str) -> list[str]:
             problems.append(f"column '{column}' has {len(rows)} {words} value(s) at {_rows(rows)}")
     normalised = pd.Series([t.strip().lower() if isinstance(t, str) else None for t in values])
     repeated = normalised.duplicated(keep="first") & normalised.notna() & (normalised != "")
-    if repeated.any():
+    if repeated.any() and not repeats_allowed:
         rows = np.flatnonzero(repeated).tolist()
         example = values[rows[0]]
         problems.append(
@@ -419,8 +441,9 @@ def summarise(
     assessed: dict[str, Any],
     *,
     seconds: dict[str, float] | None = None,
+    copies: pd.DataFrame | None = None,
 ) -> ClusterResult:
-    """Gather what the report, the registry and the CLI need."""
+    """Gather what the report, the registry and the CLI need (``copies``: see :func:`split_copies`)."""
     from stackml.clustering.result import ClusterResult
 
     return ClusterResult(
@@ -438,6 +461,7 @@ def summarise(
         names=assessed["names"],
         picture=assessed["picture"],
         seconds={**(seconds or {}), **assessed["seconds"]},
+        copies=copies,
     )
 
 
@@ -448,9 +472,10 @@ def run_pipeline(
     vectors: np.ndarray | None = None,
     progress: Progress | None = None,
 ) -> ClusterResult:
-    """Steps 2-4 in one process on a loaded frame (see :func:`load`): embed (unless ``vectors`` are given),
-    fit, assess, summarise. Publishing, the assignments and the report attach from outside, as in
-    ``ClusterFlow``."""
+    """Steps 2-4 in one process on a loaded frame (see :func:`load`): embed (unless ``vectors`` are given,
+    one row per distinct row), fit, assess, summarise. Publishing, the assignments and the report attach
+    from outside, as in ``ClusterFlow``."""
+    frame, copies = split_copies(frame)
     started = time.perf_counter()
     if vectors is None:
         vectors = embed(config, frame)
@@ -459,7 +484,7 @@ def run_pipeline(
     fitted = time.perf_counter()
     assessed = assess(config, model, frame, progress=progress)
     seconds = {"embed": embedded - started, "fit": fitted - embedded}
-    return summarise(config, model, frame, assessed, seconds=seconds)
+    return summarise(config, model, frame, assessed, seconds=seconds, copies=copies)
 
 
 # -- the assignments -----------------------------------------------------------------------------------------

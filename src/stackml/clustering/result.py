@@ -46,6 +46,7 @@ class ClusterResult:
     names: dict[int, str]
     picture: pd.DataFrame  # row, id, x, y, cluster, name, hover, method
     seconds: dict[str, float] = field(default_factory=dict)
+    copies: pd.DataFrame | None = None  # id, same_as: rows whose text repeats an earlier row's (dedupe)
 
     pipeline = "cluster"
     higher_is_better = True
@@ -127,8 +128,9 @@ class ClusterResult:
 
     def assignments(self) -> pd.DataFrame:
         """``id, cluster, probability, outlier``: every row's cluster (``-1``: an outlier), HDBSCAN's
-        membership strength (1.0 for K-means), and whether HDBSCAN left it out (moved afterwards or not)."""
-        return pd.DataFrame(
+        membership strength (1.0 for K-means), and whether HDBSCAN left it out (moved afterwards or not); a
+        copy of an earlier text (``dedupe``) gets that text's row, under its own id."""
+        clustered = pd.DataFrame(
             {
                 "id": self.frame["id"].to_numpy(),
                 "cluster": np.asarray(self.model.labels_, dtype=np.int64),
@@ -136,6 +138,11 @@ class ClusterResult:
                 "outlier": np.asarray(self.model.outliers_, dtype=bool),
             }
         )
+        if self.copies is None or not len(self.copies):
+            return clustered
+        copied = self.copies.merge(clustered, left_on="same_as", right_on="id", suffixes=("", "_first"))
+        copied = copied.drop(columns=["same_as", "id_first"])
+        return pd.concat([clustered, copied[clustered.columns]], ignore_index=True)
 
     # -- the publish protocol --------------------------------------------------------------------------------
     def params(self) -> dict[str, Any]:
@@ -244,6 +251,7 @@ class ClusterResult:
             "k": self.model.n_clusters_ if self.config.algorithm == "kmeans" else None,
             "min_cluster_size": self.model.min_cluster_size_,
             "n_rows": self.n_rows,
+            "copies": 0 if self.copies is None else len(self.copies),
             "input": self.model.input_kind_,
             "clusters": [
                 {k: (_round(v) if isinstance(v, float) else v) for k, v in row.items() if k != "examples"}

@@ -35,13 +35,13 @@ class ClusterFlow(FlowSpec):
     def start(self):
         """Read and check the configuration and the rows."""
         from stackml.clustering.config import ClusterConfig
-        from stackml.clustering.pipeline import load
+        from stackml.clustering.pipeline import load, split_copies
         from stackml.pipelines import Source
         from stackml.warehouse import connect
 
         self.config = ClusterConfig.from_json(self.config_json)
         with connect() as wh:
-            self.frame = load(self.config, Source.of(self.data, self.table), wh)
+            self.frame, self.copies = split_copies(load(self.config, Source.of(self.data, self.table), wh))
         self.next(self.fit)
 
     @step
@@ -73,7 +73,9 @@ class ClusterFlow(FlowSpec):
         from stackml.flows import step_progress
 
         assessed = assess(self.config, self.model, self.frame, progress=step_progress)
-        self.result = summarise(self.config, self.model, self.frame, assessed, seconds=self.seconds)
+        self.result = summarise(
+            self.config, self.model, self.frame, assessed, seconds=self.seconds, copies=self.copies
+        )
         self.next(self.publish)
 
     @step

@@ -186,6 +186,21 @@ def test_texts_are_named_by_their_keywords_and_central_examples(texts) -> None:
     assert result.picture["hover"].str.contains("case").all()
 
 
+def test_dedupe_clusters_each_text_once_and_gives_copies_its_cluster() -> None:
+    frame = topic_frame()
+    copies = frame.head(4).assign(id=["c0", "c1", "c2", "c3"], text=lambda f: f["text"].str.upper() + "  ")
+    source = _source(pd.concat([frame, copies], ignore_index=True))
+    config = ClusterConfig(embedding="tfidf", algorithm="kmeans", k=3, reduction="pca", n_boot=2, fast=True)
+    with pytest.raises(InputError, match=r"repeats 4 text\(s\).*--dedupe clusters each distinct text once"):
+        load(config, source)
+    result = run_pipeline(load(config.replace(dedupe=True), source), config.replace(dedupe=True))
+    assert result.n_rows == len(frame) and result.summary()["copies"] == 4
+    table = result.assignments().set_index("id")
+    assert len(table) == len(frame) + 4
+    for copy, first in zip(["c0", "c1", "c2", "c3"], frame["id"].head(4)):
+        assert table.loc[copy].tolist() == table.loc[first].tolist()
+
+
 # -- the assignments table -----------------------------------------------------------------------------------
 def test_the_assignments_table_name_is_a_safe_identifier() -> None:
     assert assignments_table("cluster-tickets") == "cluster_tickets_assignments"
