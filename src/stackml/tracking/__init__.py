@@ -22,11 +22,13 @@ from stackml.tracking.launches import Abandoned, abandon_launch
 from stackml.tracking.provenance import data_fingerprint, git_commit
 from stackml.tracking.registry import (
     PromotionResult,
+    ResolvedVersion,
     list_models,
     load_model,
     pinned_requirements,
     promote,
     register_model,
+    resolve_version,
 )
 from stackml.tracking.runs import (
     LAUNCH_ENV,
@@ -66,4 +68,6 @@ __all__ = [
     "list_runs",
     "list_models",
     "load_model",
+    "resolve_version",
+    "ResolvedVersion",
 ]

@@ -449,3 +449,45 @@ def load_model(name_or_uri: str, alias: str = "champion", *, settings: Settings 
         return mlflow.pyfunc.load_model(uri)
     except mlflow.exceptions.MlflowException as exc:
         raise translate_mlflow_error(exc, f"Model '{uri}'") from exc
+
+
+@dataclass(frozen=True)
+class ResolvedVersion:
+    """A registered model version found from ``name``, ``name@alias`` or ``name/version``."""
+
+    name: str
+    version: int
+    run_id: str
+    alias: str | None
+
+
+def resolve_version(spec: str, *, settings: Settings | None = None) -> ResolvedVersion:
+    """The version ``spec`` names: ``name`` (its champion), ``name@alias`` or ``name/3``, with the run that
+    trained it (where its reference data lives).
+
+    Raises:
+        RegistryError: no such model, alias or version; the message names what exists.
+    """
+    client = configure(settings)
+    mlflow = mlflow_module()
+    text = str(spec).strip()
+    if not text:
+        raise InputError("The model is empty.", hint="Name a model as NAME, NAME@ALIAS or NAME/VERSION.")
+    name, alias, version = text, None, None
+    if "@" in text:
+        name, alias = text.split("@", 1)
+    elif "/" in text:
+        name, version = text.rsplit("/", 1)
+    else:
+        alias = "champion"
+    if version is not None:
+        mv = get_version(client, mlflow, name, version)
+    else:
+        model = registered_model(client, mlflow, name)
+        if alias not in model.aliases:
+            raise RegistryError(
+                f"Model '{name}' has no alias '{alias}'; its aliases are {sorted(model.aliases) or 'none'}.",
+                hint="Name a version as NAME/VERSION, or move the alias with `stackml models promote`.",
+            )
+        mv = get_version(client, mlflow, name, model.aliases[alias])
+    return ResolvedVersion(name=mv.name, version=int(mv.version), run_id=mv.run_id, alias=alias)

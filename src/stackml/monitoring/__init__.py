@@ -1,0 +1,1 @@
+"""Monitoring: data quality, drift, performance and freshness checks, with alert rules and sinks."""
