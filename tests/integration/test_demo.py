@@ -47,12 +47,15 @@ def test_cli_demo_runs_every_pipeline_and_prints_the_report_path(tmp_path: Path)
     index = home / "reports" / "index.html"
     assert f"Report index: {index}" in proc.stdout and index.is_file()
     pipelines = {entry.pipeline for entry in list_reports(home / "reports")}
-    assert {"demo", "forecasting", "mmm", "nlp", "cluster"} <= pipelines, pipelines
+    assert {"demo", "forecasting", "mmm", "nlp", "cluster", "monitor"} <= pipelines, pipelines
     with connect(settings=get_settings(home=home)) as wh:
         assert wh.row_count("demo_store_sales") == 3650
         assert "demo_touchpoints" in wh.tables()
         assert wh.row_count("demo_support_messages") == 400
         assert wh.row_count("cluster_demo_support_messages_assignments") == 400
+        assert wh.row_count("prediction_log") == 2000  # the monitoring step's served customers
+        alerts = wh.query("SELECT rule, status FROM alerts")
+        assert "column_drifted" in set(alerts["rule"]) and set(alerts["status"]) == {"open"}
     models = json.loads(
         subprocess.run(
             [sys.executable, "-m", "stackml", "models", "--json"],

@@ -93,6 +93,7 @@ SAMPLE_TABLE = "demo_store_sales"
 
 from stackml.demo.cluster_demo import cluster_step  # noqa: E402  (cheap: the flow loads inside the step)
 from stackml.demo.mmm_demo import mmm_step  # noqa: E402  (cheap: the flow and PyMC load inside the step)
+from stackml.demo.monitor_demo import monitor_step  # noqa: E402  (cheap: FastAPI and the flow load inside)
 from stackml.demo.nlp_demo import nlp_step  # noqa: E402  (cheap: the flow and torch load inside the step)
 
 # Pipelines add their demo step here, in the order a reader of the report index would expect.
@@ -102,6 +103,7 @@ DEMO_STEPS: list[tuple[str, Callable[[DemoContext], Any]]] = [
     ("Media-mix model", mmm_step),
     ("Text classification", nlp_step),
     ("Clustering", cluster_step),
+    ("Monitoring", monitor_step),
 ]
 
 

@@ -165,3 +165,13 @@ def test_an_unknown_model_is_named() -> None:
 
     with pytest.raises(StackmlError, match="no_such_model"):
         run_monitor(MonitorConfig(model="no_such_model"))
+
+
+def test_a_version_is_named_as_name_slash_version_or_name_at_alias(registered) -> None:
+    from stackml import tracking
+    from stackml.errors import RegistryError
+
+    assert tracking.resolve_version(f"{MODEL}/1", settings=registered).version == 1
+    assert tracking.resolve_version(f"{MODEL}@champion", settings=registered).run_id
+    with pytest.raises(RegistryError, match=r"has no version '7'; its versions are \[1\]"):
+        tracking.resolve_version(f"{MODEL}/7", settings=registered)
