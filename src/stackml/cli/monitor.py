@@ -57,6 +57,15 @@ def run(
     keys: Annotated[
         Optional[str], typer.Option("--keys", help="Columns that must be unique in the window: a,b.")
     ] = None,
+    max_null_increase: Annotated[
+        float, typer.Option("--max-null-increase", help="Null rate may rise this much over the reference's.")
+    ] = _default("max_null_increase"),
+    max_out_of_range: Annotated[
+        float,
+        typer.Option(
+            "--max-out-of-range", help="Share of values that may fall outside the reference's range."
+        ),
+    ] = _default("max_out_of_range"),
     labels_table: Annotated[
         Optional[str],
         typer.Option("--labels-table", help="Ground truth: request_id, [row_index], the label column."),
@@ -87,6 +96,8 @@ def run(
         threshold=threshold,
         drift_share=drift_share,
         keys=keys or (),
+        max_null_increase=max_null_increase,
+        max_out_of_range=max_out_of_range,
         labels_table=labels_table,
         label_column=label_column,
         freshness=tuple(freshness or ()),

@@ -32,6 +32,8 @@ class MonitorConfig(PipelineConfig):
             default choice per column and size).
         drift_share: the dataset drifts when at least this share of its columns drift.
         keys: columns that must be unique in the window (duplicate keys are a quality break).
+        max_null_increase: a column's null rate may rise this much (absolute) over the reference's.
+        max_out_of_range: the share of a column's values that may fall outside the reference's range.
         labels_table, label_column, prediction_field: ground truth joined to the log by ``request_id``.
         freshness: ``TABLE.COLUMN=AGE`` checks, e.g. ``orders.created_at=6h``.
         webhook: a URL that receives each alert as a JSON POST (Slack-compatible).
@@ -50,6 +52,8 @@ class MonitorConfig(PipelineConfig):
     threshold: Annotated[Float | None, Field(gt=0)] = None
     drift_share: Annotated[Float, Field(gt=0, le=1)] = 0.5
     keys: Names = ()
+    max_null_increase: Annotated[Float, Field(ge=0, le=1)] = 0.05
+    max_out_of_range: Annotated[Float, Field(ge=0, le=1)] = 0.01
     labels_table: str | None = None
     label_column: str = "label"
     prediction_field: str | None = None

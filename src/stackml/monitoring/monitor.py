@@ -71,6 +71,7 @@ def gather(config: MonitorConfig, warehouse: Warehouse, *, settings: Settings | 
     table = config.log_table
     inputs = logged_fields(warehouse, version.name, version=version.version, column="inputs", table=table)
     outputs = logged_fields(warehouse, version.name, version=version.version, column="outputs", table=table)
+    numeric = set() if reference is None else _numeric_columns(reference)
     rows = logged_rows(
         warehouse,
         version.name,
@@ -78,6 +79,7 @@ def gather(config: MonitorConfig, warehouse: Warehouse, *, settings: Settings | 
         window=window,
         inputs=inputs,
         outputs=outputs,
+        numeric=numeric,
         table=table,
     )
     previous = logged_rows(
@@ -107,6 +109,14 @@ def gather(config: MonitorConfig, warehouse: Warehouse, *, settings: Settings | 
         output_fields=outputs,
         problems=problems,
     )
+
+
+def _numeric_columns(reference: pd.DataFrame) -> set[str]:
+    return {
+        str(c)
+        for c in reference.columns
+        if pd.api.types.is_numeric_dtype(reference[c]) and not pd.api.types.is_bool_dtype(reference[c])
+    }
 
 
 def _numeric_where_possible(frame: pd.DataFrame) -> pd.DataFrame:
@@ -168,6 +178,8 @@ def check(config: MonitorConfig, observed: Observed, warehouse: Warehouse) -> Ch
             reference[[c for c in reference.columns if c in observed.input_fields]],
             current,
             keys=keys or None,
+            max_null_increase=config.max_null_increase,
+            max_out_of_range=config.max_out_of_range,
         )
     if len(observed.outputs) and len(observed.previous_outputs):
         checks.prediction_drift = dataset_drift(observed.previous_outputs, observed.outputs, options=options)

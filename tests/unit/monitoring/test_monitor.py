@@ -175,3 +175,17 @@ def test_a_version_is_named_as_name_slash_version_or_name_at_alias(registered) -
     assert tracking.resolve_version(f"{MODEL}@champion", settings=registered).run_id
     with pytest.raises(RegistryError, match=r"has no version '7'; its versions are \[1\]"):
         tracking.resolve_version(f"{MODEL}/7", settings=registered)
+
+
+def test_the_quality_limits_are_settable(registered, tmp_path: Path) -> None:
+    from stackml.warehouse import connect
+
+    with connect(f"duckdb:///{tmp_path / 'wh.duckdb'}") as wh:
+        log(wh, customers(300, seed=7, shift=4.0), T0)  # far outside the training range
+
+        def broken(**limits) -> set[str]:
+            result = run_monitor(config(until=T0.isoformat(), **limits), settings=registered, warehouse=wh)
+            return {c.check for c in result.checks.quality.checks if c.broken}
+
+        assert "range" in broken()
+        assert "range" not in broken(max_out_of_range=1.0)
