@@ -30,6 +30,8 @@ __all__ = [
     "default",
     "open_source",
     "run_pipeline",
+    "run_command",
+    "emit",
     "registry_summary",
 ]
 
@@ -118,6 +120,41 @@ def run_pipeline(
         settings=get_settings(warehouse_url=warehouse),
         show_progress=show_progress,
     )
+
+
+def run_command(
+    pipeline: str,
+    config: PipelineConfig,
+    source: Source,
+    *,
+    model_name: str,
+    register: bool,
+    warehouse: str | None,
+    as_json: bool,
+) -> tuple[Any, dict[str, Any]]:
+    """Run the pipeline's flow (a progress display unless ``as_json``) and return the data of its ``end``
+    step and the part of the command's summary every pipeline shares: the registry, the report, the run id."""
+    result = run_pipeline(
+        pipeline,
+        config,
+        source,
+        model_name=model_name,
+        register=register,
+        warehouse=warehouse,
+        show_progress=not as_json,
+    )
+    end = result.run["end"].task.data
+    return end, registry_summary(end.published, end.report_path) | {"run_id": result.run_id}
+
+
+def emit(summary: dict[str, Any], as_json: bool, print_text: Callable[[dict[str, Any]], None]) -> None:
+    """Print a command's summary: JSON for scripts, else the command's own tables and lines."""
+    if as_json:
+        from stackml.cli.output import print_json
+
+        print_json(summary)
+    else:
+        print_text(summary)
 
 
 def registry_summary(published: Published, report_path: str) -> dict[str, Any]:

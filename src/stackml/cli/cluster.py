@@ -95,7 +95,7 @@ def run(
     as_json: JsonOption = False,
 ) -> None:
     """Cluster texts or rows, check each cluster's stability, name the clusters, register and report."""
-    from stackml.cli._pipeline import open_source, registry_summary, run_pipeline
+    from stackml.cli._pipeline import emit, open_source, run_command
 
     config = ClusterConfig(
         text_column=text_column,
@@ -115,23 +115,10 @@ def run(
     )
     source = open_source(data, table, warehouse, check=lambda src, wh: _check_data(config, src, wh))
     name = model_name or source.default_model_name("cluster")
-    result = run_pipeline(
-        "cluster",
-        config,
-        source,
-        model_name=name,
-        register=register,
-        warehouse=warehouse,
-        show_progress=not as_json,
+    end, shared = run_command(
+        "cluster", config, source, model_name=name, register=register, warehouse=warehouse, as_json=as_json
     )
-    end = result.run["end"].task.data
-    summary = end.summary | registry_summary(end.published, end.report_path) | {"run_id": result.run_id}
-    if as_json:
-        from stackml.cli.output import print_json
-
-        print_json(summary)
-    else:
-        _print_run(summary)
+    emit(end.summary | shared, as_json, _print_run)
 
 
 def _check_data(config: ClusterConfig, source: Any, warehouse: Any) -> None:

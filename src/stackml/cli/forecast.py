@@ -71,7 +71,7 @@ def run(
     as_json: JsonOption = False,
 ) -> None:
     """Backtest every model, choose the best (or an ensemble), register it and write a report."""
-    from stackml.cli._pipeline import open_source, registry_summary, run_pipeline
+    from stackml.cli._pipeline import emit, open_source, run_command
 
     # Everything checkable without data is checked here, so a typo never starts a flow.
     config = ForecastConfig(
@@ -88,24 +88,11 @@ def run(
     # in one line, instead of failing the flow's first step.
     source = open_source(data, table, warehouse, check=lambda src, wh: _check_data(config, src, wh))
     name = model_name or source.default_model_name("forecast")
-    result = run_pipeline(
-        "forecast",
-        config,
-        source,
-        model_name=name,
-        register=register,
-        warehouse=warehouse,
-        show_progress=not as_json,
+    end, shared = run_command(
+        "forecast", config, source, model_name=name, register=register, warehouse=warehouse, as_json=as_json
     )
-    end = result.run["end"].task.data
     # the end step's plain summary, not the whole result: unpickling the fitted models costs seconds
-    summary = end.summary | registry_summary(end.published, end.report_path)
-    if as_json:
-        from stackml.cli.output import print_json
-
-        print_json(summary | {"run_id": result.run_id})
-        return
-    _print_summary(summary)
+    emit(end.summary | shared, as_json, _print_summary)
 
 
 def _check_data(config: ForecastConfig, source: Any, warehouse: Any) -> None:

@@ -154,7 +154,7 @@ def fit(
     as_json: JsonOption = False,
 ) -> None:
     """Fit a media-mix model, check it against the gates, plan a budget, register it and write a report."""
-    from stackml.cli._pipeline import open_source, registry_summary, run_pipeline
+    from stackml.cli._pipeline import emit, open_source, run_command
 
     # Everything checkable without fitting is checked here, so a typo never starts a flow (or a compile).
     config = MMMConfig(
@@ -197,25 +197,10 @@ def fit(
             f"[dim]Step 'fit' compiles the model with numba first (20-70 s on a small machine), then samples "
             f"{chains} chains x {tune}+{draws} draws{slice_check}.[/dim]"
         )
-    result = run_pipeline(
-        "mmm",
-        config,
-        source,
-        model_name=name,
-        register=register,
-        warehouse=warehouse,
-        show_progress=not as_json,
+    end, shared = run_command(
+        "mmm", config, source, model_name=name, register=register, warehouse=warehouse, as_json=as_json
     )
-    end = result.run["end"].task.data
-    summary = (
-        end.result.summary() | registry_summary(end.published, end.report_path) | {"run_id": result.run_id}
-    )
-    if as_json:
-        from stackml.cli.output import print_json
-
-        print_json(summary)
-    else:
-        _print_fit(summary)
+    emit(end.result.summary() | shared, as_json, _print_fit)
     if not end.result.passed:
         from stackml.mmm.diagnostics import GateFailedError
 

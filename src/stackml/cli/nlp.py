@@ -83,7 +83,7 @@ def train(
     as_json: JsonOption = False,
 ) -> None:
     """Train and compare text classifiers, quantise the best, register it and write a report."""
-    from stackml.cli._pipeline import open_source, registry_summary, run_pipeline
+    from stackml.cli._pipeline import emit, open_source, run_command
 
     config = NLPConfig(
         text_column=text_column,
@@ -101,23 +101,10 @@ def train(
     )
     source = open_source(data, table, warehouse, check=lambda src, wh: _check_data(config, src, wh))
     name = model_name or source.default_model_name("nlp")
-    result = run_pipeline(
-        "nlp",
-        config,
-        source,
-        model_name=name,
-        register=register,
-        warehouse=warehouse,
-        show_progress=not as_json,
+    end, shared = run_command(
+        "nlp", config, source, model_name=name, register=register, warehouse=warehouse, as_json=as_json
     )
-    end = result.run["end"].task.data
-    summary = end.summary | registry_summary(end.published, end.report_path) | {"run_id": result.run_id}
-    if as_json:
-        from stackml.cli.output import print_json
-
-        print_json(summary)
-    else:
-        _print_train(summary)
+    emit(end.summary | shared, as_json, _print_train)
 
 
 def _check_data(config: NLPConfig, source: Any, warehouse: Any) -> None:
