@@ -200,12 +200,14 @@ from stackml.cli.forecast import forecast_app  # noqa: E402  (imports only typer
 from stackml.cli.mmm import mmm_app  # noqa: E402  (imports only typer)
 from stackml.cli.monitor import monitor_app  # noqa: E402  (imports only typer)
 from stackml.cli.nlp import nlp_app  # noqa: E402  (imports only typer)
+from stackml.cli.score import score_app  # noqa: E402  (imports only typer)
 
 app.add_typer(forecast_app, name="forecast")
 app.add_typer(mmm_app, name="mmm")
 app.add_typer(nlp_app, name="nlp")
 app.add_typer(cluster_app, name="cluster")
 app.add_typer(monitor_app, name="monitor")
+app.add_typer(score_app, name="score")
 
 
 # -- demo ----------------------------------------------------------------------------------------------------
