@@ -30,7 +30,7 @@ def table(
         typer.Option("--out", help="The output table (default <table>_scored), replaced at once."),
     ] = None,
     chunk: Annotated[
-        int, typer.Option("--chunk", help="Rows per model call, and the most held in memory.")
+        int, typer.Option("--chunk", help="The most rows per model call and in memory.")
     ] = 100_000,
     warehouse: WarehouseOption = None,
     as_json: JsonOption = False,

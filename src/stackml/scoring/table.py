@@ -1,6 +1,7 @@
 """Scoring a whole warehouse table with a registered model, in chunks, written atomically.
 
-The table is read in chunks of ``chunk`` rows; each chunk is scored with one model call and appended to a
+The table is read in chunks of at most ``chunk`` rows (the warehouse may hand over fewer: DuckDB's batches
+of a large result hold about 60,000); each chunk is scored with one model call and appended to a
 Parquet file on local disk, so memory holds one chunk whatever the table's size. Only when every chunk is
 scored does the file replace the output table, in one transaction (the warehouse's bulk load): a failed or
 interrupted run leaves the old output as it was, never half a table.
@@ -85,7 +86,7 @@ def score_table(
             passed to the model).
         model: the registered model.
         out: the output table, replaced atomically.
-        chunk: rows per model call (and the most rows in memory at once).
+        chunk: the most rows per model call (and in memory at once).
         settings: where the registry is.
         progress: called as ``progress(rows_done, rows_total)`` after each chunk.
 
