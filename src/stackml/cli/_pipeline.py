@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 import typer
 
 if TYPE_CHECKING:
-    from stackml.flows import FlowResult
     from stackml.pipelines import PipelineConfig, Published, Source
     from stackml.warehouse import Warehouse
 
@@ -29,7 +28,6 @@ __all__ = [
     "JsonOption",
     "default",
     "open_source",
-    "run_pipeline",
     "run_command",
     "emit",
     "registry_summary",
@@ -97,31 +95,6 @@ def open_source(
     return source
 
 
-def run_pipeline(
-    pipeline: str,
-    config: PipelineConfig,
-    source: Source,
-    *,
-    model_name: str,
-    register: bool,
-    warehouse: str | None,
-    show_progress: bool,
-) -> FlowResult:
-    """Run the pipeline's flow with the warehouse URL in the settings its steps see."""
-    from stackml.config import get_settings
-    from stackml.flows import run_pipeline_flow
-
-    return run_pipeline_flow(
-        pipeline,
-        config,
-        source,
-        model_name=model_name,
-        register=register,
-        settings=get_settings(warehouse_url=warehouse),
-        show_progress=show_progress,
-    )
-
-
 def run_command(
     pipeline: str,
     config: PipelineConfig,
@@ -132,15 +105,19 @@ def run_command(
     warehouse: str | None,
     as_json: bool,
 ) -> tuple[Any, dict[str, Any]]:
-    """Run the pipeline's flow (a progress display unless ``as_json``) and return the data of its ``end``
-    step and the part of the command's summary every pipeline shares: the registry, the report, the run id."""
-    result = run_pipeline(
+    """Run the pipeline's flow, with the warehouse URL in the settings its steps see and a progress display
+    unless ``as_json``; return the data of its ``end`` step and the part of the command's summary every
+    pipeline shares: the registry, the report, the run id."""
+    from stackml.config import get_settings
+    from stackml.flows import run_pipeline_flow
+
+    result = run_pipeline_flow(
         pipeline,
         config,
         source,
         model_name=model_name,
         register=register,
-        warehouse=warehouse,
+        settings=get_settings(warehouse_url=warehouse),
         show_progress=not as_json,
     )
     end = result.run["end"].task.data

@@ -65,13 +65,9 @@ class MonitorConfig(PipelineConfig):
     @field_validator("since")
     @classmethod
     def _window(cls, value: str) -> str:
-        from stackml.errors import InputError
-        from stackml.monitoring.sources import parse_window
+        from stackml.monitoring.rules import parse_window
 
-        try:
-            parse_window(value)
-        except InputError as exc:
-            raise ValueError(f"{exc.message} {exc.hint}") from None
+        _checked(parse_window, value)
         return value
 
     @field_validator("until")
@@ -102,14 +98,10 @@ class MonitorConfig(PipelineConfig):
     @field_validator("freshness")
     @classmethod
     def _freshness(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        from stackml.errors import InputError
         from stackml.monitoring.freshness import parse_freshness_spec
 
         for spec in value:
-            try:
-                parse_freshness_spec(spec)
-            except InputError as exc:
-                raise ValueError(f"{exc.message} {exc.hint}") from None
+            _checked(parse_freshness_spec, spec)
         return value
 
     @field_validator("webhook")
@@ -118,6 +110,16 @@ class MonitorConfig(PipelineConfig):
         if value and not value.startswith(("http://", "https://")):
             raise ValueError(f"the webhook must be an http:// or https:// URL, got {value!r}")
         return value or None
+
+
+def _checked(parse: Any, value: Any) -> None:
+    """Run a parser that raises InputError inside a validator, where pydantic collects ValueErrors."""
+    from stackml.errors import InputError
+
+    try:
+        parse(value)
+    except InputError as exc:
+        raise ValueError(f"{exc.message} {exc.hint}") from None
 
 
 def monitor_default(field: str) -> Any:

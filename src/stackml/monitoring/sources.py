@@ -73,13 +73,9 @@ def reference_data(version: ResolvedVersion, *, settings: Settings | None = None
     Raises:
         InputError: the run logged no reference data (a model registered outside stackml's pipelines).
     """
-    import os
-
     from stackml import tracking
     from stackml.errors import RegistryError
 
-    # MLflow draws a download bar per artifact; a monitor run on a schedule wants none in its log
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     try:
         return tracking.load_reference_data(version.run_id, REFERENCE_NAME, settings=settings)
     except RegistryError as exc:

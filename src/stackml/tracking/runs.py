@@ -259,6 +259,8 @@ def load_reference_data(
             f"Run '{run_id}' has no reference data named '{name}'; it has {available or 'none'}.",
             hint="Log it in the training run with stackml.tracking.log_reference_data(df, name).",
         )
+    # MLflow draws a download bar per artifact; a scheduled monitor or a service wants none in its log
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     with tempfile.TemporaryDirectory(prefix="stackml-") as tmp:
         local = mlflow.artifacts.download_artifacts(
             run_id=run_id, artifact_path=f"reference/{name}.parquet", dst_path=tmp

@@ -189,3 +189,21 @@ def test_the_quality_limits_are_settable(registered, tmp_path: Path) -> None:
 
         assert "range" in broken()
         assert "range" not in broken(max_out_of_range=1.0)
+
+
+def test_a_forced_test_and_key_columns_reach_the_checks(registered, tmp_path: Path) -> None:
+    from stackml.warehouse import connect
+
+    with connect(f"duckdb:///{tmp_path / 'wh.duckdb'}") as wh:
+        rows = customers(200, seed=8)
+        log(wh, pd.concat([rows, rows.head(5)], ignore_index=True), T0)  # five rows logged twice
+        result = run_monitor(
+            config(until=T0.isoformat(), stattest="psi", threshold=0.3, keys=("spend",)),
+            settings=registered,
+            warehouse=wh,
+        )
+    summary = result.summary()
+    assert {d["test"] for d in summary["drift"].values()} == {"psi"}
+    assert {d["threshold"] for d in summary["drift"].values()} == {0.3}
+    broken = {c["check"] for c in summary["quality"]["checks"] if c["broken"]}
+    assert "duplicate_keys" in broken
