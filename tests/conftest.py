@@ -15,6 +15,7 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_TEST_POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
+DEFAULT_TEST_REDIS = "redis://127.0.0.1:6379/0"
 
 
 @pytest.fixture(autouse=True)
@@ -62,6 +63,21 @@ def postgres_url() -> Iterator[str]:
     finally:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         conn.close()
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """The Redis server (STACKML_TEST_REDIS_URL); tests name their streams uniquely, so they share it."""
+    try:
+        import redis
+    except ImportError:
+        require_or_skip("STACKML_REQUIRE_REDIS", "redis is not installed (pip install 'stackml[stream]')")
+    url = os.environ.get("STACKML_TEST_REDIS_URL", DEFAULT_TEST_REDIS)
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=3).ping()
+    except redis.exceptions.RedisError as exc:
+        require_or_skip("STACKML_REQUIRE_REDIS", f"Redis is not reachable at {url}: {exc}")
+    return url
 
 
 @pytest.fixture(params=["duckdb", "postgres"])

@@ -26,6 +26,8 @@ _EXTRA_FOR = {
     "umap": "cluster",
     "fastapi": "serve",
     "uvicorn": "serve",
+    "redis": "stream",
+    "confluent_kafka": "kafka",
 }
 
 

@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 
     from stackml.warehouse import Warehouse
 
-__all__ = ["PredictionLog", "LogStats", "COLUMNS"]
+__all__ = ["PredictionLog", "LogStats", "COLUMNS", "create_log_table"]
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +62,12 @@ _DDL = (
 SPILL_GLOB = "spill-*.jsonl"
 JOURNAL_GLOB = "journal-*.jsonl"
 WHOLE_REQUEST = -1  # row_index of a row holding a whole request whose outputs do not pair with its inputs
+
+
+def create_log_table(wh: Warehouse, table: str) -> None:
+    """Create the prediction log table when it is missing (the same table the service and the stream
+    workers write)."""
+    wh.execute(_DDL.format(table=quote_table(validate_table_name(table))))
 
 
 @dataclass(frozen=True)
@@ -365,7 +371,7 @@ class PredictionLog:
         try:
             if not self._prepared:
                 # Once per process (and after each failure): a DuckDB file is reopened for every batch.
-                wh.execute(_DDL.format(table=quote_table(self.table)))
+                create_log_table(wh, self.table)
                 prefix = f"{self.table}_replay_"
                 for leftover in (t for t in wh.tables() if t.startswith(prefix)):
                     # A replay interrupted by a crash; its spill file is still there and will run again.
