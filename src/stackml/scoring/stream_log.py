@@ -29,7 +29,6 @@ if TYPE_CHECKING:
 __all__ = ["StreamLog", "SKEW_MARGIN_S"]
 
 SKEW_MARGIN_S = 600.0  # clocks of the broker and the workers may differ this much
-_PG_TYPES = ("varchar", "int", "varchar", "int", "varchar", "timestamptz", "varchar", "varchar")
 
 
 class StreamLog:
@@ -88,18 +87,23 @@ class StreamLog:
 
     # -- engines ------------------------------------------------------------------------------------------
     def _insert_postgres(self, wh: Warehouse, rows: Sequence[tuple[Any, ...]], since: float) -> int:
+        import json
+
         table, columns = quote_table(self.table), ", ".join(COLUMNS)
-        arrays = [list(col) for col in zip(*rows)]
-        arrays[5] = [_timestamp(v) for v in arrays[5]]
-        unnest = ", ".join(f"%s::{t}[]" for t in _PG_TYPES)
+        # The batch travels as one JSON parameter: psycopg adapts a list of values in Python, JSON is
+        # encoded in C and parsed by the server, several times faster for a batch of hundreds of rows.
+        values = (
+            "r->>0, (r->>1)::int, r->>2, (r->>3)::int, r->>4, to_timestamp((r->>5)::float8), r->>6, r->>7"
+        )
         con = wh.connection
         with con.transaction(), con.cursor() as cur:
             cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"stackml-stream-log:{self.table}"])
             cur.execute(
-                f"INSERT INTO {table} ({columns}) SELECT * FROM unnest({unnest}) AS s({columns}) "
-                f"WHERE NOT EXISTS (SELECT 1 FROM {table} AS p WHERE p.request_id = s.request_id "
-                "AND p.model_name = s.model_name AND p.logged_at >= %s)",
-                [*arrays, _timestamp(since)],
+                f"INSERT INTO {table} ({columns}) SELECT * FROM (SELECT {values} "
+                "FROM json_array_elements(%s::json) AS r) AS s"
+                f"({columns}) WHERE NOT EXISTS (SELECT 1 FROM {table} AS p "
+                "WHERE p.request_id = s.request_id AND p.model_name = s.model_name AND p.logged_at >= %s)",
+                [json.dumps(list(rows)), _timestamp(since)],
             )
             return max(cur.rowcount, 0)
 

@@ -10,6 +10,7 @@ nothing. On Redis Cluster the three streams must share a hash slot: name them wi
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from stackml._deps import require
@@ -18,20 +19,19 @@ from stackml.scoring.brokers import DEAD, DECODE_ERROR, DROP, OUT, Entry, Outcom
 
 __all__ = ["RedisStreams"]
 
-# KEYS: source, out, dead. ARGV: group, then per entry: entry id, target (0 none, 2 out, 3 dead), number
-# of field pairs, the pairs. An entry is written only if this call is the one that acknowledged it.
+# KEYS: source, out, dead. ARGV: the group, then the batch as JSON (decoded in the server: packing thousands
+# of arguments costs the client more than the script): [[entry id, target (0 none, 2 out, 3 dead),
+# [field, value, ...]], ...]. An entry is written only if this call is the one that acknowledged it.
 _COMMIT = """
 local group = ARGV[1]
-local i, written = 2, 0
-while i <= #ARGV do
-  local target, n = tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
-  if redis.call('XACK', KEYS[1], group, ARGV[i]) == 1 then
-    if target > 0 then
-      redis.call('XADD', KEYS[target], '*', unpack(ARGV, i + 3, i + 2 + 2 * n))
+local written = 0
+for _, item in ipairs(cjson.decode(ARGV[2])) do
+  if redis.call('XACK', KEYS[1], group, item[1]) == 1 then
+    if item[2] > 0 then
+      redis.call('XADD', KEYS[item[2]], '*', unpack(item[3]))
     end
     written = written + 1
   end
-  i = i + 3 + 2 * n
 end
 return written
 """
@@ -107,13 +107,12 @@ class RedisStreams:
     def commit(self, outcomes: list[Outcome]) -> int:
         if not outcomes:
             return 0
-        args: list[Any] = [self.streams.group]
-        for o in outcomes:
-            args += [o.entry_id, _TARGETS[o.target], len(o.fields)]
-            for key, value in o.fields.items():
-                args += [key, value]
+        batch = [
+            [o.entry_id, _TARGETS[o.target], [part for pair in o.fields.items() for part in pair]]
+            for o in outcomes
+        ]
         keys = [self.streams.source, self.streams.out, self.streams.dead]
-        return int(self._commit(keys=keys, args=args))
+        return int(self._commit(keys=keys, args=[self.streams.group, json.dumps(batch)]))
 
     def pending(self) -> int:
         return int(self._redis.xpending(self.streams.source, self.streams.group)["pending"])
