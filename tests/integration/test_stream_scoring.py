@@ -276,6 +276,32 @@ def test_an_entry_that_keeps_killing_its_workers_is_dead_lettered(
     assert client.xpending(names["source"], "stackml")["pending"] == 0
 
 
+def test_an_unreachable_warehouse_holds_the_batch_unacknowledged(
+    registry: Registry, streams, redis_url: str, tmp_path: Path
+) -> None:
+    client, names = streams
+    enqueue(client, names["source"], 5)
+    options = StreamOptions(
+        model="adder",
+        broker=redis_url,
+        source=names["source"],
+        out=names["out"],
+        warehouse="postgresql://postgres@127.0.0.1:1/nowhere",  # nothing listens on port 1
+    )
+    worker = StreamWorker(options, registry.settings(f"duckdb:///{tmp_path / 'wh.duckdb'}"))
+    thread = threading.Thread(target=worker.run)
+    thread.start()
+    try:
+        wait_for(lambda: client.xpending(names["source"], "stackml")["pending"] == 5, 20, "the batch in hand")
+        time.sleep(1.5)  # several tries of the log
+        assert client.xlen(names["out"]) == 0 and worker.stats.batches == 0
+    finally:
+        worker.stop()
+        thread.join(30)
+    assert not thread.is_alive()
+    assert client.xpending(names["source"], "stackml")["pending"] == 5  # left for a worker that can log them
+
+
 def test_bad_options_are_named_at_once() -> None:
     with pytest.raises(InputError) as caught:
         StreamOptions(model="a b", source="s", out="s", batch=0, max_wait_ms=-1)

@@ -366,3 +366,26 @@ def test_reader_errors_are_one_line_in_our_words(
         if name.endswith(".parquet"):
             assert "comma-separated" not in text  # no CSV advice for a Parquet file
         assert not wh.has_table("bad")
+
+
+def test_a_bounded_cache_lowers_duckdbs_memory_limit_inside_the_block_only(tmp_path: Path) -> None:
+    with connect(f"duckdb:///{tmp_path / 'wh.duckdb'}") as wh:
+        wh.execute("CREATE TABLE t AS SELECT range AS x FROM range(300000)")
+        before = wh.query("SELECT current_setting('memory_limit') AS m").iloc[0, 0]
+        with wh.bounded_cache(64):
+            inside = wh.query("SELECT current_setting('memory_limit') AS m").iloc[0, 0]
+        assert (
+            inside == "61.0 MiB"
+            and wh.query("SELECT current_setting('memory_limit') AS m").iloc[0, 0] == before
+        )
+        # Restored even when the block fails with a stream open on the connection.
+        with (
+            pytest.raises(RuntimeError),
+            wh.bounded_cache(64),
+            wh.stream("SELECT x FROM t", batch_rows=1000) as rows,
+        ):
+            next(iter(rows))
+            raise RuntimeError("the block failed")
+        assert wh.query("SELECT current_setting('memory_limit') AS m").iloc[0, 0] == before
+        with wh.bounded_cache(10**9):  # never raised above the current limit
+            assert wh.query("SELECT current_setting('memory_limit') AS m").iloc[0, 0] == before

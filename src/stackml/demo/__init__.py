@@ -95,6 +95,7 @@ from stackml.demo.cluster_demo import cluster_step  # noqa: E402  (cheap: the fl
 from stackml.demo.mmm_demo import mmm_step  # noqa: E402  (cheap: the flow and PyMC load inside the step)
 from stackml.demo.monitor_demo import monitor_step  # noqa: E402  (cheap: FastAPI and the flow load inside)
 from stackml.demo.nlp_demo import nlp_step  # noqa: E402  (cheap: the flow and torch load inside the step)
+from stackml.demo.stream_demo import stream_step  # noqa: E402  (cheap: redis and the worker load inside)
 
 # Pipelines add their demo step here, in the order a reader of the report index would expect.
 DEMO_STEPS: list[tuple[str, Callable[[DemoContext], Any]]] = [
@@ -104,6 +105,7 @@ DEMO_STEPS: list[tuple[str, Callable[[DemoContext], Any]]] = [
     ("Text classification", nlp_step),
     ("Clustering", cluster_step),
     ("Monitoring", monitor_step),
+    ("Scoring a stream", stream_step),
 ]
 
 

@@ -474,7 +474,12 @@ class StreamWorker:
 
         for sig in previous:
             signal.signal(sig, on_signal)
-        return lambda: [signal.signal(s, h) for s, h in previous.items()] and None
+
+        def restore() -> None:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+        return restore
 
     def _shutdown(self) -> None:
         self.cache.stop()

@@ -33,6 +33,9 @@ if TYPE_CHECKING:
 __all__ = ["ScoredTable", "score_table", "DEFAULT_CHUNK"]
 
 DEFAULT_CHUNK = 100_000
+# The engine's block cache while a table is scored: without a bound DuckDB keeps every block it scanned (up
+# to 80% of the machine's memory), and memory grows with the table; beyond it DuckDB evicts and spills.
+CACHE_LIMIT_MB = 64
 OUTPUT_PREFIX = "prediction_"  # an output column whose name the input table already uses gets this prefix
 
 
@@ -95,7 +98,7 @@ def score_table(
             that returns other than one row per record (a forecaster: use its own command).
     """
     from stackml import tracking
-    from stackml.warehouse.identifiers import fold_table_name, quote_table
+    from stackml.warehouse.identifiers import fold_table_name
 
     out = fold_table_name(out or f"{table}_scored")
     problems = []
@@ -117,6 +120,24 @@ def score_table(
             hint="Score a table with the model's input columns, or rename them in a view.",
         )
     total = warehouse.row_count(table)
+    with warehouse.bounded_cache(CACHE_LIMIT_MB):
+        return _score_all(warehouse, table, out, loaded, version, inputs, columns, total, chunk, progress)
+
+
+def _score_all(
+    warehouse: Warehouse,
+    table: str,
+    out: str,
+    loaded: Any,
+    version: Any,
+    inputs: list[str],
+    columns: list[str],
+    total: int,
+    chunk: int,
+    progress: Callable[[int, int], None] | None,
+) -> ScoredTable:
+    from stackml.warehouse.identifiers import quote_table
+
     started = time.perf_counter()
     done, chunks, predicted = 0, 0, []
     with tempfile.TemporaryDirectory(prefix="stackml-score-") as folder:

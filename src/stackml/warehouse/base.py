@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import contextlib
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -244,6 +245,17 @@ class Warehouse(abc.ABC):
     @abc.abstractmethod
     def _load(self, source: Any, fmt: str, table: str, mode: str) -> int:
         """Load ``source`` into ``table`` (``mode`` is create, replace or append) in one transaction."""
+
+    # -- memory --------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def bounded_cache(self, limit_mb: int) -> Iterator[None]:
+        """Keep the engine's in-process cache of table blocks under ``limit_mb`` inside the block.
+
+        A long scan (scoring a whole table) would otherwise leave the engine caching the table's blocks up
+        to its own limit (DuckDB: 80% of the machine's memory), so this process's memory grows with the
+        table. Engines that cache nothing in this process (PostgreSQL) ignore it.
+        """
+        yield
 
     # -- lifecycle -----------------------------------------------------------------------------
     @abc.abstractmethod

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import re
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -121,7 +124,32 @@ class DuckDBWarehouse(Warehouse):
             except duckdb.Error as exc:
                 raise _query_failed(exc) from exc
 
-        return Rows(columns, types, batches(), relation.close)
+        produced = batches()
+
+        def close() -> None:
+            produced.close()  # drops the Arrow reader, which holds the connection's open result
+            relation.close()
+
+        return Rows(columns, types, produced, close)
+
+    @contextlib.contextmanager
+    def bounded_cache(self, limit_mb: int) -> Iterator[None]:
+        """DuckDB's ``memory_limit`` lowered to ``limit_mb`` inside the block (never raised), then restored;
+        beyond it DuckDB evicts cached blocks and spills intermediate results to its temporary folder."""
+        previous = self._con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+        current_mb = _megabytes(previous)
+        if current_mb is not None and current_mb <= limit_mb:
+            yield
+            return
+        self._con.execute(f"SET memory_limit = '{int(limit_mb)}MB'")
+        try:
+            yield
+        finally:
+            # The default again when it was the default (its printed form is rounded: setting it back from
+            # the text could shave a little off), else the value as printed.
+            self._con.execute("RESET memory_limit")
+            if self._con.execute("SELECT current_setting('memory_limit')").fetchone()[0] != previous:
+                self._con.execute("SET memory_limit = ?", [previous])
 
     def _check_statements(self, sql: str) -> None:
         import duckdb
@@ -240,3 +268,16 @@ def _exportable(position: int, duckdb_type: str) -> str:
     if duckdb_type == "UUID":
         return f"CAST({ref} AS VARCHAR)"
     return ref
+
+
+_SIZE = re.compile(r"^\s*([\d.]+)\s*([KMGT]?i?B)\s*$", re.IGNORECASE)
+_UNIT_MB = {"b": 1 / 2**20, "kb": 1e3 / 2**20, "kib": 1 / 2**10, "mb": 1e6 / 2**20, "mib": 1.0}
+_UNIT_MB |= {"gb": 1e9 / 2**20, "gib": 2**10, "tb": 1e12 / 2**20, "tib": 2**20}
+
+
+def _megabytes(setting: str) -> float | None:
+    """DuckDB's memory setting (``'19.0 GiB'``, ``'300.0 MB'``) in MiB; None when unreadable."""
+    match = _SIZE.match(str(setting))
+    if not match:
+        return None
+    return float(match.group(1)) * _UNIT_MB[match.group(2).lower()]
