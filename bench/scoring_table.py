@@ -1,11 +1,11 @@
 """Table scoring: rows per second and peak memory of `stackml score table` as the table grows.
 
 Issue #15's table target: memory flat in table size (score_table bounds DuckDB's block cache to 64 MB while
-it scans; without that bound DuckDB keeps the blocks it read, up to 80% of the machine's memory). A numeric K-means segmentation (3 columns) is
-registered in a temporary home; tables of 100k, 1M and (by default) 3M rows are loaded into DuckDB; each size
-is scored in its own process (`stackml.scoring.score_table`, default chunk of 100,000 rows), whose peak
-resident memory is read from the kernel after it ends. The issue's 10M rows:
-`--sizes 100000,1000000,10000000`.
+it scans; without that bound DuckDB keeps the blocks it read, up to 80% of the machine's memory). A numeric
+K-means segmentation (3 columns) is registered in a temporary home; tables of 100k, 1M and (by default) 3M
+rows are loaded into DuckDB; each size is scored in its own process (`stackml.scoring.score_table`, default
+chunk of 100,000 rows), whose peak resident memory is read from the kernel after it ends. The issue's 10M
+rows: `--sizes 100000,1000000,10000000`.
 
     .venv/bin/python bench/scoring_table.py
     .venv/bin/python bench/scoring_table.py --sizes 100000,1000000 --chunk 50000

@@ -8,8 +8,9 @@ answered and logged once. Entries a dead worker left unacknowledged are claimed 
 ``claim_after_ms``. A record that cannot be scored goes to the dead-letter stream with its errors; an entry
 handed out ``max_deliveries`` times without being finished (it kills its worker) goes there too.
 
-A worker holds at most one batch: it reads nothing more until that batch is acknowledged, so a slow model
-or a warehouse outage leaves the backlog in the broker (back-pressure), not in memory. SIGTERM (or Ctrl-C)
+A worker holds at most two batches: it scores one while the previous one is written (log, outputs,
+acknowledgements) in a second thread, and reads nothing more until that write is done; so a slow model or a
+warehouse outage leaves the backlog in the broker (back-pressure), not in memory. SIGTERM (or Ctrl-C)
 finishes the batch in hand, acknowledges it and stops. The model follows its alias: a promotion is picked
 up within ``reload_interval_s`` without a restart.
 
@@ -34,6 +35,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -229,6 +231,10 @@ class StreamWorker:
             extra={"event": "stream_start", "consumer": self.consumer},
         )
         quiet_since = time.monotonic()
+        # One batch is written (log, then outputs) in this thread while the next is read and scored: the
+        # writes mostly wait on the warehouse and the broker, so the model keeps working meanwhile.
+        writer = ThreadPoolExecutor(1, thread_name_prefix="stackml-stream-write")
+        writing: Future[None] | None = None
         try:
             while not self.stopping.is_set():
                 entries = self._retrying("read the broker", self._next_entries)
@@ -236,13 +242,22 @@ class StreamWorker:
                     break
                 if entries:
                     quiet_since = time.monotonic()
-                    self._handle(entries)
+                    batch = self._score(entries)
+                    if writing is not None:
+                        writing.result()  # at most two batches in hand: back-pressure
+                    writing = writer.submit(self._write, batch) if batch is not None else None
                     continue
+                if writing is not None:
+                    writing.result()
+                    writing = None
                 if self.options.until_idle_s and time.monotonic() - quiet_since >= self.options.until_idle_s:
                     self._refresh_gauges()
                     if self._pending == 0:
                         break
         finally:
+            if writing is not None:
+                writing.result()  # the batch in hand is written and acknowledged before we stop
+            writer.shutdown()
             self.stats.seconds = time.monotonic() - started
             self._shutdown()
             restore()
@@ -286,13 +301,13 @@ class StreamWorker:
             entries += more
         return entries
 
-    def _handle(self, entries: list[Entry]) -> None:
-        """Score one batch, log it, then write outputs and dead letters and acknowledge them."""
+    def _score(self, entries: list[Entry]) -> _Scored | None:
+        """Check and score one batch; None when the model is not available (the entries stay pending)."""
         served = self.cache.get(self.spec.name)
         if served is None:  # the alias is gone: hold the entries (they are claimed again later), wait
             log.error("Stream worker %s: %s is not available; waiting.", self.consumer, self.spec)
             self.stopping.wait(_RETRY_S[-1])
-            return
+            return None
         dead: list[Outcome] = []
         ids, records, kept = _parse(entries, self.options.max_deliveries, dead, served)
         predictions = self._predict(served, kept, ids, records, dead)
@@ -302,30 +317,29 @@ class StreamWorker:
             if prediction is _FAILED:
                 continue
             text = json.dumps(prediction, default=str)
-            outputs.append(
-                Outcome(
-                    entry.entry_id,
-                    OUT,
-                    {
-                        "id": message_id,
-                        "prediction": text,
-                        "model": served.name,
-                        "version": str(served.version),
-                    },
-                )
-            )
+            fields = {
+                "id": message_id,
+                "prediction": text,
+                "model": served.name,
+                "version": str(served.version),
+            }
+            outputs.append(Outcome(entry.entry_id, OUT, fields))
             # The record as it came (the text is JSON already; encoding it again costs time)
             raw = entry.fields["record"]
             rows.append((message_id, 0, served.name, served.version, served.alias, now, raw, text))
-        since = min(e.enqueued_ms for e in entries) / 1000
-        # The log first: an entry is acknowledged only once its row is written.
-        logged = self._retrying("write the prediction log", lambda: self.log.write(rows, since))
+        return _Scored(served, entries, outputs, dead, rows)
+
+    def _write(self, batch: _Scored) -> None:
+        """The log first, then outputs, dead letters and acknowledgements: an entry is acknowledged only
+        once its row is written."""
+        since = min(e.enqueued_ms for e in batch.entries) / 1000
+        logged = self._retrying("write the prediction log", lambda: self.log.write(batch.rows, since))
         if logged is None:
             return  # stopping while the warehouse is down: the entries stay pending for another worker
-        committed = self._retrying("write the outputs", lambda: self.broker.commit([*outputs, *dead]))
-        if committed is None:
+        outcomes = [*batch.outputs, *batch.dead]
+        if self._retrying("write the outputs", lambda: self.broker.commit(outcomes)) is None:
             return
-        self._count(served, entries, outputs, dead, logged, now)
+        self._count(batch, logged)
 
     def _predict(
         self,
@@ -389,25 +403,19 @@ class StreamWorker:
         return None
 
     # -- bookkeeping --------------------------------------------------------------------------------------
-    def _count(
-        self,
-        served: ServedModel,
-        entries: list[Entry],
-        outputs: list[Outcome],
-        dead: list[Outcome],
-        logged: int,
-        now: float,
-    ) -> None:
+    def _count(self, batch: _Scored, logged: int) -> None:
+        served = batch.served
         self.stats.batches += 1
-        self.stats.scored += len(outputs)
-        self.stats.dead_letters += len(dead)
+        self.stats.scored += len(batch.outputs)
+        self.stats.dead_letters += len(batch.dead)
         self.stats.logged += logged
-        statuses = {o.entry_id: 200 for o in outputs} | {d.entry_id: 422 for d in dead}
-        for entry in entries:
-            latency = max(now - entry.enqueued_ms / 1000, 0.0)
+        statuses = {o.entry_id: 200 for o in batch.outputs} | {d.entry_id: 422 for d in batch.dead}
+        now = time.time()
+        for entry in batch.entries:
+            latency = max(now - entry.enqueued_ms / 1000, 0.0)  # enqueue to acknowledgement
             self.metrics.observe_request(served.name, ENDPOINT, statuses.get(entry.entry_id, 500), latency)
-        if outputs:
-            self.metrics.count_records(served.name, str(served.version), len(outputs))
+        if batch.outputs:
+            self.metrics.count_records(served.name, str(served.version), len(batch.outputs))
 
     def _refresh_gauges(self) -> None:
         try:
@@ -494,6 +502,17 @@ class StreamWorker:
 
 
 _FAILED = object()  # a record that went to the dead letters instead of the output
+
+
+@dataclass(frozen=True)
+class _Scored:
+    """A scored batch waiting to be written: its outputs, dead letters and log rows."""
+
+    served: ServedModel
+    entries: list[Entry]
+    outputs: list[Outcome]
+    dead: list[Outcome]
+    rows: list[tuple[Any, ...]]
 
 
 def _parse(

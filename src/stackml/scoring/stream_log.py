@@ -91,7 +91,8 @@ class StreamLog:
 
         table, columns = quote_table(self.table), ", ".join(COLUMNS)
         # The batch travels as one JSON parameter: psycopg adapts a list of values in Python, JSON is
-        # encoded in C and parsed by the server, several times faster for a batch of hundreds of rows.
+        # encoded in C and parsed by the server (as jsonb: once, not once per field), several times faster
+        # for a batch of hundreds of rows.
         values = (
             "r->>0, (r->>1)::int, r->>2, (r->>3)::int, r->>4, to_timestamp((r->>5)::float8), r->>6, r->>7"
         )
@@ -100,7 +101,7 @@ class StreamLog:
             cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"stackml-stream-log:{self.table}"])
             cur.execute(
                 f"INSERT INTO {table} ({columns}) SELECT * FROM (SELECT {values} "
-                "FROM json_array_elements(%s::json) AS r) AS s"
+                "FROM jsonb_array_elements(%s::jsonb) AS r) AS s"
                 f"({columns}) WHERE NOT EXISTS (SELECT 1 FROM {table} AS p "
                 "WHERE p.request_id = s.request_id AND p.model_name = s.model_name AND p.logged_at >= %s)",
                 [json.dumps(list(rows)), _timestamp(since)],
