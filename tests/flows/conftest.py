@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -47,3 +49,23 @@ def run_cwd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(cwd)
         yield cwd
+
+
+def run_stackml(home: Path, *args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+    """``python -m stackml ARGS`` in a fresh process whose stackml home is ``home``, as a user runs it."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("STACKML_HOME", "METAFLOW_"))}
+    env |= {"STACKML_HOME": str(home), "MLFLOW_DISABLE_TELEMETRY": "true", "HF_HUB_OFFLINE": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", "stackml", *args],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+    )
+
+
+@pytest.fixture(scope="session")
+def stackml_cli() -> Callable[..., subprocess.CompletedProcess[str]]:
+    """:func:`run_stackml`, for the tests that drive the CLI."""
+    return run_stackml

@@ -176,3 +176,40 @@ def test_cluster_report_draws_the_scatter_and_the_stability_table(cluster_page, 
     assert log.console_errors == [] and log.page_errors == []
     assert log.requests == [url], f"the page made network requests: {log.requests}"
     assert log.failed_requests == []
+
+
+@pytest.fixture(scope="module")
+def attribution_page(tmp_path_factory) -> dict:
+    """An attribution report of ChannelAttribution-shaped paths (three channels, every method)."""
+    from stackml.attribution import Paths
+    from stackml.attribution.pipeline import run_pipeline
+    from stackml.attribution.report import attribution_report
+
+    paths = Paths.from_records(
+        ["search > email", "display > search", "email", "display"],
+        conversions=[30, 10, 12, 1],
+        nulls=[70, 90, 30, 99],
+    )
+    result = run_pipeline(paths)
+    path = attribution_report(result, title="Channel credit").write(
+        tmp_path_factory.mktemp("attribution-reports")
+    )
+    return {"path": path, "result": result}
+
+
+def test_attribution_report_draws_every_methods_credit_and_the_transitions(attribution_page, page):
+    log = browser.watch(page)
+    page.goto(attribution_page["path"].as_uri(), wait_until="load")
+    page.wait_for_selector("#figure-1 .main-svg", timeout=15_000)
+    bars = page.evaluate(
+        "() => document.getElementById('figure-1')._fullData.map(t => [t.type, t.name, t._length])"
+    )
+    methods = list(attribution_page["result"].fitted.shares())
+    assert [name for _, name, _ in bars] == methods and {kind for kind, _, _ in bars} == {"bar"}
+    assert all(n == 3 for _, _, n in bars)  # one bar per channel
+    heatmap = page.evaluate("() => document.getElementById('figure-2')._fullData.map(t => t.type)")
+    assert heatmap == ["heatmap"]
+    shares = page.locator("table.data").first
+    assert "markov" in shares.locator("thead").inner_text() and shares.locator("tbody tr").count() == 3
+    assert log.console_errors == [] and log.page_errors == [] and log.failed_requests == []
+    assert log.requests == [attribution_page["path"].as_uri()], f"network requests: {log.requests}"

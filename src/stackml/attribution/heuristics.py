@@ -53,7 +53,7 @@ def _position(n: int, _gaps: tuple[float, ...] | None, _half_life: float) -> np.
     return w
 
 
-HEURISTICS: dict[str, Callable[[int, tuple[float, ...] | None, float], np.ndarray]] = {
+HEURISTICS: dict[str, Callable[[int, tuple[float, ...] | None, float], np.ndarray]] = {  # keys: methods.RULES
     "first_touch": _first,
     "last_touch": _last,
     "linear": _linear,

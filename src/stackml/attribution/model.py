@@ -16,15 +16,14 @@ from typing import Any
 
 import pandas as pd
 
-from stackml.attribution.heuristics import DEFAULT_HALF_LIFE_DAYS, HEURISTICS, heuristic_credit
+from stackml.attribution.heuristics import DEFAULT_HALF_LIFE_DAYS, heuristic_credit
 from stackml.attribution.markov import MarkovResult, markov_credit
+from stackml.attribution.methods import METHODS
 from stackml.attribution.paths import Paths
 from stackml.attribution.shapley import DEFAULT_PERMUTATIONS, ShapleyResult, shapley_credit
 from stackml.errors import raise_if_problems
 
 __all__ = ["Attribution", "AttributionResult", "METHODS"]
-
-METHODS = (*HEURISTICS, "markov", "shapley")
 
 
 @dataclass

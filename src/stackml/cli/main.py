@@ -195,6 +195,7 @@ app.command()(serve)
 
 
 # -- pipelines -----------------------------------------------------------------------------------------------
+from stackml.cli.attribution import attribution_app  # noqa: E402  (imports only typer and pydantic)
 from stackml.cli.cluster import cluster_app  # noqa: E402  (imports only typer)
 from stackml.cli.forecast import forecast_app  # noqa: E402  (imports only typer)
 from stackml.cli.mmm import mmm_app  # noqa: E402  (imports only typer)
@@ -204,6 +205,7 @@ from stackml.cli.score import score_app  # noqa: E402  (imports only typer)
 
 app.add_typer(forecast_app, name="forecast")
 app.add_typer(mmm_app, name="mmm")
+app.add_typer(attribution_app, name="attribution")
 app.add_typer(nlp_app, name="nlp")
 app.add_typer(cluster_app, name="cluster")
 app.add_typer(monitor_app, name="monitor")

@@ -1,0 +1,111 @@
+"""The attribution pipeline's result: every method's credit with its inputs, in the shape ``publish``, the
+report and the CLI read."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from stackml.attribution.paths import Paths, journeys_summary
+
+if TYPE_CHECKING:
+    from stackml.attribution.config import AttributionConfig
+    from stackml.attribution.model import AttributionResult
+    from stackml.pipelines import ModelToRegister
+
+__all__ = ["AttributionRun", "PRIMARY_METRIC"]
+
+#: the sequence model is promoted on its calibrated validation log-loss (lower is better)
+PRIMARY_METRIC = "neural_valid_logloss"
+
+
+@dataclass
+class AttributionRun:
+    """What one attribution run found."""
+
+    config: AttributionConfig
+    paths: Paths
+    fitted: AttributionResult
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    pipeline = "attribution"
+    primary_metric = PRIMARY_METRIC
+    higher_is_better = False
+
+    # -- Publishable ----------------------------------------------------------------------------------------
+    @property
+    def passed(self) -> bool:
+        return True
+
+    def failed_gates(self) -> list[str]:
+        return []
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "format": self.config.format,
+            "methods": ",".join(self.config.methods),
+            "lookback_days": self.config.lookback_days,
+            "markov_order": self.config.markov_order,
+            "half_life_days": self.config.half_life_days,
+            "random_state": self.config.random_state,
+        }
+
+    def metrics(self) -> dict[str, float]:
+        summary = journeys_summary(self.paths)
+        metrics: dict[str, float] = {
+            "paths": float(summary["paths"]),
+            "journeys": summary["journeys"],
+            "conversions": summary["conversions"],
+            "channels": float(len(summary["channels"])),
+            "mean_path_length": summary["mean_length"],
+        }
+        if self.fitted.markov is not None:
+            metrics["markov_conversion_probability"] = self.fitted.markov.conversion_probability
+        for method, seconds in self.seconds.items():
+            metrics[f"seconds_{method}"] = seconds
+        return metrics
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        tables = {"credit": self.fitted.credit}
+        if self.fitted.markov is not None:
+            tables["markov_removal_effects"] = self.fitted.markov.removal_effects
+            tables["markov_transitions"] = self.fitted.markov.transitions
+        if self.fitted.shapley is not None:
+            tables["shapley"] = self.fitted.shapley.credit
+        return tables
+
+    def comparison_key(self, frame: pd.DataFrame) -> str:
+        from stackml.tracking import data_fingerprint
+
+        return f"attribution:{data_fingerprint(frame)}"
+
+    def models(self, frame: pd.DataFrame) -> list[ModelToRegister]:
+        return []  # the credits are tables logged with the run
+
+    # -- for the report and the CLI ------------------------------------------------------------------------
+    def summary(self) -> dict[str, Any]:
+        """``{"credit": {method: {channel: share}}, "paths": {...}, ...}`` (shares of total conversions)."""
+        out: dict[str, Any] = {
+            "credit": self.fitted.shares(),
+            "conversions": {
+                method: {row.channel: round(float(row.conversions), 6) for row in rows.itertuples()}
+                for method, rows in self.fitted.credit.groupby("method", sort=False)
+            },
+            "paths": journeys_summary(self.paths),
+            "methods": list(self.config.methods),
+            "seconds": {k: round(v, 4) for k, v in self.seconds.items()},
+        }
+        if self.fitted.markov is not None:
+            out["markov"] = {
+                "order": self.config.markov_order,
+                "states": self.fitted.markov.states,
+                "conversion_probability": round(self.fitted.markov.conversion_probability, 6),
+            }
+        if self.fitted.shapley is not None:
+            out["shapley"] = {
+                "exact": self.fitted.shapley.exact,
+                "permutations": self.fitted.shapley.permutations,
+            }
+        return out

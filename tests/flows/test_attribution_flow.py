@@ -1,0 +1,122 @@
+"""AttributionFlow end to end through the CLI: raw touchpoints in the warehouse -> journeys cut in SQL ->
+every method's credit, the paths table and the report; the aggregated path format from a file; bad input
+exits 2 before any flow starts."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+
+def touchpoints(n_users: int = 400, seed: int = 0) -> pd.DataFrame:
+    """Users who see search, email and display; those who saw email convert more often."""
+    rng = np.random.default_rng(seed)
+    rows, t0 = [], datetime(2026, 1, 1)
+    for user in range(n_users):
+        channels = list(rng.choice(["search", "email", "display"], size=rng.integers(1, 5)))
+        converted = rng.random() < (0.5 if "email" in channels else 0.1)
+        for i, channel in enumerate(channels):
+            last = i == len(channels) - 1
+            rows.append(
+                (
+                    f"u{user}",
+                    t0 + timedelta(days=i, hours=user % 24),
+                    channel,
+                    int(converted and last),
+                    20.0 if converted and last else 0.0,
+                )
+            )
+    return pd.DataFrame(rows, columns=["user_id", "ts", "channel", "conversion", "value"])
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from stackml.config import get_settings
+    from stackml.warehouse import connect
+
+    home = tmp_path_factory.mktemp("attribution_home")
+    with connect(settings=get_settings(home=home)) as wh:
+        wh.ingest(touchpoints(), "touchpoints")
+    return home
+
+
+def test_touchpoints_in_the_warehouse_become_credit_a_paths_table_and_a_report(
+    home: Path, stackml_cli
+) -> None:
+    proc = stackml_cli(
+        home, "attribution", "run", "--table", "touchpoints", "--model-name", "touch", "--json"
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads(proc.stdout)
+    assert set(summary["credit"]) == {
+        "first_touch",
+        "last_touch",
+        "linear",
+        "time_decay",
+        "position",
+        "markov",
+        "shapley",
+    }
+    for method, shares in summary["credit"].items():
+        assert sum(shares.values()) == pytest.approx(1.0, abs=1e-5), method
+    assert summary["credit"]["markov"]["email"] == max(summary["credit"]["markov"].values())
+    assert summary["paths"]["journeys"] == 400 and summary["paths_table"] == "touch_paths"
+    assert Path(summary["report"]).is_file() and summary["run_id"]
+    from stackml.config import get_settings
+    from stackml.warehouse import connect
+
+    with connect(settings=get_settings(home=home)) as wh:
+        assert wh.row_count("touch_paths") == 400
+    text = stackml_cli(
+        home,
+        "attribution",
+        "run",
+        "--table",
+        "touchpoints",
+        "--methods",
+        "last_touch,markov",
+        "--markov-order",
+        "2",
+    )
+    assert text.returncode == 0, text.stderr[-3000:]
+    assert "Share of" in text.stdout and "markov" in text.stdout
+
+
+def test_the_aggregated_path_format_is_read_from_a_file(home: Path, stackml_cli, tmp_path: Path) -> None:
+    paths = tmp_path / "paths.csv"
+    rows = ["path;total_conversions;total_conversion_value;total_null", "search > email;30;300;70"]
+    paths.write_text("\n".join([*rows, "display;2;20;98", "email;10;100;40"]) + "\n")
+    proc = stackml_cli(
+        home,
+        "attribution",
+        "run",
+        "--data",
+        str(paths),
+        "--format",
+        "paths",
+        "--methods",
+        "first_touch,markov",
+        "--json",
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads(proc.stdout)
+    assert summary["credit"]["first_touch"] == {
+        "display": pytest.approx(2 / 42, abs=1e-6),
+        "email": pytest.approx(10 / 42, abs=1e-6),
+        "search": pytest.approx(30 / 42, abs=1e-6),
+    }
+
+
+def test_bad_input_exits_2_before_a_flow_starts(home: Path, stackml_cli, tmp_path: Path) -> None:
+    unknown = stackml_cli(home, "attribution", "run", "--table", "touchpoints", "--methods", "markov,nural")
+    assert unknown.returncode == 2 and "unknown method 'nural'" in unknown.stderr
+    doubled = pd.concat([touchpoints(20), touchpoints(20).iloc[[0]]])
+    doubled.to_csv(tmp_path / "tp.csv", index=False)
+    repeated = stackml_cli(home, "attribution", "run", "--data", str(tmp_path / "tp.csv"))
+    assert repeated.returncode == 2 and "1 touchpoint(s) repeated" in repeated.stderr
+    assert "Traceback" not in unknown.stderr + repeated.stderr
