@@ -61,6 +61,7 @@ def test_touchpoints_in_the_warehouse_become_credit_a_paths_table_and_a_report(
         "position",
         "markov",
         "shapley",
+        "neural",
     }
     for method, shares in summary["credit"].items():
         assert sum(shares.values()) == pytest.approx(1.0, abs=1e-5), method
@@ -72,6 +73,22 @@ def test_touchpoints_in_the_warehouse_become_credit_a_paths_table_and_a_report(
 
     with connect(settings=get_settings(home=home)) as wh:
         assert wh.row_count("touch_paths") == 400
+    # the sequence model is registered and promoted; it scores a path and credits each touch
+    assert summary["registered"] and summary["model_version"] == 1 and summary["promoted"]
+    assert (
+        summary["neural"]["calibration"]["log_loss_after"]
+        <= summary["neural"]["calibration"]["log_loss_before"]
+    )
+    from stackml.tracking import load_model
+
+    model = load_model("models:/touch@champion", settings=get_settings(home=home))
+    scored = model.predict(pd.DataFrame({"path": ["search > email", "display"], "gaps": ["1,0", "0"]}))
+    assert list(scored.columns) == ["probability", "credit"]
+    assert scored["probability"].iloc[0] > scored["probability"].iloc[1]  # email converts more
+    credit = json.loads(scored["credit"].iloc[0])
+    assert [c["channel"] for c in credit] == ["search", "email"] and sum(
+        c["share"] for c in credit
+    ) == pytest.approx(1.0)
     text = stackml_cli(
         home,
         "attribution",

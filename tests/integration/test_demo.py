@@ -47,10 +47,11 @@ def test_cli_demo_runs_every_pipeline_and_prints_the_report_path(tmp_path: Path)
     index = home / "reports" / "index.html"
     assert f"Report index: {index}" in proc.stdout and index.is_file()
     pipelines = {entry.pipeline for entry in list_reports(home / "reports")}
-    assert {"demo", "forecasting", "mmm", "nlp", "cluster", "monitor"} <= pipelines, pipelines
+    assert {"demo", "forecasting", "mmm", "attribution", "nlp", "cluster", "monitor"} <= pipelines, pipelines
     with connect(settings=get_settings(home=home)) as wh:
         assert wh.row_count("demo_store_sales") == 3650
         assert "demo_touchpoints" in wh.tables()
+        assert wh.row_count("attribution_demo_journeys_paths") > 1000  # the attribution step's journeys
         assert wh.row_count("demo_support_messages") == 400
         assert wh.row_count("cluster_demo_support_messages_assignments") == 400
         logged = wh.query(

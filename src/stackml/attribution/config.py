@@ -31,6 +31,7 @@ class AttributionConfig(PipelineConfig):
         markov_order: the Markov chain's memory (1-3 channels).
         half_life_days: time decay's half-life (in touches for the aggregated format).
         shapley_permutations: sampled orders when there are more channels than Shapley counts exactly.
+        neural_epochs: the sequence model's most passes over the journeys (early stopping ends sooner).
         user_column, time_column, channel_column, conversion_column, value_column: touchpoints' columns
             (``value_column`` may be absent from the data: values are then 0).
         random_state: seeds anything sampled or trained.
@@ -45,6 +46,7 @@ class AttributionConfig(PipelineConfig):
     markov_order: Annotated[Int, Field(ge=1, le=3)] = 1
     half_life_days: Annotated[Float, Field(gt=0)] = 7.0
     shapley_permutations: Annotated[Int, Field(ge=2)] = 2000
+    neural_epochs: Annotated[Int, Field(ge=1)] = 30
     user_column: str = "user_id"
     time_column: str = "ts"
     channel_column: str = "channel"

@@ -3,4 +3,4 @@
 __all__ = ["RULES", "METHODS"]
 
 RULES = ("first_touch", "last_touch", "linear", "time_decay", "position")
-METHODS = (*RULES, "markov", "shapley")
+METHODS = (*RULES, "markov", "shapley", "neural")

@@ -11,7 +11,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pandas as pd
@@ -19,6 +19,7 @@ import pandas as pd
 from stackml.attribution.heuristics import DEFAULT_HALF_LIFE_DAYS, heuristic_credit
 from stackml.attribution.markov import MarkovResult, markov_credit
 from stackml.attribution.methods import METHODS
+from stackml.attribution.neural import NeuralOptions, NeuralResult, fit_neural
 from stackml.attribution.paths import Paths
 from stackml.attribution.shapley import DEFAULT_PERMUTATIONS, ShapleyResult, shapley_credit
 from stackml.errors import raise_if_problems
@@ -35,12 +36,14 @@ class AttributionResult:
             shares sum to 1).
         markov: the Markov chain's removal effects and transitions (when ``markov`` ran).
         shapley: whether Shapley values were exact, and their standard errors when sampled.
+        neural: the sequence model, its learning curve and calibration (when ``neural`` ran).
         seconds: fit time per method.
     """
 
     credit: pd.DataFrame
     markov: MarkovResult | None = None
     shapley: ShapleyResult | None = None
+    neural: NeuralResult | None = None
     seconds: dict[str, float] = field(default_factory=dict)
 
     def shares(self) -> dict[str, dict[str, float]]:
@@ -61,11 +64,12 @@ class Attribution:
     """Path attribution with one or more methods.
 
     Args:
-        methods: any of ``first_touch, last_touch, linear, time_decay, position, markov, shapley``.
+        methods: any of ``first_touch, last_touch, linear, time_decay, position, markov, shapley, neural``.
         markov_order: states remember this many channels (1-3).
         half_life_days: time decay's half-life (in touches when the paths carry no times).
         shapley_permutations: sampled orders when there are too many channels to count every coalition.
-        random_state: seed of anything sampled.
+        random_state: seed of anything sampled or trained.
+        neural_options: the sequence model's settings (its seed is ``random_state``).
     """
 
     def __init__(
@@ -76,6 +80,7 @@ class Attribution:
         half_life_days: float = DEFAULT_HALF_LIFE_DAYS,
         shapley_permutations: int = DEFAULT_PERMUTATIONS,
         random_state: int = 0,
+        neural_options: NeuralOptions | None = None,
     ) -> None:
         methods = [methods] if isinstance(methods, str) else list(methods)
         problems = [
@@ -97,13 +102,14 @@ class Attribution:
         self.half_life_days = half_life_days
         self.shapley_permutations = shapley_permutations
         self.random_state = random_state
+        self.neural_options = replace(neural_options or NeuralOptions(), random_state=random_state)
 
     def fit(self, paths: Paths) -> AttributionResult:
         """Credit each channel with each method."""
         import time
 
         frames, seconds = [], {}
-        markov = shapley = None
+        markov = shapley = neural = None
         for method in self.methods:
             started = time.perf_counter()
             if method == "markov":
@@ -114,6 +120,9 @@ class Attribution:
                     paths, permutations=self.shapley_permutations, random_state=self.random_state
                 )
                 credit = shapley.credit
+            elif method == "neural":
+                neural = fit_neural(paths, self.neural_options)
+                credit = neural.credit
             else:
                 credit = heuristic_credit(paths, method, self.half_life_days)
             seconds[method] = time.perf_counter() - started
@@ -124,7 +133,7 @@ class Attribution:
                 )
             )
         table = pd.concat(frames, ignore_index=True)[["method", "channel", "conversions", "value", "share"]]
-        return AttributionResult(table, markov, shapley, seconds)
+        return AttributionResult(table, markov, shapley, neural, seconds)
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -133,4 +142,5 @@ class Attribution:
             "half_life_days": self.half_life_days,
             "shapley_permutations": self.shapley_permutations,
             "random_state": self.random_state,
+            "neural": {k: v for k, v in self.neural_options.__dict__.items() if not k.startswith("_")},
         }

@@ -17,6 +17,7 @@ import pandas as pd
 
 from stackml.attribution.config import AttributionConfig
 from stackml.attribution.model import Attribution, AttributionResult
+from stackml.attribution.neural import NeuralOptions
 from stackml.attribution.paths import SEPARATOR, Paths, paths_from_touchpoints, read_paths
 from stackml.attribution.result import AttributionRun
 
@@ -81,6 +82,7 @@ def fit(config: AttributionConfig, paths: Paths) -> tuple[AttributionResult, dic
         half_life_days=config.half_life_days,
         shapley_permutations=config.shapley_permutations,
         random_state=config.random_state,
+        neural_options=NeuralOptions(epochs=config.neural_epochs),
     )
     fitted = model.fit(paths)
     return fitted, dict(fitted.seconds)
@@ -134,9 +136,9 @@ def publish_run(run: AttributionRun, frame: pd.DataFrame, *, model_name: str, re
     from stackml.pipelines import publish
 
     published = publish(run, frame, model_name=model_name, register=register)
-    if not run.models(frame):
+    if run.fitted.neural is None:
         published.note = (
             "Nothing registered: the rule, Markov and Shapley credits are tables, logged with the run "
-            f"{published.run_id}."
+            f"{published.run_id}; the neural method registers its sequence model."
         )
     return published

@@ -70,6 +70,25 @@ def attribution_report(
         )
         if not shapley.exact:
             report.add_table(shapley.credit.round(3), caption="Shapley credit with standard errors")
+    if run.fitted.neural is not None:
+        neural = run.fitted.neural
+        report.add_heading("Sequence model")
+        report.add_paragraph(
+            f"A GRU over channel embeddings and the time to the journey's end, trained {neural.epochs_run} "
+            f"epoch(s) (weights of epoch {neural.best_epoch} kept); credit per touch by integrated gradients "
+            "of its calibrated conversion probability."
+        )
+        report.add_figure(_learning_curve(neural.learning_curve), caption="Training and validation log-loss")
+        calibration = pd.DataFrame(
+            {
+                "measure": ["log-loss", "Brier score", "expected calibration error"],
+                "before calibration": [
+                    neural.calibration[f"{k}_before"] for k in ("log_loss", "brier", "ece")
+                ],
+                "after": [neural.calibration[f"{k}_after"] for k in ("log_loss", "brier", "ece")],
+            }
+        ).round(4)
+        report.add_table(calibration, caption="Validation journeys, before and after calibration")
     report.add_heading("Timings")
     report.add_table(
         pd.DataFrame({"step": list(run.seconds), "seconds": [round(v, 3) for v in run.seconds.values()]}),
@@ -118,4 +137,16 @@ def _transition_figure(transitions: pd.DataFrame):  # noqa: ANN202 - a plotly Fi
         go.Heatmap(z=grid.round(3).to_numpy(), x=list(grid.columns), y=list(grid.index), colorscale="Blues")
     )
     fig.update_layout(xaxis_title="to", yaxis_title="from", height=480)
+    return fig
+
+
+def _learning_curve(curve: pd.DataFrame):  # noqa: ANN202 - a plotly Figure
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    for column, name in (("train_loss", "training"), ("valid_loss", "validation")):
+        fig.add_scatter(
+            x=curve["epoch"].tolist(), y=curve[column].round(5).tolist(), mode="lines+markers", name=name
+        )
+    fig.update_layout(xaxis_title="epoch", yaxis_title="weighted log-loss", height=360)
     return fig

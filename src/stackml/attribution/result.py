@@ -63,6 +63,13 @@ class AttributionRun:
         }
         if self.fitted.markov is not None:
             metrics["markov_conversion_probability"] = self.fitted.markov.conversion_probability
+        neural = self.fitted.neural
+        if neural is not None:
+            cal = neural.calibration
+            metrics[PRIMARY_METRIC] = cal["log_loss_after"]
+            metrics["neural_valid_brier"] = cal["brier_after"]
+            metrics["neural_valid_ece"] = cal["ece_after"]
+            metrics["neural_epochs"] = float(neural.epochs_run)
         for method, seconds in self.seconds.items():
             metrics[f"seconds_{method}"] = seconds
         return metrics
@@ -74,6 +81,8 @@ class AttributionRun:
             tables["markov_transitions"] = self.fitted.markov.transitions
         if self.fitted.shapley is not None:
             tables["shapley"] = self.fitted.shapley.credit
+        if self.fitted.neural is not None:
+            tables["neural_learning_curve"] = self.fitted.neural.learning_curve
         return tables
 
     def comparison_key(self, frame: pd.DataFrame) -> str:
@@ -82,7 +91,13 @@ class AttributionRun:
         return f"attribution:{data_fingerprint(frame)}"
 
     def models(self, frame: pd.DataFrame) -> list[ModelToRegister]:
-        return []  # the credits are tables logged with the run
+        """The sequence model as a pyfunc (a path in; its conversion probability and each touch's credit
+        out); the other methods' credits are tables logged with the run."""
+        if self.fitted.neural is None:
+            return []
+        from stackml.attribution.registry_model import model_to_register
+
+        return [model_to_register(self.fitted.neural.model, self.paths)]
 
     # -- for the report and the CLI ------------------------------------------------------------------------
     def summary(self) -> dict[str, Any]:
@@ -107,5 +122,12 @@ class AttributionRun:
             out["shapley"] = {
                 "exact": self.fitted.shapley.exact,
                 "permutations": self.fitted.shapley.permutations,
+            }
+        if self.fitted.neural is not None:
+            neural = self.fitted.neural
+            out["neural"] = {
+                "epochs_run": neural.epochs_run,
+                "best_epoch": neural.best_epoch,
+                "calibration": {k: round(float(v), 6) for k, v in neural.calibration.items()},
             }
         return out

@@ -91,6 +91,7 @@ def forecast_step(ctx: DemoContext) -> None:
 
 SAMPLE_TABLE = "demo_store_sales"
 
+from stackml.demo.attribution_demo import attribution_step  # noqa: E402  (cheap: the flow loads inside the step)
 from stackml.demo.cluster_demo import cluster_step  # noqa: E402  (cheap: the flow loads inside the step)
 from stackml.demo.mmm_demo import mmm_step  # noqa: E402  (cheap: the flow and PyMC load inside the step)
 from stackml.demo.monitor_demo import monitor_step  # noqa: E402  (cheap: FastAPI and the flow load inside)
@@ -102,6 +103,7 @@ DEMO_STEPS: list[tuple[str, Callable[[DemoContext], Any]]] = [
     ("Sample data", sample_step),
     ("Forecasting", forecast_step),
     ("Media-mix model", mmm_step),
+    ("Path attribution", attribution_step),
     ("Text classification", nlp_step),
     ("Clustering", cluster_step),
     ("Monitoring", monitor_step),
