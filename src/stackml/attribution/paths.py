@@ -13,6 +13,7 @@ the days from it to the journey's end (for time decay). Two ways in:
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -30,7 +31,10 @@ if TYPE_CHECKING:
 
 __all__ = ["Paths", "read_paths", "paths_from_touchpoints", "SEPARATOR"]
 
+log = logging.getLogger(__name__)
+
 SEPARATOR = " > "
+HEAVY_USER_TOUCHES = 10_000  # more touchpoints than this for one user earns a warning
 AGGREGATED_COLUMNS = ("path", "total_conversions", "total_conversion_value", "total_null")
 _SHOWN = 5  # problems named in an error, per kind
 
@@ -259,8 +263,20 @@ def paths_from_touchpoints(
         f"SELECT (SELECT count(*) FROM (SELECT {u}, {t}, {c} FROM {source} GROUP BY 1, 2, 3 "
         f"HAVING count(*) > 1) d) AS duplicates, "
         f"(SELECT count(*) FROM {source} WHERE {value_expr} < 0) AS negative, "
-        f"(SELECT count(*) FROM {source} WHERE {u} IS NULL OR {t} IS NULL OR {c} IS NULL) AS nulls"
+        f"(SELECT count(*) FROM {source} WHERE {u} IS NULL OR {t} IS NULL OR {c} IS NULL) AS nulls, "
+        f"(SELECT count(*) FROM (SELECT {u} FROM {source} GROUP BY 1 "
+        f"HAVING count(*) > {HEAVY_USER_TOUCHES}) h) AS heavy_users"
     ).iloc[0]
+    if checks["heavy_users"]:
+        # A bot, a shared device or a broken user id: its journeys are real input, but they distort the paths.
+        log.warning(
+            "%d user(s) in '%s' have more than %s touchpoints each (bots, shared devices or a broken user "
+            "id?); their journeys are kept, cut at each conversion and by the %g-day lookback.",
+            int(checks["heavy_users"]),
+            table,
+            f"{HEAVY_USER_TOUCHES:,}",
+            lookback_days,
+        )
     problems = []
     if checks["duplicates"]:
         problems.append(f"{int(checks['duplicates'])} touchpoint(s) repeated (same user, time and channel)")

@@ -179,3 +179,17 @@ def test_bad_touchpoints_are_refused_before_anything_is_written(warehouse_url: s
     assert "1 touchpoint(s) repeated" in str(caught.value) and "1 row(s) with a negative value" in str(
         caught.value
     )
+
+
+def test_a_user_with_a_flood_of_touchpoints_is_warned_about(
+    warehouse_url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from stackml.attribution import paths as paths_module
+    from stackml.warehouse import connect
+
+    monkeypatch.setattr(paths_module, "HEAVY_USER_TOUCHES", 3)  # u1 has 4 touchpoints
+    with connect(warehouse_url) as wh:
+        wh.ingest(touchpoints(), "touchpoints")
+        with caplog.at_level("WARNING", logger="stackml.attribution.paths"):
+            paths = paths_from_touchpoints(wh, "touchpoints")
+    assert len(paths) == 3 and "1 user(s) in 'touchpoints' have more than 3 touchpoints" in caplog.text
