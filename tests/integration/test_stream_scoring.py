@@ -90,6 +90,15 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Registry:
 
 
 @pytest.fixture()
+def stream_postgres(postgres_url: str):
+    """The session's PostgreSQL database, with the prediction log these tests wrote dropped afterwards (other
+    modules' tests expect an empty database)."""
+    yield postgres_url
+    with connect(postgres_url) as wh:
+        wh.execute("DROP TABLE IF EXISTS prediction_log")
+
+
+@pytest.fixture()
 def streams(redis_url: str):
     """Unique stream names, deleted afterwards."""
     prefix = f"test-{uuid.uuid4().hex[:10]}"
@@ -348,8 +357,9 @@ def test_the_cli_refuses_bad_options_and_an_unreachable_broker_without_a_traceba
 @pytest.mark.slow
 @pytest.mark.postgres
 def test_a_worker_killed_mid_batch_loses_nothing_and_duplicates_nothing(
-    registry: Registry, postgres_url: str, streams, redis_url: str
+    registry: Registry, stream_postgres: str, streams, redis_url: str
 ) -> None:
+    postgres_url = stream_postgres
     client, names = streams
     ids = enqueue(client, names["source"], 1500)
     args = ("--model", "slow", "--batch", "32", "--max-wait-ms", "5", "--claim-after-ms", "1500")
@@ -380,8 +390,9 @@ def test_a_worker_killed_mid_batch_loses_nothing_and_duplicates_nothing(
 @pytest.mark.slow
 @pytest.mark.postgres
 def test_sigterm_finishes_the_batch_in_hand_and_loses_nothing(
-    registry: Registry, postgres_url: str, streams, redis_url: str
+    registry: Registry, stream_postgres: str, streams, redis_url: str
 ) -> None:
+    postgres_url = stream_postgres
     client, names = streams
     ids = enqueue(client, names["source"], 600)
     worker = worker_process(registry, postgres_url, names, redis_url, "--model", "slow", "--batch", "16")
