@@ -183,9 +183,14 @@ def stream(
     settings.ensure_home()
 
     def started(names: list[str]) -> None:
+        source, out, dead = options.source, options.out, options.dead_stream
+        if options.broker.lower().startswith("kafka://"):  # the topics' names, as Kafka spells them
+            from stackml.scoring.brokers.kafka import topic_name
+
+            source, out, dead = topic_name(source), topic_name(out), topic_name(dead)
         typer.echo(
-            f"Scoring {options.source} -> {options.out} with {options.model} "
-            f"({len(names)} worker(s); dead letters: {options.dead_stream}). Stop with Ctrl-C or SIGTERM.",
+            f"Scoring {source} -> {out} with {options.model} "
+            f"({len(names)} worker(s); dead letters: {dead}). Stop with Ctrl-C or SIGTERM.",
             err=True,
         )
 
