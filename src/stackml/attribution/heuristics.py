@@ -6,67 +6,18 @@ credit is the sum over touches and paths. Credits sum to the total conversions (
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from itertools import chain
 
 import numpy as np
 import pandas as pd
 
+from stackml.attribution.methods import RULES
 from stackml.attribution.paths import Paths
 
-__all__ = ["HEURISTICS", "heuristic_credit", "touch_weights"]
+__all__ = ["heuristic_credit"]
 
 POSITION_ENDS = 0.4  # position-based: the first and the last touch each get 40%, the middle shares 20%
 DEFAULT_HALF_LIFE_DAYS = 7.0
-
-
-def _first(n: int, _gaps: tuple[float, ...] | None, _half_life: float) -> np.ndarray:
-    w = np.zeros(n)
-    w[0] = 1.0
-    return w
-
-
-def _last(n: int, _gaps: tuple[float, ...] | None, _half_life: float) -> np.ndarray:
-    w = np.zeros(n)
-    w[-1] = 1.0
-    return w
-
-
-def _linear(n: int, _gaps: tuple[float, ...] | None, _half_life: float) -> np.ndarray:
-    return np.full(n, 1.0 / n)
-
-
-def _time_decay(n: int, gaps: tuple[float, ...] | None, half_life: float) -> np.ndarray:
-    # Without timestamps (the aggregated format) a touch k steps before the last is k half-lives old.
-    ages = np.asarray(gaps, dtype=float) / half_life if gaps is not None else np.arange(n - 1, -1, -1.0)
-    w = np.power(0.5, ages)
-    return w / w.sum()
-
-
-def _position(n: int, _gaps: tuple[float, ...] | None, _half_life: float) -> np.ndarray:
-    if n == 1:
-        return np.ones(1)
-    if n == 2:
-        return np.full(2, 0.5)
-    w = np.full(n, (1.0 - 2 * POSITION_ENDS) / (n - 2))
-    w[0] = w[-1] = POSITION_ENDS
-    return w
-
-
-HEURISTICS: dict[str, Callable[[int, tuple[float, ...] | None, float], np.ndarray]] = {  # keys: methods.RULES
-    "first_touch": _first,
-    "last_touch": _last,
-    "linear": _linear,
-    "time_decay": _time_decay,
-    "position": _position,
-}
-
-
-def touch_weights(
-    method: str, n: int, gaps: tuple[float, ...] | None = None, half_life_days: float = 7.0
-) -> np.ndarray:
-    """The share of a path's conversions each of its ``n`` touches gets under ``method``."""
-    return HEURISTICS[method](n, gaps, half_life_days)
 
 
 def heuristic_credit(
@@ -76,8 +27,8 @@ def heuristic_credit(
 
     Every touch of every path at once (flat arrays, one weight per touch), not a loop over paths.
     """
-    if method not in HEURISTICS:
-        raise KeyError(f"unknown rule {method!r}; known: {', '.join(HEURISTICS)}")
+    if method not in RULES:
+        raise KeyError(f"unknown rule {method!r}; known: {', '.join(RULES)}")
     frame = paths.frame
     flat = paths.touches
     owner, position, n = flat.owner, flat.position, flat.length

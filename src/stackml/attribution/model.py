@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
 
 import pandas as pd
 
@@ -134,13 +133,3 @@ class Attribution:
             )
         table = pd.concat(frames, ignore_index=True)[["method", "channel", "conversions", "value", "share"]]
         return AttributionResult(table, markov, shapley, neural, seconds)
-
-    def describe(self) -> dict[str, Any]:
-        return {
-            "methods": self.methods,
-            "markov_order": self.markov_order,
-            "half_life_days": self.half_life_days,
-            "shapley_permutations": self.shapley_permutations,
-            "random_state": self.random_state,
-            "neural": {k: v for k, v in self.neural_options.__dict__.items() if not k.startswith("_")},
-        }

@@ -59,6 +59,10 @@ RegisterOption = Annotated[
     ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of a table.")]
+#: the log format of the long-running commands (the service, the stream workers)
+LogFormatOption = Annotated[
+    str, typer.Option("--log-format", help="'text' (one line per event) or 'json' (one object per line).")
+]
 
 
 def default(config_class: type[PipelineConfig], field: str) -> Any:

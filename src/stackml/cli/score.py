@@ -12,7 +12,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from stackml.cli._pipeline import JsonOption, WarehouseOption
+from stackml.cli._pipeline import JsonOption, LogFormatOption, WarehouseOption
 
 score_app = typer.Typer(
     help="Scoring beyond one request: a warehouse table in bulk, or an event stream with workers.",
@@ -144,9 +144,7 @@ def stream(
         ),
     ] = None,
     log_level: Annotated[str, typer.Option("--log-level", help="Level of stackml's logs.")] = "info",
-    log_format: Annotated[
-        str, typer.Option("--log-format", help="'text' (one line per event) or 'json' (one object per line).")
-    ] = "text",
+    log_format: LogFormatOption = "text",
     warehouse: WarehouseOption = None,
     as_json: JsonOption = False,
 ) -> None:

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from stackml.cli._pipeline import WarehouseOption
+from stackml.cli._pipeline import LogFormatOption, WarehouseOption
 from stackml.serving.options import ServingOptions
 
 __all__ = ["serve"]
@@ -72,9 +72,7 @@ def serve(
     log_level: Annotated[
         str, typer.Option("--log-level", help="Level of stackml's and uvicorn's logs.")
     ] = "info",
-    log_format: Annotated[
-        str, typer.Option("--log-format", help="'text' (one line per event) or 'json' (one object per line).")
-    ] = "text",
+    log_format: LogFormatOption = "text",
     warehouse: WarehouseOption = None,
 ) -> None:
     """Serve registered models over HTTP: predict, validate, log every prediction, expose /metrics."""
