@@ -1,4 +1,5 @@
-"""Shared fixtures: an isolated stackml home per test and a throwaway PostgreSQL database per session.
+"""Shared fixtures: an isolated stackml home per test, a throwaway PostgreSQL database and Spark folder per
+session, and ``warehouse_url``, which runs a test on each warehouse engine.
 
 Service-backed tests skip with a reason when the service is missing, unless the matching STACKML_REQUIRE_*
 variable is set (CI sets them), in which case a missing service fails the run instead of hiding it.
@@ -80,21 +81,50 @@ def redis_url() -> str:
     return url
 
 
-@pytest.fixture(params=["duckdb", "postgres"])
+@pytest.fixture(scope="session")
+def spark_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A Spark warehouse in a folder of this test session. Each xdist worker is its own process, so it gets
+    its own folder and its own Spark session (no UI, no fixed ports), started by the first test needing it."""
+    try:
+        import pyspark  # noqa: F401
+    except ImportError:
+        require_or_skip("STACKML_REQUIRE_SPARK", "pyspark is not installed (pip install 'stackml[spark]')")
+    from stackml.errors import MissingDependencyError
+    from stackml.warehouse.spark_session import require_java
+
+    try:
+        require_java()
+    except MissingDependencyError as exc:
+        require_or_skip("STACKML_REQUIRE_SPARK", str(exc))
+    return f"spark://local[2]?path={tmp_path_factory.mktemp('spark-warehouse')}"
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Run each test that takes ``warehouse_url`` on every engine its module lists in ``WAREHOUSE_ENGINES``
+    (default DuckDB and PostgreSQL; Spark's start-up costs seconds, so its modules ask for it)."""
+    if "warehouse_url" in metafunc.fixturenames:
+        engines = getattr(metafunc.module, "WAREHOUSE_ENGINES", ("duckdb", "postgres"))
+        metafunc.parametrize("warehouse_url", engines, indirect=True)
+
+
+@pytest.fixture
 def warehouse_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """The same test on DuckDB and on PostgreSQL (tables dropped between tests)."""
+    """The same test on each engine (see pytest_generate_tests); tables are dropped between tests."""
     if request.param == "duckdb":
         yield f"duckdb:///{tmp_path / 'wh.duckdb'}"
         return
-    url = request.getfixturevalue("postgres_url")
+    url = request.getfixturevalue(f"{request.param}_url")
     yield url
     from stackml.warehouse import connect
 
     with connect(url) as wh:
         for table in wh.tables():
             wh.execute(
-                f"DROP TABLE IF EXISTS {'.'.join(chr(34) + p + chr(34) for p in table.split('.'))} CASCADE"
+                f"DROP TABLE IF EXISTS {'.'.join(chr(34) + p + chr(34) for p in table.split('.'))}"
+                + (" CASCADE" if request.param == "postgres" else "")
             )
+        if request.param != "postgres":
+            return
         for schema in wh.query(
             "SELECT nspname FROM pg_namespace WHERE nspname NOT LIKE 'pg_%' "
             "AND nspname NOT IN ('public', 'information_schema')"

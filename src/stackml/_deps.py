@@ -28,6 +28,7 @@ _EXTRA_FOR = {
     "uvicorn": "serve",
     "redis": "stream",
     "confluent_kafka": "kafka",
+    "pyspark": "spark",
 }
 
 

@@ -1,4 +1,4 @@
-"""The warehouse contract on real DuckDB and real PostgreSQL."""
+"""The warehouse contract on real DuckDB, real PostgreSQL and real Spark."""
 
 from __future__ import annotations
 
@@ -19,6 +19,8 @@ from stackml.errors import (
 )
 from stackml.warehouse import connect
 
+# Every test taking warehouse_url runs on each (see pytest_generate_tests in tests/conftest.py).
+WAREHOUSE_ENGINES = ("duckdb", "postgres", "spark")
 ROWS = 'id,name,amount,day\n1,alpha,1.5,2024-01-01\n2,beta,,2024-01-02\n3,"gam,ma",3.25,2024-01-03\n'
 
 
@@ -36,7 +38,8 @@ def test_ingest_csv_query_tables_schema(warehouse_url: str, csv_file: Path) -> N
         assert wh.tables() == ["sales"]
         types = {k: v.lower() for k, v in wh.schema("sales").items()}
         assert list(types) == ["id", "name", "amount", "day"]
-        assert types["id"] == "bigint" and types["day"] == "date" and types["name"] in ("varchar", "text")
+        text_types = ("varchar", "text", "string")  # DuckDB, PostgreSQL, Spark
+        assert types["id"] == "bigint" and types["day"] == "date" and types["name"] in text_types
         df = wh.query("SELECT id, name, amount FROM sales WHERE id >= ? ORDER BY id", [2])
         assert df["name"].tolist() == ["beta", "gam,ma"]
         assert pd.isna(df["amount"].iloc[0])  # an empty field is NULL
@@ -255,6 +258,12 @@ def test_stream_returns_exact_values_in_batches(warehouse_url: str) -> None:
             "TIMESTAMP '2024-01-01 10:00:00.123456' AS ts, CAST(1.10 AS DECIMAL(10, 2)) AS price "
             "FROM range(5)"
         )
+    elif warehouse_url.startswith("spark"):
+        sql = (
+            "SELECT id AS i, id * 1e-12 AS tiny, INTERVAL 3 DAY AS span, "
+            "TIMESTAMP '2024-01-01 10:00:00.123456' AS ts, CAST(1.10 AS DECIMAL(10, 2)) AS price "
+            "FROM range(5)"
+        )
     else:
         sql = (
             "SELECT i, i * 1e-12::float8 AS tiny, INTERVAL '3 days' AS span, "
@@ -267,7 +276,9 @@ def test_stream_returns_exact_values_in_batches(warehouse_url: str) -> None:
         batches = list(rows)
     assert [len(b) for b in batches] in ([2, 2, 1], [5])  # DuckDB may hand over more rows per batch
     first = batches[0][1]
-    assert first[1] == 1e-12 and first[2] == "3 days" and first[3] == "2024-01-01T10:00:00.123456"
+    assert first[1] == 1e-12 and first[3] == "2024-01-01T10:00:00.123456"
+    span = "INTERVAL '3' DAY" if warehouse_url.startswith("spark") else "3 days"  # the engine's own text
+    assert first[2] == span
     assert first[4] == Decimal("1.10")
 
 

@@ -220,7 +220,7 @@ def paths_from_touchpoints(
     lookback_days: float = 30.0,
     out: str | None = None,
 ) -> Paths:
-    """Journeys from raw touchpoints, cut in SQL (DuckDB or PostgreSQL).
+    """Journeys from raw touchpoints, cut in SQL (DuckDB, PostgreSQL or Spark).
 
     A touchpoint row is ``user, time, channel`` with a conversion flag: 1 on the touch that converted (it
     counts as the journey's last touch and may carry the conversion's value). A user's journey ends at each
@@ -289,7 +289,15 @@ def paths_from_touchpoints(
             f"Cannot cut journeys from '{table}': " + "; ".join(problems) + ".",
             hint="De-duplicate the touchpoints and fill or drop the incomplete rows first.",
         )
-    seconds = "extract(epoch from {a}) - extract(epoch from {b})"
+    # The query is written for DuckDB and PostgreSQL. Spark reads it through sqlglot from DuckDB's dialect (so
+    # NUMERIC keeps DuckDB's DECIMAL(18,3) and the gaps match DuckDB's to the digit), except the one thing
+    # sqlglot leaves as it is and Spark cannot run: extract(epoch ...), for which Spark counts microseconds.
+    spark = warehouse.dialect == "spark"
+    seconds = (
+        "(unix_micros({a}) - unix_micros({b})) / 1e6"
+        if spark
+        else "extract(epoch from {a}) - extract(epoch from {b})"
+    )
     sql = f"""
 WITH ordered AS (
   SELECT {u} AS u, {t} AS t, CAST({c} AS VARCHAR) AS ch, CAST({conv} AS INTEGER) AS converted,
@@ -312,7 +320,7 @@ SELECT u, journey, string_agg(ch, ' > ' ORDER BY t) AS path,
        max(converted) AS conversions, max(val) AS value
 FROM touches GROUP BY u, journey
 """
-    journeys = warehouse.query(sql)
+    journeys = warehouse.query(sql, dialect="duckdb" if spark else None)
     frame = pd.DataFrame(
         {
             "path": [tuple(p.split(SEPARATOR)) for p in journeys["path"]],

@@ -1,4 +1,4 @@
-"""The warehouse: one small interface over DuckDB (default) and PostgreSQL.
+"""The warehouse: one small interface over DuckDB (default), PostgreSQL and Spark.
 
 Example:
     >>> from stackml.warehouse import connect
@@ -38,7 +38,12 @@ _DUCKDB_SUFFIXES = (".duckdb", ".db", ".ddb")
 _POSTGRES_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg")
 # A scheme is two or more characters before ':' (one letter is a Windows drive, as in C:\\data\\wh.duckdb).
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]+):")
-_URL_HINT = "Use duckdb:///path/to/file.duckdb (the default), a path ending in .duckdb, or postgresql://user@host:5432/dbname."
+# Spark's own spelling of a local master, without our scheme: local[2], local[*]
+_SPARK_LOCAL = re.compile(r"^local\[", re.IGNORECASE)
+_URL_HINT = (
+    "Use duckdb:///path/to/file.duckdb (the default), a path ending in .duckdb, "
+    "postgresql://user@host:5432/dbname, or spark://local[2] (optionally ?path=/folder/of/tables)."
+)
 
 
 def connect(
@@ -47,18 +52,22 @@ def connect(
     """Open the warehouse at ``url`` (default: ``Settings.warehouse_url``, a DuckDB file in the stackml home).
 
     Accepted URLs: ``duckdb:///relative.duckdb``, ``duckdb:////absolute.duckdb``, ``duckdb:///:memory:``, a
-    plain path ending in ``.duckdb``, ``.db`` or ``.ddb``, and ``postgresql://user[:password]@host[:port]/dbname``.
-    Any other scheme (``mysql://``, ``sqlite:``, ...) is refused, so a URL is never mistaken for a file name.
+    plain path ending in ``.duckdb``, ``.db`` or ``.ddb``, ``postgresql://user[:password]@host[:port]/dbname``,
+    and ``spark://local[N]`` or ``spark://local[*]`` (``local[N]`` alone too): Spark SQL in this process over
+    Parquet tables in the folder ``?path=...``, by default ``spark-warehouse`` in the stackml home (needs
+    ``stackml[spark]`` and Java 17+). Any other scheme (``mysql://``, ``sqlite:``, ...) and any other Spark
+    master (``spark://host:7077``) is refused, so a URL is never mistaken for a file name.
 
     Args:
         url: the warehouse URL.
-        settings: where the default URL comes from.
+        settings: where the default URL (and Spark's default folder) comes from.
         read_only: refuse every statement that would change the warehouse (DuckDB opens the file read-only
-            and must find it; PostgreSQL runs every statement in a read-only transaction).
+            and must find it; PostgreSQL runs every statement in a read-only transaction; Spark runs only
+            queries and must find its folder).
     """
-    if url is None:
-        from stackml.config import get_settings
+    from stackml.config import get_settings
 
+    if url is None:
         url = (settings or get_settings()).warehouse_url
     assert url is not None
     match = _SCHEME.match(url)
@@ -73,6 +82,10 @@ def connect(
         from stackml.warehouse.duckdb_engine import DuckDBWarehouse
 
         return DuckDBWarehouse(url, read_only=read_only)
+    if scheme == "spark" or _SPARK_LOCAL.match(url):
+        from stackml.warehouse.spark_engine import SparkWarehouse
+
+        return SparkWarehouse(url, read_only=read_only, home=(settings or get_settings()).home)
     shown = redact_url(url)
     if scheme is not None:
         raise ConfigError(f"Unsupported warehouse URL scheme '{scheme}:' in {shown!r}.", hint=_URL_HINT)

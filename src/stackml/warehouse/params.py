@@ -1,7 +1,8 @@
 """One placeholder style for every engine: ``?`` with a sequence, ``:name`` with a mapping.
 
-DuckDB understands ``?`` and ``$name``; psycopg wants ``%s`` and ``%(name)s``. Users write one style and we
-rewrite it for the engine, skipping string literals, quoted identifiers, comments and ``::`` casts.
+DuckDB understands ``?`` and ``$name``; psycopg wants ``%s`` and ``%(name)s``; Spark SQL takes ``?`` and
+``:name`` as they are. Users write one style and we rewrite it for the engine, skipping string literals,
+quoted identifiers, comments and ``::`` casts.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ Params = Sequence[Any] | Mapping[str, Any] | None
 
 
 def rewrite(sql: str, params: Params, style: str) -> tuple[str, Any]:
-    """Rewrite ``sql`` placeholders for ``style`` ("duckdb" or "psycopg") and return ``(sql, params)``."""
+    """Rewrite ``sql`` placeholders for ``style`` ("duckdb", "psycopg" or "spark"); ``(sql, params)``."""
     if params is None:
         return sql, None
     named = isinstance(params, Mapping)
@@ -57,7 +58,7 @@ def rewrite(sql: str, params: Params, style: str) -> tuple[str, Any]:
                 hint="Pass a mapping such as {'" + name + "': ...} or use '?' placeholders.",
             )
         used.append(name)
-        return f"%({name})s" if style == "psycopg" else f"${name}"
+        return {"psycopg": f"%({name})s", "spark": f":{name}"}.get(style, f"${name}")
 
     out = _TOKEN.sub(_sub, sql)
     if named:
@@ -67,7 +68,8 @@ def rewrite(sql: str, params: Params, style: str) -> tuple[str, Any]:
                 f"The query needs parameters {missing} that were not given (got {sorted(params)}).",
                 hint="Add them to the params mapping.",
             )
-        return out, {k: v for k, v in params.items() if k in used} if style == "duckdb" else dict(params)
+        # DuckDB and Spark refuse a named parameter that the query does not use.
+        return out, dict(params) if style == "psycopg" else {k: v for k, v in params.items() if k in used}
     return out, list(params)
 
 
