@@ -123,6 +123,17 @@ def test_fit_registers_promotes_plans_and_reports(fitted: dict, home: Path) -> N
         f"Registered as {MODEL} v1",
     ):
         assert text in html
+    # the ROAS and contribution tables as a Tableau extract next to the report, readable with the Hyper API
+    from stackml.reports import read_extract
+
+    assert fitted["extract"] == str(report.with_suffix(".hyper"))
+    extract = read_extract(fitted["extract"])
+    assert set(extract) == {"roas", "contributions"}
+    assert sorted(extract["roas"]["channel"]) == sorted(fitted["roas"])
+    assert extract["roas"].set_index("channel")["mean"].to_dict() == pytest.approx(
+        {c: r["mean"] for c, r in fitted["roas"].items()}
+    )
+    assert len(extract["contributions"]) > 0
     models = json.loads(cli(home, "models", "--json").stdout)
     assert [(m["name"], m["aliases"]) for m in models] == [(MODEL, ["champion"])]
 

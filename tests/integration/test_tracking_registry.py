@@ -24,6 +24,7 @@ from stackml.tracking import (  # noqa: E402
     list_runs,
     load_model,
     load_reference_data,
+    load_tables,
     log_figure,
     log_metrics,
     log_reference_data,
@@ -187,6 +188,25 @@ def test_logging_round_trip(settings, tmp_path):
         load_reference_data(run_id, "holdout", settings=settings)
     with pytest.raises(RegistryError, match="does not exist"):
         load_reference_data("0" * 32, settings=settings)
+
+
+def test_load_tables_reads_back_every_logged_table(settings):
+    roas = pd.DataFrame({"roas": [1.8, 0.6]}, index=pd.Index(["tv", "search"], name="channel"))
+    with start_run("demo", settings=settings) as run:
+        log_table(TRAIN, "train")
+        log_table(roas, "roas.parquet")
+        log_reference_data(TRAIN)  # reference data is not a result table
+    tables = load_tables(run.info.run_id, settings=settings)
+    assert list(tables) == ["roas", "train"]
+    pd.testing.assert_frame_equal(tables["roas"], roas)
+    pd.testing.assert_frame_equal(tables["train"], TRAIN)
+
+    with start_run("demo", settings=settings) as empty:
+        log_metrics({"rmse": 1.0})
+    with pytest.raises(RegistryError, match=f"Run '{empty.info.run_id}' logged no tables"):
+        load_tables(empty.info.run_id, settings=settings)
+    with pytest.raises(RegistryError, match="does not exist"):
+        load_tables("0" * 32, settings=settings)
 
 
 def test_log_outside_a_run_is_refused(settings):

@@ -187,6 +187,10 @@ from stackml.cli.models import models_app  # noqa: E402  (imports only typer)
 
 app.add_typer(models_app, name="models")
 
+from stackml.cli.export import export  # noqa: E402  (imports only typer; MLflow, pandas and Hyper load inside)
+
+app.command()(export)
+
 
 # -- serving -------------------------------------------------------------------------------------------------
 from stackml.cli.serve import serve  # noqa: E402  (imports only typer; FastAPI, uvicorn and MLflow load inside)

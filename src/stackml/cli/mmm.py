@@ -200,7 +200,7 @@ def fit(
     end, shared = run_command(
         "mmm", config, source, model_name=name, register=register, warehouse=warehouse, as_json=as_json
     )
-    emit(end.result.summary() | shared, as_json, _print_fit)
+    emit(end.result.summary() | shared | {"extract": end.extract_path}, as_json, _print_fit)
     if not end.result.passed:
         from stackml.mmm.diagnostics import GateFailedError
 
@@ -253,6 +253,8 @@ def _print_fit(summary: dict[str, Any]) -> None:
         _print_plan(summary["budget_plan"])
     out.print(summary["registry_note"])
     out.print(f"Report: {summary['report']}")
+    if summary["extract"]:
+        out.print(f"Tableau extract: {summary['extract']}")
 
 
 def _print_plan(plan: dict[str, Any]) -> None:

@@ -7,7 +7,8 @@ and a report.
 4. optimize: plan the budget over the horizon (only for a model that passed).
 5. publish: track the run; register the model and promote it only if it passed every gate and beats the
    champion.
-6. end: write the report, which says which gate failed and what to try when one did.
+6. end: write the report, which says which gate failed and what to try when one did, and a Tableau
+   extract of the ROAS and contribution tables beside it.
 
 Steps 1-4 are the functions :func:`stackml.mmm.pipeline.run_pipeline` calls in the same order; this file only
 wires them.
@@ -80,8 +81,10 @@ class MMMFlow(FlowSpec):
 
     @step
     def end(self):
-        """Write the report (it names any failed gate and what to try) and keep the summary for the CLI."""
+        """Write the report (it names any failed gate and what to try) and, beside it, a Tableau extract of
+        the ROAS and contribution tables; keep the summary for the CLI."""
         from stackml.mmm.report import mmm_report
+        from stackml.reports import write_extract_beside
 
         report = mmm_report(
             self.result,
@@ -90,6 +93,8 @@ class MMMFlow(FlowSpec):
             registry_note=self.published.note,
         )
         self.report_path = str(report.write())
+        extract = write_extract_beside(self.report_path, self.result.tables())
+        self.extract_path = None if extract is None else str(extract)
 
 
 if __name__ == "__main__":

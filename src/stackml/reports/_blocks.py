@@ -13,6 +13,7 @@ from typing import Any
 
 from stackml.errors import InputError
 from stackml.reports._format import column_formatter, format_number, format_value, is_missing
+from stackml.reports._frames import index_is_data
 
 __all__ = ["figure_block", "figure_json", "metrics_block", "paragraphs", "table_block"]
 
@@ -50,9 +51,7 @@ def table_block(
     """
     import pandas as pd
 
-    # Unnamed integer labels are row numbers (often left over from filtering) and mean nothing to a
-    # reader; a named index or one of labels or dates is part of the data and is shown.
-    show_index = any(n is not None for n in df.index.names) or not pd.api.types.is_integer_dtype(df.index)
+    show_index = index_is_data(df)
     shown = df.head(max_rows)
     numeric = [
         pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype) for dtype in df.dtypes

@@ -34,6 +34,7 @@ __all__ = [
     "log_table",
     "log_reference_data",
     "load_reference_data",
+    "load_tables",
     "list_runs",
     "EXPERIMENT_PREFIX",
 ]
@@ -246,26 +247,58 @@ def load_reference_data(
     """
     import pandas as pd
 
-    client = configure(settings)
-    mlflow = mlflow_module()
     check_name(name, "reference name")
-    try:
-        client.get_run(run_id)
-    except mlflow.exceptions.MlflowException as exc:
-        raise translate_mlflow_error(exc, f"Run '{run_id}'") from exc
-    available = [Path(f.path).stem for f in client.list_artifacts(run_id, "reference")]
+    available = _parquet_artifacts(run_id, "reference", settings)
     if name not in available:
         raise RegistryError(
             f"Run '{run_id}' has no reference data named '{name}'; it has {available or 'none'}.",
             hint="Log it in the training run with stackml.tracking.log_reference_data(df, name).",
         )
+    with _downloaded(run_id, f"reference/{name}.parquet") as local:
+        return pd.read_parquet(local)
+
+
+def load_tables(run_id: str, *, settings: Settings | None = None) -> dict[str, pd.DataFrame]:
+    """Every table run ``run_id`` logged with :func:`log_table`, by name (``tables/<name>.parquet``).
+
+    Raises:
+        RegistryError: when the run does not exist or logged no tables.
+    """
+    import pandas as pd
+
+    names = _parquet_artifacts(run_id, "tables", settings)
+    if not names:
+        raise RegistryError(
+            f"Run '{run_id}' logged no tables.",
+            hint="Pipelines log their result tables with stackml.tracking.log_table(df, name); "
+            "`stackml runs` lists the runs.",
+        )
+    with _downloaded(run_id, "tables") as folder:
+        return {name: pd.read_parquet(folder / f"{name}.parquet") for name in names}
+
+
+def _parquet_artifacts(run_id: str, folder: str, settings: Settings | None) -> list[str]:
+    """The names of the Parquet artifacts in ``folder`` of a run that must exist, sorted."""
+    client = configure(settings)
+    try:
+        client.get_run(run_id)
+    except mlflow_module().exceptions.MlflowException as exc:
+        raise translate_mlflow_error(exc, f"Run '{run_id}'") from exc
+    files = client.list_artifacts(run_id, folder)
+    return sorted(Path(f.path).stem for f in files if not f.is_dir and f.path.endswith(".parquet"))
+
+
+@contextmanager
+def _downloaded(run_id: str, artifact_path: str) -> Iterator[Path]:
+    """An artifact (file or folder) of a run, downloaded into a temporary folder removed afterwards."""
     # MLflow draws a download bar per artifact; a scheduled monitor or a service wants none in its log
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     with tempfile.TemporaryDirectory(prefix="stackml-") as tmp:
-        local = mlflow.artifacts.download_artifacts(
-            run_id=run_id, artifact_path=f"reference/{name}.parquet", dst_path=tmp
+        yield Path(
+            mlflow_module().artifacts.download_artifacts(
+                run_id=run_id, artifact_path=artifact_path, dst_path=tmp
+            )
         )
-        return pd.read_parquet(local)
 
 
 def list_runs(
