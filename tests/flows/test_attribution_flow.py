@@ -137,3 +137,110 @@ def test_bad_input_exits_2_before_a_flow_starts(home: Path, stackml_cli, tmp_pat
     repeated = stackml_cli(home, "attribution", "run", "--data", str(tmp_path / "tp.csv"))
     assert repeated.returncode == 2 and "1 touchpoint(s) repeated" in repeated.stderr
     assert "Traceback" not in unknown.stderr + repeated.stderr
+
+
+def mmm_like_run(home: Path) -> str:
+    """A real tracked run holding the ROAS table `stackml mmm fit` logs (fitting PyMC here would cost a
+    minute; the demo test runs the real MMM -> attribution chain)."""
+    from stackml import tracking
+    from stackml.config import get_settings
+
+    roas = pd.DataFrame(
+        {
+            "channel": ["search", "social", "tv"],
+            "spend": [1000.0, 500.0, 800.0],
+            "contribution": [3.0, 0.2, 1.0],
+            "mean": [0.003, 0.0004, 0.00125],
+            "hdi_low": [0.002, 0.0, 0.0008],
+            "hdi_high": [0.004, 0.001, 0.0018],
+        }
+    )
+    with tracking.start_run("mmm", params={"target": "conversions"}, settings=get_settings(home=home)) as run:
+        tracking.log_table(roas, "roas")
+    return run.info.run_id
+
+
+def test_simulated_journeys_are_compared_with_their_truth_and_an_mmm(
+    home: Path, stackml_cli, tmp_path: Path
+) -> None:
+    sim = stackml_cli(
+        home,
+        "attribution",
+        "simulate",
+        "--users",
+        "3000",
+        "--seed",
+        "4",
+        "--out",
+        str(tmp_path / "sim"),
+        "--json",
+    )
+    assert sim.returncode == 0, sim.stderr[-3000:]
+    files = json.loads(sim.stdout)["files"]
+    run_id = mmm_like_run(home)
+    proc = stackml_cli(
+        home,
+        "attribution",
+        "run",
+        "--data",
+        files["touchpoints.parquet"],
+        "--truth",
+        files["truth.csv"],
+        "--mmm",
+        run_id,
+        "--methods",
+        "last_touch,markov",
+        "--model-name",
+        "simulated",
+        "--json",
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads(proc.stdout)
+    truth = pd.read_csv(files["truth.csv"]).set_index("channel")["share"]
+    assert summary["truth"] == pytest.approx(truth.to_dict(), abs=1e-6)
+    assert set(summary["credit_error"]) == {"last_touch", "markov"}
+    assert summary["credit_error"]["markov"] < summary["credit_error"]["last_touch"]  # retargeting fools it
+    assert summary["mmm"]["run_id"] == run_id and summary["mmm"]["target"] == "conversions"
+    assert summary["mmm"]["share"] == pytest.approx(
+        {"search": 3 / 4.2, "social": 0.2 / 4.2, "tv": 1 / 4.2}, abs=1e-6
+    )
+    assert summary["unmatched_channels"] == {"paths": ["direct"]}
+    html = Path(summary["report"]).read_text()
+    assert "Triangulation: path credit beside the media-mix model and the true incremental shares" in html
+    from stackml import tracking
+    from stackml.config import get_settings
+
+    logged = tracking.load_tables(summary["tracking_run_id"], settings=get_settings(home=home))
+    assert set(logged["triangulation"]["view"]) == {"truth", "last_touch", "markov", "mmm"}
+    # the credit tables as a Tableau extract next to the report, the same rows as the logged tables
+    from stackml.reports import read_extract
+
+    extract = read_extract(summary["extract"])
+    assert Path(summary["extract"]).with_suffix(".html") == Path(summary["report"])
+    assert set(extract) == set(logged) >= {"credit", "triangulation", "markov_transitions"}
+    pd.testing.assert_frame_equal(extract["credit"], logged["credit"], check_dtype=False)
+    text = stackml_cli(
+        home,
+        "attribution",
+        "run",
+        "--data",
+        files["touchpoints.parquet"],
+        "--truth",
+        files["truth.csv"],
+        "--methods",
+        "last_touch",
+    )
+    assert text.returncode == 0 and "Distance from the true incremental shares" in text.stdout
+
+
+def test_a_bad_truth_file_or_an_unknown_mmm_exits_2(home: Path, stackml_cli, tmp_path: Path) -> None:
+    pd.DataFrame({"channel": ["search", "tv"], "share": [0.7, 0.7]}).to_csv(tmp_path / "t.csv", index=False)
+    bad_truth = stackml_cli(
+        home, "attribution", "run", "--table", "touchpoints", "--truth", str(tmp_path / "t.csv")
+    )
+    assert bad_truth.returncode == 2 and "the shares sum to 1.4, not 1" in bad_truth.stderr
+    unknown = stackml_cli(home, "attribution", "run", "--table", "touchpoints", "--mmm", "no-such-mmm")
+    assert unknown.returncode == 2 and "no-such-mmm" in unknown.stderr
+    exists = stackml_cli(home, "attribution", "simulate", "--users", "10", "--out", str(tmp_path))
+    assert exists.returncode == 2 and "--force" in exists.stderr
+    assert "Traceback" not in bad_truth.stderr + unknown.stderr + exists.stderr

@@ -35,6 +35,10 @@ class AttributionConfig(PipelineConfig):
         user_column, time_column, channel_column, conversion_column, value_column: touchpoints' columns
             (``value_column`` may be absent from the data: values are then 0).
         random_state: seeds anything sampled or trained.
+        truth_file: simulated data only: a file of the true incremental shares (``channel, share``, optional
+            ``roas``); the run then says how far each method is from them.
+        mmm_model: a media-mix model (``name``, ``name@alias``, ``name/version`` or the id of its run)
+            whose contribution shares and ROAS the report shows beside the path credit.
     """
 
     what = "the attribution configuration"
@@ -53,6 +57,8 @@ class AttributionConfig(PipelineConfig):
     conversion_column: str = "conversion"
     value_column: str = "value"
     random_state: Int = 0
+    truth_file: str | None = None
+    mmm_model: str | None = None
 
     @model_validator(mode="after")
     def _known_methods(self) -> AttributionConfig:

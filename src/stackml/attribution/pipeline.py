@@ -3,9 +3,11 @@ does :func:`run_pipeline` in one process.
 
 1. :func:`load`: the paths, from the aggregated format or cut from raw touchpoints in SQL (every bad row
    named before anything runs);
-2. :func:`fit`: every method's credit, side by side;
-3. :func:`summarise`: the result the registry, the report and the CLI read;
-4. :func:`write_paths`: the paths back to the warehouse (``<model name>_paths``).
+2. :func:`load_references`: what the credit is compared with, if anything: the truth of simulated data and a
+   registered media-mix model;
+3. :func:`fit`: every method's credit, side by side;
+4. :func:`summarise`: the result the registry, the report and the CLI read;
+5. :func:`write_paths`: the paths back to the warehouse (``<model name>_paths``).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from stackml.attribution.model import Attribution, AttributionResult
 from stackml.attribution.neural import NeuralOptions
 from stackml.attribution.paths import SEPARATOR, Paths, paths_from_touchpoints, read_paths
 from stackml.attribution.result import AttributionRun
+from stackml.attribution.triangulation import References, load_references
 
 if TYPE_CHECKING:
     from stackml.pipelines import Source
@@ -27,6 +30,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "load",
+    "load_references",
     "check_source",
     "fit",
     "summarise",
@@ -70,8 +74,10 @@ def _cut(config: AttributionConfig, warehouse: Warehouse, table: str) -> Paths:
 
 
 def check_source(config: AttributionConfig, source: Source, warehouse: Warehouse) -> None:
-    """Load and discard: every problem of the input is reported before a flow starts."""
+    """Load and discard: every problem of the input, the truth file and the MMM named is reported before a
+    flow starts."""
     load(config, source, warehouse)
+    load_references(config)
 
 
 def fit(config: AttributionConfig, paths: Paths) -> tuple[AttributionResult, dict[str, float]]:
@@ -89,9 +95,15 @@ def fit(config: AttributionConfig, paths: Paths) -> tuple[AttributionResult, dic
 
 
 def summarise(
-    config: AttributionConfig, paths: Paths, fitted: AttributionResult, seconds: dict[str, float]
+    config: AttributionConfig,
+    paths: Paths,
+    fitted: AttributionResult,
+    seconds: dict[str, float],
+    references: References | None = None,
 ) -> AttributionRun:
-    return AttributionRun(config=config, paths=paths, fitted=fitted, seconds=seconds)
+    return AttributionRun(
+        config=config, paths=paths, fitted=fitted, seconds=seconds, references=references or References()
+    )
 
 
 def run_pipeline(
@@ -100,10 +112,11 @@ def run_pipeline(
     """Every step in this process: ``source_frame`` is an aggregated-paths frame or :class:`Paths`."""
     config = config or AttributionConfig(format="paths")
     paths = source_frame if isinstance(source_frame, Paths) else read_paths(source_frame)
+    references = load_references(config)
     started = time.perf_counter()
     fitted, seconds = fit(config, paths)
     seconds["total"] = time.perf_counter() - started
-    return summarise(config, paths, fitted, seconds)
+    return summarise(config, paths, fitted, seconds, references)
 
 
 def paths_table(paths: Paths) -> pd.DataFrame:

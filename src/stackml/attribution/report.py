@@ -1,5 +1,6 @@
-"""The attribution report: every method's credit side by side, the Markov chain's transitions and removal
-effects, Shapley's exactness, and the input's size."""
+"""The attribution report: every method's credit side by side, the triangulation with a media-mix model and
+the truth (when given), the Markov chain's transitions and removal effects, Shapley's exactness, and the
+input's size."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ if TYPE_CHECKING:
 __all__ = ["attribution_report"]
 
 HEATMAP_CHANNELS = 25  # the transition heatmap shows at most this many channels (the busiest)
+DISAGREEMENT = 0.10  # the report names a channel whose path shares all differ from the MMM's by more
 
 
 def attribution_report(
@@ -47,6 +49,8 @@ def attribution_report(
     report.add_table(shares.reset_index(), caption="Share of conversions (each method's column sums to 1)")
     conversions = run.fitted.table("conversions").round(1)
     report.add_table(conversions.reset_index(), caption="Conversions credited")
+    if run.references.truth is not None or run.references.mmm is not None:
+        _add_triangulation(report, run)
     if run.fitted.markov is not None:
         markov = run.fitted.markov
         report.add_heading(f"Markov chain (order {run.config.markov_order})")
@@ -95,6 +99,101 @@ def attribution_report(
         caption="Seconds per method",
     )
     return report
+
+
+def _add_triangulation(report: Report, run: AttributionRun) -> None:
+    """Path credit beside the MMM's contribution shares and ROAS, and the truth's shares."""
+    from stackml.attribution.triangulation import unmatched_channels
+
+    table = run.triangulation()
+    truth, mmm = run.references.truth, run.references.mmm
+    against = " and ".join(
+        name
+        for name, ref in (("the media-mix model", mmm), ("the true incremental shares", truth))
+        if ref is not None
+    )
+    report.add_heading("Triangulation: path credit beside " + against)
+    channels = list(dict.fromkeys(table["channel"]))
+    lines = [
+        f"Shares among the {len(channels)} channel(s) the views have in common ({', '.join(channels)}), each "
+        "view rescaled to sum to 1 over them: path methods also credit the baseline's conversions, which an "
+        "MMM and the truth leave out."
+    ]
+    if truth is not None:
+        errors = run.credit_errors()
+        best, worst = min(errors, key=errors.get), max(errors, key=errors.get)
+        lines.append(
+            f"Closest to the truth among the path methods: {best} (total absolute error {errors[best]:.2f}, "
+            f"0 best, 2 worst); farthest: {worst} ({errors[worst]:.2f})."
+        )
+        if mmm is not None:
+            lines.append(f"The MMM's contribution shares are {run.summary()['mmm']['truth_error']:.2f} away.")
+    if mmm is not None:
+        named = f"{mmm.model} version {mmm.version} (run {mmm.run_id})" if mmm.model else f"run {mmm.run_id}"
+        lines.append(
+            f"The MMM is {named}; its ROAS is {mmm.target} per spend unit over the period it was fitted on, "
+            "with 94% intervals."
+        )
+        lines.extend(_disagreements(table))
+    left_out = unmatched_channels(run.fitted.shares(), run.references)
+    if left_out:
+        lines.append(
+            "Left out of the comparison: "
+            + "; ".join(f"{view}: {', '.join(names)}" for view, names in left_out.items())
+            + "."
+        )
+    report.add_paragraph(" ".join(lines))
+    report.add_figure(_triangulation_figure(table), caption="Share of the common channels, by view")
+    wide = table.pivot(index="channel", columns="view", values="share")[list(dict.fromkeys(table["view"]))]
+    roas = table[table["roas"].notna()].pivot(
+        index="channel", columns="view", values=["roas", "roas_low", "roas_high"]
+    )
+    roas.columns = [f"{view} {what.replace('roas', 'ROAS').replace('_', ' ')}" for what, view in roas.columns]
+    report.add_table(
+        wide.join(roas).reindex(channels).round(4).reset_index(),
+        caption="Shares by view; ROAS of the MMM (mean, 94% interval) and of the truth where known",
+    )
+
+
+def _disagreements(table: pd.DataFrame) -> list[str]:
+    """One sentence per channel that every path method credits 10 points more, or less, than the MMM."""
+    shares = table.pivot(index="channel", columns="view", values="share")
+    paths = table.loc[table["kind"] == "path", "view"].unique()
+    lines = []
+    for channel, row in shares.iterrows():
+        low, high, mmm = row[paths].min(), row[paths].max(), row["mmm"]
+        span = f"({low:.0%}-{high:.0%} against {mmm:.0%})"
+        if low - mmm > DISAGREEMENT:
+            lines.append(
+                f"Every path method credits {channel} more than the MMM {span}: a channel users touch on the "
+                "way to a purchase they would have made anyway gets path credit that spend does not explain."
+            )
+        elif mmm - high > DISAGREEMENT:
+            lines.append(
+                f"Every path method credits {channel} less than the MMM {span}: its effect may come without "
+                "a tracked touch (offline, view-through), or the MMM confuses it with a channel whose "
+                "spend moves with it."
+            )
+    return lines
+
+
+def _triangulation_figure(table: pd.DataFrame):  # noqa: ANN202 - a plotly Figure
+    import plotly.graph_objects as go
+
+    colours = {"truth": "black", "mmm": "#d62728"}  # the references stand out from the path methods
+    fig = go.Figure()
+    for view, rows in table.groupby("view", sort=False):
+        colour = colours.get(rows["kind"].iloc[0])
+        fig.add_bar(
+            name=view,
+            x=rows["channel"].tolist(),
+            y=rows["share"].round(4).tolist(),
+            marker={"color": colour} if colour else None,
+        )
+    fig.update_layout(
+        barmode="group", yaxis_title="share of the common channels", xaxis_title="channel", height=420
+    )
+    return fig
 
 
 def _narrative(run: AttributionRun, summary: dict) -> str:

@@ -9,6 +9,12 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from stackml.attribution.paths import Paths, journeys_summary
+from stackml.attribution.triangulation import (
+    References,
+    credit_error,
+    triangulation_table,
+    unmatched_channels,
+)
 
 if TYPE_CHECKING:
     from stackml.attribution.config import AttributionConfig
@@ -29,6 +35,7 @@ class AttributionRun:
     paths: Paths
     fitted: AttributionResult
     seconds: dict[str, float] = field(default_factory=dict)
+    references: References = field(default_factory=References)
 
     pipeline = "attribution"
     primary_metric = PRIMARY_METRIC
@@ -50,6 +57,8 @@ class AttributionRun:
             "markov_order": self.config.markov_order,
             "half_life_days": self.config.half_life_days,
             "random_state": self.config.random_state,
+            "truth_file": self.config.truth_file or "",
+            "mmm_model": self.config.mmm_model or "",
         }
 
     def metrics(self) -> dict[str, float]:
@@ -72,6 +81,8 @@ class AttributionRun:
             metrics["neural_epochs"] = float(neural.epochs_run)
         for method, seconds in self.seconds.items():
             metrics[f"seconds_{method}"] = seconds
+        for method, error in self.credit_errors().items():
+            metrics[f"credit_error_{method}"] = error
         return metrics
 
     def tables(self) -> dict[str, pd.DataFrame]:
@@ -83,6 +94,8 @@ class AttributionRun:
             tables["shapley"] = self.fitted.shapley.credit
         if self.fitted.neural is not None:
             tables["neural_learning_curve"] = self.fitted.neural.learning_curve
+        if self.references.truth is not None or self.references.mmm is not None:
+            tables["triangulation"] = self.triangulation()
         return tables
 
     def comparison_key(self, frame: pd.DataFrame) -> str:
@@ -100,6 +113,18 @@ class AttributionRun:
         return [model_to_register(self.fitted.neural.model, self.paths)]
 
     # -- for the report and the CLI ------------------------------------------------------------------------
+    def credit_errors(self) -> dict[str, float]:
+        """``{method: total absolute difference from the true shares}`` (0 best, 2 worst); empty without a
+        truth."""
+        if self.references.truth is None:
+            return {}
+        table = credit_error(self.fitted.shares(), self.references.truth)
+        return {str(m): float(e) for m, e in table["total_abs_error"].items()}
+
+    def triangulation(self) -> pd.DataFrame:
+        """Every method's shares beside the truth's and the MMM's (see :func:`triangulation_table`)."""
+        return triangulation_table(self.fitted.shares(), self.references)
+
     def summary(self) -> dict[str, Any]:
         """``{"credit": {method: {channel: share}}, "paths": {...}, ...}`` (shares of total conversions)."""
         out: dict[str, Any] = {
@@ -130,4 +155,15 @@ class AttributionRun:
                 "best_epoch": neural.best_epoch,
                 "calibration": {k: round(float(v), 6) for k, v in neural.calibration.items()},
             }
+        truth, mmm = self.references.truth, self.references.mmm
+        if truth is not None:
+            out["truth"] = {str(c): round(float(s), 6) for c, s in truth["share"].items()}
+            out["credit_error"] = {m: round(e, 6) for m, e in self.credit_errors().items()}
+        if mmm is not None:
+            out["mmm"] = mmm.summary()
+            if truth is not None:  # the MMM's contribution shares judged like a path method's credit
+                error = credit_error({"mmm": mmm.shares.to_dict()}, truth)["total_abs_error"].iloc[0]
+                out["mmm"]["truth_error"] = round(float(error), 6)
+        if truth is not None or mmm is not None:
+            out["unmatched_channels"] = unmatched_channels(self.fitted.shares(), self.references)
         return out

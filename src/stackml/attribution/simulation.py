@@ -49,7 +49,7 @@ and compares each method's credit among the paid channels with the truth.
 Example:
     >>> sim = simulate_journeys(2_000, seed=1)
     >>> list(sim.truth.columns)
-    ['channel', 'effect', 'touches', 'incremental_conversions', 'share']
+    ['channel', 'effect', 'touches', 'incremental_conversions', 'share', 'spend', 'roas']
     >>> round(float(sim.truth["share"].sum()), 6)
     1.0
 """
@@ -58,7 +58,9 @@ from __future__ import annotations
 
 import inspect
 import math
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -91,8 +93,9 @@ class SimulatedJourneys:
     Attributes:
         touchpoints: ``user_id, ts, channel, conversion, value``, one row per touch (plus a ``"direct"`` row
             for a conversion on a day without a touch), sorted by user and time.
-        truth: ``channel, effect, touches, incremental_conversions, share``: the exact expected conversions
-            each channel caused and its share of all channels' (``"direct"`` last, with 0).
+        truth: ``channel, effect, touches, incremental_conversions, share, spend, roas``: the exact expected
+            conversions each channel caused, its share of all channels', its spend over the simulated days
+            and the conversions it caused per spend unit (``"direct"`` last, with 0 and no ROAS).
         weekly: ``date, <channel spend...>, conversions, revenue`` per week, the conversions and revenue
             summed from the simulated users (the media-mix view of the same journeys).
         mmm: the media-mix world the spend comes from (its own revenue and truth are not the users').
@@ -122,6 +125,48 @@ class SimulatedJourneys:
             wh.ingest(self.touchpoints, "touchpoints")
             return paths_from_touchpoints(wh, "touchpoints", lookback_days=lookback_days)
 
+    def write(self, folder: str | Path, *, force: bool = False) -> dict[str, Path]:
+        """Write ``touchpoints.parquet``, ``weekly.csv`` and ``truth.csv`` (:attr:`paid_truth`) to ``folder``.
+
+        The files are written into a new folder beside it that is then renamed, so a new ``folder`` holds
+        all three or, after a failure, nothing. With ``force`` an existing folder keeps its other files and
+        each of the three is replaced in one rename.
+
+        Raises:
+            InputError: ``folder`` exists and is not empty, and ``force`` is not set.
+        """
+        import shutil
+        import tempfile
+
+        target = Path(folder).expanduser()
+        if target.exists() and (not target.is_dir() or any(target.iterdir())) and not force:
+            raise InputError(
+                f"'{target}' already exists and is not an empty folder.",
+                hint="Name a new folder, or pass --force to replace its simulation files.",
+            )
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+        try:
+            self.touchpoints.to_parquet(staging / "touchpoints.parquet", index=False)
+            self.weekly.to_csv(staging / "weekly.csv", index=False)
+            self.paid_truth.to_csv(staging / "truth.csv", index=False)
+            if target.is_dir():
+                for written in staging.iterdir():
+                    os.replace(written, target / written.name)
+            else:
+                staging.rename(target)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        return {name: target / name for name in ("touchpoints.parquet", "weekly.csv", "truth.csv")}
+
+    @property
+    def paid_truth(self) -> pd.DataFrame:
+        """The truth of the paid channels as a truth file holds it: ``channel, share, roas`` (``roas`` in
+        incremental conversions per spend unit); what :func:`~stackml.attribution.triangulation.read_truth`
+        reads and ``stackml attribution run --truth`` compares with."""
+        paid = self.truth[self.truth["channel"].isin(self.channels)]
+        return paid[["channel", "share", "roas"]].reset_index(drop=True)
+
     def credit_error(self, shares: dict[str, dict[str, float]]) -> pd.DataFrame:
         """How far each method's credit is from the true incremental shares.
 
@@ -136,16 +181,9 @@ class SimulatedJourneys:
             One row per method: ``credit - truth`` per channel and ``total_abs_error`` (the sum of their
             absolute values, 0 to 2), sorted by it.
         """
-        truth = self.truth.set_index("channel")["share"].reindex(list(self.channels))
-        rows = {}
-        for method, credit in shares.items():
-            got = pd.Series({c: float(credit.get(c, 0.0)) for c in self.channels})
-            got = got / got.sum() if got.sum() > 0 else got
-            diff = got - truth
-            rows[method] = {**diff.to_dict(), "total_abs_error": float(diff.abs().sum())}
-        table = pd.DataFrame.from_dict(rows, orient="index")
-        table.index.name = "method"
-        return table.sort_values("total_abs_error")
+        from stackml.attribution.triangulation import credit_error, read_truth
+
+        return credit_error(shares, read_truth(self.paid_truth))
 
 
 def simulate_journeys(
@@ -240,7 +278,7 @@ def simulate_journeys(
         expected += chunk_expected
     start = pd.Timestamp(daily.index[0])
     touchpoints = _touchpoint_frame(parts, channels, start)
-    truth = _truth(channels, effect, touchpoints, expected[0], expected[2:])
+    truth = _truth(channels, effect, touchpoints, expected[0], expected[2:], daily.sum(axis=0))
     weekly = _weekly(daily, touchpoints, start)
     return SimulatedJourneys(
         touchpoints=touchpoints,
@@ -512,8 +550,10 @@ def _truth(
     touchpoints: pd.DataFrame,
     expected_all: float,
     without: np.ndarray,
+    spend: pd.Series,
 ) -> pd.DataFrame:
-    """Incremental conversions per channel (exact expectations) and their shares; ``"direct"`` gets 0."""
+    """Incremental conversions per channel (exact expectations), their shares and their return per spend
+    unit; ``"direct"`` gets 0 (and no ROAS: it has no spend)."""
     incremental = np.maximum(expected_all - without, 0.0)  # >= 0 up to rounding: effects only add
     total = incremental.sum()
     touches = touchpoints["channel"].value_counts()
@@ -525,6 +565,14 @@ def _truth(
             "touches": [int(touches.get(c, 0)) for c in names],
             "incremental_conversions": [*incremental, 0.0],
             "share": [*(incremental / total if total > 0 else np.zeros(len(channels))), 0.0],
+            "spend": [*(float(spend[c]) for c in channels), 0.0],
+            "roas": [
+                *(
+                    i / float(spend[c]) if spend[c] > 0 else 0.0
+                    for i, c in zip(incremental, channels, strict=True)
+                ),
+                np.nan,
+            ],
         }
     )
 

@@ -149,4 +149,6 @@ def registry_summary(published: Published, report_path: str) -> dict[str, Any]:
         "promotion": None if promotion is None else promotion.reason,
         "registry_note": published.note,
         "report": report_path,
+        # the MLflow run holding the logged tables: what `stackml export --run` takes (run_id is the flow's)
+        "tracking_run_id": published.run_id,
     }

@@ -2,10 +2,10 @@
 reported.
 
 1. start: read the configuration and the input; cut journeys from touchpoints in SQL (or read the aggregated
-   paths); every bad row named.
+   paths); every bad row named; read what the credit is compared with (a truth file, a registered MMM).
 2. fit: the rules, the Markov chain and Shapley values, side by side.
 3. publish: write ``<model name>_paths`` to the warehouse; track the run with the credit tables.
-4. end: write the report.
+4. end: write the report and a Tableau extract of the credit tables beside it.
 
 The steps are the functions :mod:`stackml.attribution.pipeline` holds, called in the same order as
 :func:`stackml.attribution.pipeline.run_pipeline`; this file only wires them.
@@ -27,13 +27,14 @@ class AttributionFlow(FlowSpec):
     def start(self):
         """Read the input and cut it into paths."""
         from stackml.attribution.config import AttributionConfig
-        from stackml.attribution.pipeline import load
+        from stackml.attribution.pipeline import load, load_references
         from stackml.pipelines import Source
         from stackml.warehouse import connect
 
         self.config = AttributionConfig.from_json(self.config_json)
         with connect() as wh:
             self.paths = load(self.config, Source.of(self.data, self.table), wh)
+        self.references = load_references(self.config)
         self.next(self.fit)
 
     @step
@@ -42,7 +43,7 @@ class AttributionFlow(FlowSpec):
         from stackml.attribution.pipeline import fit, summarise
 
         fitted, seconds = fit(self.config, self.paths)
-        self.result = summarise(self.config, self.paths, fitted, seconds)
+        self.result = summarise(self.config, self.paths, fitted, seconds, self.references)
         self.next(self.publish)
 
     @step
@@ -60,8 +61,10 @@ class AttributionFlow(FlowSpec):
 
     @step
     def end(self):
-        """Write the report and keep the summary for the CLI."""
+        """Write the report and, beside it, a Tableau extract of the credit tables; keep the summary for the
+        CLI."""
         from stackml.attribution.report import attribution_report
+        from stackml.reports import write_extract_beside
 
         report = attribution_report(
             self.result,
@@ -70,7 +73,9 @@ class AttributionFlow(FlowSpec):
             registry_note=self.published.note,
         )
         self.report_path = str(report.write())
-        self.summary = self.result.summary() | {"paths_table": self.paths_table}
+        extract = write_extract_beside(self.report_path, self.result.tables())
+        self.extract_path = None if extract is None else str(extract)
+        self.summary = self.result.summary() | {"paths_table": self.paths_table, "extract": self.extract_path}
 
 
 if __name__ == "__main__":

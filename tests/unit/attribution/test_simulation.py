@@ -45,7 +45,19 @@ def test_touchpoints_are_sorted_distinct_and_shaped_like_a_warehouse_table(sim: 
     assert paid["user_id"].nunique() < 0.9 * 20_000
     assert 2.0 <= paid.groupby("user_id").size().mean() <= 6.0
     assert sim.weekly.shape == (104, 1 + len(sim.channels) + 2)
-    assert list(sim.truth.columns) == ["channel", "effect", "touches", "incremental_conversions", "share"]
+    assert list(sim.truth.columns) == [
+        "channel",
+        "effect",
+        "touches",
+        "incremental_conversions",
+        "share",
+        "spend",
+        "roas",
+    ]
+    spend = sim.weekly[list(sim.channels)].sum()
+    assert sim.truth.set_index("channel")["spend"][list(sim.channels)].to_dict() == pytest.approx(
+        spend.to_dict()
+    )
 
 
 def test_paths_cut_in_sql_keep_every_conversion(sim: SimulatedJourneys) -> None:
