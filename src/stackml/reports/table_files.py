@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import secrets
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from stackml._folders import replace_folder
 from stackml.errors import ConfigError, InputError, raise_if_problems
 from stackml.reports._files import TEMP_SUFFIX
 from stackml.reports._frames import table_problems
@@ -61,7 +61,7 @@ def write_table_files(tables: Mapping[str, pd.DataFrame], folder: Path | str, *,
     try:
         for name, df in frames.items():
             _write_file(df, tmp / f"{name}.{file_format}", name)
-        _swap_in(tmp, target)
+        replace_folder(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -99,19 +99,3 @@ def _replace_problem(target: Path) -> str | None:
     if others:
         return f"the folder '{target}' holds other things than table files ({', '.join(others[:5])})"
     return None
-
-
-def _swap_in(new: Path, target: Path) -> None:
-    """Rename ``new`` to ``target``. An existing ``target`` is moved aside first (a folder cannot be renamed
-    over a non-empty one), then deleted once ``new`` is in place, or moved back if that fails."""
-    if not target.exists():
-        os.rename(new, target)
-        return
-    old = target.with_name(f".{target.name}.{secrets.token_hex(6)}.old")
-    os.rename(target, old)
-    try:
-        os.rename(new, target)
-    except BaseException:
-        os.rename(old, target)
-        raise
-    shutil.rmtree(old, ignore_errors=True)

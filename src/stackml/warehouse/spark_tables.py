@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from stackml._folders import replace_folder
 from stackml.errors import IdentifierError, InputError
 from stackml.warehouse.identifiers import quote_column, validate_table_name
 from stackml.warehouse.sources import explain_read_error, select_source
@@ -83,14 +84,7 @@ def staged_load(root: Path, table: str, mode: str) -> Iterator[Path]:
         elif mode == "create":
             os.rename(staged, target)
         else:
-            old = root / f".stackml-old-{uuid.uuid4().hex[:12]}"
-            os.rename(target, old)
-            try:
-                os.rename(staged, target)
-            except OSError:
-                os.rename(old, target)
-                raise
-            shutil.rmtree(old, ignore_errors=True)
+            replace_folder(staged, target)
     finally:
         shutil.rmtree(staged, ignore_errors=True)
 
