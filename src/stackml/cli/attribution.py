@@ -158,7 +158,7 @@ def _print_run(summary: dict[str, Any]) -> None:
     out.print(f"Paths: table {summary['paths_table']}")
     out.print(summary["registry_note"])
     out.print(f"Report: {summary['report']}")
-    if summary["extract"]:
+    if summary.get("extract"):
         out.print(f"Tableau extract: {summary['extract']}")
 
 

@@ -253,7 +253,7 @@ def _print_fit(summary: dict[str, Any]) -> None:
         _print_plan(summary["budget_plan"])
     out.print(summary["registry_note"])
     out.print(f"Report: {summary['report']}")
-    if summary["extract"]:
+    if summary.get("extract"):
         out.print(f"Tableau extract: {summary['extract']}")
 
 
