@@ -50,13 +50,22 @@ def wh_url(tmp_path: Path) -> str:
 
 
 def test_help_is_fast_and_lists_commands() -> None:
-    started = time.perf_counter()
+    import resource
+
+    def children_cpu() -> float:
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return usage.ru_utime + usage.ru_stime
+
+    started, cpu_before = time.perf_counter(), children_cpu()
     proc = run_cli("--help")
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, children_cpu() - cpu_before
     assert proc.returncode == 0
-    for command in ("ingest", "sql", "tables", "runs", "models", "demo"):
+    for command in ("ingest", "sql", "tables", "runs", "models", "demo", "export", "features"):
         assert command in proc.stdout
-    assert elapsed < 3.0  # about 0.2 s here; generous for a loaded CI machine
+    # CPU seconds, not wall time: a JVM or a model starting on the other test worker slows the wall clock, not
+    # the work `--help` does (about 0.5 s of CPU here; importing pandas, MLflow or Metaflow would add seconds)
+    assert cpu < 1.5, (cpu, elapsed)
+    assert elapsed < 15.0
     # The start-up path must not import the heavy libraries.
     probe_code = (
         "import sys, stackml.cli; "
