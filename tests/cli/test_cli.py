@@ -381,7 +381,19 @@ def _start_forecast(home: Path, data: Path) -> subprocess.Popen[str]:
         text=True,
         env=env,
         start_new_session=True,
+        preexec_fn=_as_a_terminal_starts_it,
     )
+
+
+def _as_a_terminal_starts_it() -> None:
+    """A shell starts its foreground job with Ctrl-C's default action, whatever the shell itself does. A test
+    worker is no shell: in the full pytest-xdist run the command once ran to the end, exit 0 and nothing on
+    stderr, after the SIGINT (an ignored or blocked SIGINT inherited from the worker would do that; alone the
+    test passed every time)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
 
 def _ctrl_c_when(proc: subprocess.Popen[str], ready, timeout: float = 240) -> tuple[str, str]:
@@ -393,8 +405,21 @@ def _ctrl_c_when(proc: subprocess.Popen[str], ready, timeout: float = 240) -> tu
         assert proc.poll() is None, ("ended before the interrupt", proc.communicate())
         assert time.monotonic() < deadline, "the moment to interrupt never came"
         time.sleep(0.02)
+    status = Path(f"/proc/{proc.pid}/status")
+    masks = (
+        [ln for ln in status.read_text().splitlines() if ln.startswith(("SigBlk", "SigIgn"))]
+        if status.exists()
+        else []
+    )
     os.killpg(proc.pid, signal.SIGINT)
-    return proc.communicate(timeout=120)
+    stdout, stderr = proc.communicate(timeout=120)
+    # what the command's SIGINT looked like, should it not stop: for the assertion messages
+    return (
+        stdout,
+        stderr
+        if proc.returncode
+        else f"{stderr}\n(exit {proc.returncode}; {masks}; stdout {stdout[-300:]!r})",
+    )
 
 
 def _count(db: Path, sql: str) -> int:
