@@ -127,7 +127,7 @@ def _add_triangulation(report: Report, run: AttributionRun) -> None:
             f"0 best, 2 worst); farthest: {worst} ({errors[worst]:.2f})."
         )
         if mmm is not None:
-            lines.append(f"The MMM's contribution shares are {run.summary()['mmm']['truth_error']:.2f} away.")
+            lines.append(f"The MMM's contribution shares are {run.mmm_truth_error():.2f} away.")
     if mmm is not None:
         named = f"{mmm.model} version {mmm.version} (run {mmm.run_id})" if mmm.model else f"run {mmm.run_id}"
         lines.append(

@@ -121,6 +121,11 @@ class AttributionRun:
         table = credit_error(self.fitted.shares(), self.references.truth)
         return {str(m): float(e) for m, e in table["total_abs_error"].items()}
 
+    def mmm_truth_error(self) -> float:
+        """The MMM's contribution shares judged like a path method's credit (needs a truth and an MMM)."""
+        mmm, truth = self.references.mmm, self.references.truth
+        return float(credit_error({"mmm": mmm.shares.to_dict()}, truth)["total_abs_error"].iloc[0])
+
     def triangulation(self) -> pd.DataFrame:
         """Every method's shares beside the truth's and the MMM's (see :func:`triangulation_table`)."""
         return triangulation_table(self.fitted.shares(), self.references)
@@ -161,9 +166,8 @@ class AttributionRun:
             out["credit_error"] = {m: round(e, 6) for m, e in self.credit_errors().items()}
         if mmm is not None:
             out["mmm"] = mmm.summary()
-            if truth is not None:  # the MMM's contribution shares judged like a path method's credit
-                error = credit_error({"mmm": mmm.shares.to_dict()}, truth)["total_abs_error"].iloc[0]
-                out["mmm"]["truth_error"] = round(float(error), 6)
+            if truth is not None:
+                out["mmm"]["truth_error"] = round(self.mmm_truth_error(), 6)
         if truth is not None or mmm is not None:
             out["unmatched_channels"] = unmatched_channels(self.fitted.shares(), self.references)
         return out
