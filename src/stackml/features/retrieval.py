@@ -33,7 +33,14 @@ if TYPE_CHECKING:
 
     from stackml.warehouse import Warehouse
 
-__all__ = ["ENTITY_TIMESTAMP", "load_entities", "training_set", "training_set_sql"]
+__all__ = [
+    "ENTITY_TIMESTAMP",
+    "load_entities",
+    "source_types",
+    "training_set",
+    "training_set_sql",
+    "view_projection",
+]
 
 ENTITY_TIMESTAMP = "event_timestamp"
 _ROW = "stackml_row"
@@ -100,10 +107,10 @@ def training_set(
     table = f"stackml_entities_{uuid.uuid4().hex[:12]}"
     wh.ingest(loaded, table)
     try:
-        by_source = {name: _source_types(wh, defs, name) for name in dict.fromkeys(v.source for v in views)}
-        source_types = {view.name: by_source[view.source] for view in views}
+        by_source = {name: source_types(wh, defs, name) for name in dict.fromkeys(v.source for v in views)}
+        types_by_view = {view.name: by_source[view.source] for view in views}
         sql = training_set_sql(
-            defs, features, table, wh.dialect, source_types, created_before_entity=created_before_entity
+            defs, features, table, wh.dialect, types_by_view, created_before_entity=created_before_entity
         )
         try:
             result = wh.query(sql)
@@ -144,7 +151,7 @@ def _check_entities(entities: pd.DataFrame, keys: list[str], outputs: list[str])
         )
 
 
-def _source_types(wh: Warehouse, defs: Definitions, name: str) -> dict[str, str]:
+def source_types(wh: Warehouse, defs: Definitions, name: str) -> dict[str, str]:
     """Column -> engine type of the source ``name`` (to compare its time zone-aware timestamps in UTC)."""
     source = defs.source(name)
     with wh.stream(f"SELECT * FROM {source_sql(source)} AS src LIMIT 0") as rows:
@@ -166,7 +173,7 @@ def _interval(seconds: int, dialect: str) -> str:
     return f"INTERVAL '{seconds}' SECOND" if dialect == "spark" else f"INTERVAL '{seconds} seconds'"
 
 
-def _projection(defs: Definitions, view: FeatureView, types: dict[str, str], dialect: str) -> str:
+def view_projection(defs: Definitions, view: FeatureView, types: dict[str, str], dialect: str) -> str:
     """The view's source as key columns, ``stackml_event_ts``, ``stackml_created_ts`` and its features."""
     source = defs.source(view.source)
     created = (
@@ -199,7 +206,7 @@ def training_set_sql(
     ctes, joins, selected = [], [], []
     for i, view in enumerate(views):
         wanted = [f for v, f in features if v is view]
-        projection = _projection(defs, view, source_types.get(view.name, {}), dialect)
+        projection = view_projection(defs, view, source_types.get(view.name, {}), dialect)
         keys = " AND ".join(f"e.{quote_column(k)} = s.{quote_column(k)}" for k in defs.join_keys(view))
         outputs = ", ".join(f"s.{quote_column(f)} AS {quote_column(view.column(f))}" for f in wanted)
         fresh = (

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -12,7 +13,8 @@ from stackml.errors import InputError, raise_if_problems
 if TYPE_CHECKING:
     import pandas as pd
 
-    from stackml.features.definitions import Definitions
+    from stackml.features.definitions import Definitions, FeatureView
+    from stackml.features.online import Materialized, OnlineReader, ViewState
     from stackml.features.registry import Registered
     from stackml.warehouse import Warehouse
 
@@ -28,6 +30,8 @@ class FeatureStore:
             the definitions last applied to the warehouse.
         warehouse: a warehouse URL (default: the settings' warehouse) or an open
             :class:`~stackml.warehouse.Warehouse`, which stays open.
+        online: the PostgreSQL URL of the online store (default: the settings' ``postgres_url``, else the
+            warehouse when it is PostgreSQL); only materialisation and online reads need it.
 
     Example:
         >>> import pandas as pd
@@ -40,9 +44,16 @@ class FeatureStore:
         ['customer_id', 'event_timestamp', 'customer_orders__amount', 'customer_orders__big']
     """
 
-    def __init__(self, repo: str | Path | None = None, *, warehouse: str | Warehouse | None = None) -> None:
+    def __init__(
+        self,
+        repo: str | Path | None = None,
+        *,
+        warehouse: str | Warehouse | None = None,
+        online: str | None = None,
+    ) -> None:
         self.repo = repo
         self.warehouse = warehouse
+        self.online = online
 
     @contextlib.contextmanager
     def _warehouse(self, *, read_only: bool = False) -> Iterator[Warehouse]:
@@ -116,20 +127,106 @@ class FeatureStore:
         NULLs when none; every entity row kept, in order.
         """
         from stackml.features.retrieval import load_entities, training_set
-        from stackml.features.validation import resolve_features
 
         with self._warehouse() as wh:
             defs = self.definitions(wh)
-            refs = _references(defs, features)
-            resolved, problems = resolve_features(defs, refs)
-            raise_if_problems(
-                problems,
-                what=f"the requested features {list(refs)}",
-                hint=f"Name features as 'view:feature'; the views are {[v.name for v in defs.views]}.",
-            )
+            resolved = self._resolve(defs, features)
             return training_set(
                 defs, wh, load_entities(entities, wh), resolved, created_before_entity=created_before_entity
             )
+
+    def _resolve(
+        self, defs: Definitions, features: str | list[str] | tuple[str, ...]
+    ) -> list[tuple[FeatureView, str]]:
+        from stackml.features.validation import resolve_features
+
+        refs = _references(defs, features)
+        resolved, problems = resolve_features(defs, refs)
+        raise_if_problems(
+            problems,
+            what=f"the requested features {list(refs)}",
+            hint=f"Name features as 'view:feature'; the views are {[v.name for v in defs.views]}.",
+        )
+        return resolved
+
+    @contextlib.contextmanager
+    def _online(self) -> Iterator[Warehouse]:
+        from stackml.features.online import online_url
+        from stackml.warehouse import connect
+
+        with connect(online_url(self.online)) as online:
+            yield online
+
+    def materialize(
+        self,
+        views: str | list[str] | None = None,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> list[Materialized]:
+        """Bring the online store up to ``until`` (default now): per view, the newest row of each entity
+        among the source rows with ``since < event_timestamp <= until``, upserted in one transaction.
+
+        Args:
+            views: the views to materialise (default all).
+            since: reach back to this event time (default: each view's last watermark; a view that is new or
+                whose definition changed is rebuilt from its whole source).
+            until: the newest event time to take (time zone-aware values are converted to UTC).
+        """
+        from stackml.features.online import materialize_view
+
+        with self._warehouse() as wh:
+            defs = self.definitions(wh)
+            chosen = _views(defs, views)
+            with self._online() as online:
+                return [materialize_view(defs, view, wh, online, since=since, until=until) for view in chosen]
+
+    def online_states(self) -> dict[str, ViewState]:
+        """What the online store holds per view: watermark, newest event time, entities, last run."""
+        from stackml.features.online import view_states
+
+        with self._online() as online:
+            return view_states(online)
+
+    def online_reader(
+        self, features: str | list[str] | tuple[str, ...], *, pool_size: int = 4
+    ) -> OnlineReader:
+        """A reader of ``features`` (a service or ``view:feature`` references) by entity key, with its own
+        connection pool; for a loop or a server, build it once and call ``read`` many times."""
+        from stackml.features.online import OnlineReader, online_url
+
+        if self.repo is not None:
+            defs = self.definitions()
+        else:
+            with self._warehouse(read_only=True) as wh:
+                defs = self.definitions(wh)
+        return OnlineReader(online_url(self.online), defs, self._resolve(defs, features), pool_size=pool_size)
+
+    def get_online_features(
+        self, features: str | list[str] | tuple[str, ...], entity_rows: Any
+    ) -> dict[str, list[Any]]:
+        """The newest stored value of each feature for each entity row, as columns: the join keys, then one
+        ``view__feature`` list each (None where the store has nothing, or only a value older than the TTL).
+
+        ``entity_rows``: ``[{"customer_id": 1}, ...]``, a dict of key -> list, or a DataFrame. A loop should
+        build one :meth:`online_reader` instead: this opens and closes a connection per call.
+        """
+        with self.online_reader(features, pool_size=1) as reader:
+            return reader.read(entity_rows)
+
+
+def _views(defs: Definitions, views: str | list[str] | None) -> list[FeatureView]:
+    if views is None:
+        return list(defs.views)
+    names = [views] if isinstance(views, str) else list(views)
+    known = {v.name: v for v in defs.views}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise InputError(
+            f"Unknown feature view(s) {unknown} (views: {sorted(known) or 'none'}).",
+            hint="Name views of the repo, or leave --view out to materialise all of them.",
+        )
+    return [known[n] for n in names]
 
 
 def _references(defs: Definitions, features: str | list[str] | tuple[str, ...]) -> list[str]:

@@ -1,0 +1,531 @@
+"""The online store: each feature view's newest row per entity, in PostgreSQL, read by key at serving time.
+
+Layout (schema ``stackml_online``): one table per view, named as the view, with the join keys (the primary
+key), one column per feature, ``event_timestamp`` and ``created_timestamp`` of the row it came from and
+``materialized_at``; and ``materializations``, one row per view: the digest of the definitions the table was
+built from, the watermark (event time) the last run reached, and when.
+
+Materialising a view computes, on the warehouse, the newest row per entity among the source rows with
+``since < event_timestamp <= until`` (ties to the newest ``created_timestamp``), copies them into a staging
+table with ``COPY`` and then, in one transaction, upserts them (a stored row is replaced only by a newer one)
+and moves the watermark: a reader sees the whole batch or none of it. ``since`` defaults to the last
+watermark, so each run adds what arrived since the previous one. A row that arrives late, with an event time
+at or before the watermark, is not picked up: pass ``since`` to reach back. When a view's definition
+changes, its table is rebuilt from the whole source.
+
+Reads honour the TTL: a value whose event time is older than ``now - ttl`` comes back as NULL, as the same
+entity would get no value in a training set built now.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+import uuid
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from stackml.errors import InputError, StackmlError
+from stackml.features.definitions import Definitions, FeatureView
+from stackml.warehouse import quote_column
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from stackml.warehouse import Warehouse
+
+__all__ = [
+    "SCHEMA",
+    "Materialized",
+    "OnlineReader",
+    "ViewState",
+    "materialize_view",
+    "online_url",
+    "view_digest",
+    "view_states",
+]
+
+SCHEMA = "stackml_online"
+STATE_TABLE = f"{SCHEMA}.materializations"
+_TIME_COLUMNS = ("event_timestamp", "created_timestamp", "materialized_at")
+
+
+@dataclass(frozen=True)
+class Materialized:
+    """One view's materialisation: the event-time window it read, the entities it upserted, whether the
+    table was rebuilt (first run, or a changed definition) and how long it took."""
+
+    view: str
+    since: str | None
+    until: str
+    rows: int
+    rebuilt: bool
+    seconds: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ViewState:
+    """What the online store holds for one view: its definition's digest, the watermark, the newest event
+    time stored, the number of entities and when it was last materialised."""
+
+    view: str
+    digest: str
+    watermark: datetime
+    newest_event: datetime | None
+    entities: int
+    materialized_at: datetime
+
+
+def online_url(explicit: str | None = None) -> str:
+    """The online store's PostgreSQL URL: ``explicit``, else the settings' ``postgres_url``, else the
+    warehouse when it is PostgreSQL."""
+    from stackml.config import get_settings
+
+    if explicit:
+        url = explicit
+    else:
+        settings = get_settings()
+        url = settings.postgres_url or str(settings.warehouse_url)
+    if not url.startswith(("postgresql://", "postgres://")):
+        raise InputError(
+            f"The online feature store needs PostgreSQL, got {_redact(url)!r}.",
+            hint="Pass --online postgresql://user@host:5432/db, or set STACKML_POSTGRES_URL.",
+        )
+    return url
+
+
+def _redact(url: str) -> str:
+    from stackml.warehouse.base import redact_url
+
+    return redact_url(url)
+
+
+def view_digest(defs: Definitions, view: FeatureView) -> str:
+    """A digest of everything that decides a view's online table: the view, its source and join keys."""
+    source = defs.source(view.source)
+    blob = json.dumps(
+        {"view": asdict(view), "source": asdict(source), "keys": defs.join_keys(view)}, sort_keys=True
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def table_name(view: str) -> str:
+    return f'{SCHEMA}."{view}"'
+
+
+# --------------------------------------------------------------------------------------------- writing
+
+
+def _create_state(con: Any) -> None:
+    con.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
+    con.execute(
+        f"CREATE TABLE IF NOT EXISTS {STATE_TABLE} (view text PRIMARY KEY, digest text NOT NULL, "
+        "watermark timestamp NOT NULL, materialized_at timestamptz NOT NULL, rows bigint NOT NULL, "
+        "seconds double precision NOT NULL)"
+    )
+
+
+def _state_row(con: Any, view: str) -> tuple[str, datetime] | None:
+    row = con.execute(f"SELECT digest, watermark FROM {STATE_TABLE} WHERE view = %s", [view]).fetchone()
+    return None if row is None else (row[0], row[1])
+
+
+def newest_rows_sql(
+    defs: Definitions,
+    view: FeatureView,
+    types: dict[str, str],
+    dialect: str,
+    since: datetime | None,
+    until: datetime,
+) -> str:
+    """The newest row per entity of ``view`` with ``since < event time <= until``: keys, features and both
+    timestamps. Window features run over the whole source first (the projection), the window after."""
+    from stackml.features.retrieval import view_projection
+
+    keys = ", ".join(quote_column(k) for k in defs.join_keys(view))
+    window = [f"p.stackml_event_ts <= {_literal(until)}"]
+    if since is not None:
+        window.append(f"p.stackml_event_ts > {_literal(since)}")
+    features = ", ".join(quote_column(f.name) for f in view.features)
+    return (
+        f"SELECT {keys}, {features}, stackml_event_ts AS event_timestamp, "
+        f"stackml_created_ts AS created_timestamp FROM (SELECT p.*, ROW_NUMBER() OVER (PARTITION BY {keys} "
+        "ORDER BY p.stackml_event_ts DESC, p.stackml_created_ts DESC NULLS LAST) AS stackml_rank "
+        f"FROM ({view_projection(defs, view, types, dialect)}) AS p WHERE {' AND '.join(window)}) AS ranked "
+        "WHERE stackml_rank = 1"
+    )
+
+
+def _literal(moment: datetime) -> str:
+    return f"CAST('{moment.strftime('%Y-%m-%d %H:%M:%S.%f')}' AS TIMESTAMP)"
+
+
+def _utc_naive(moment: datetime | None) -> datetime | None:
+    if moment is None or moment.tzinfo is None:
+        return moment
+    return moment.astimezone(timezone.utc).replace(tzinfo=None)
+
+
+def materialize_view(
+    defs: Definitions,
+    view: FeatureView,
+    wh: Warehouse,
+    online: Warehouse,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> Materialized:
+    """Bring ``view``'s online table up to ``until`` (default now, UTC): see the module docstring."""
+    from stackml.features.retrieval import source_types
+
+    started = time.perf_counter()
+    until = _utc_naive(until) or datetime.now(timezone.utc).replace(tzinfo=None)
+    since = _utc_naive(since)
+    con = online.connection
+    _create_state(con)
+    digest = view_digest(defs, view)
+    state = _state_row(con, view.name)
+    exists = online.has_table(f"{SCHEMA}.{view.name}")
+    rebuild = state is None or state[0] != digest or not exists
+    if since is None and not rebuild:
+        since = state[1]  # type: ignore[index]
+    if rebuild:
+        since = None  # a new or changed definition: the whole source, into a fresh table
+    if since is not None and since >= until:
+        raise InputError(
+            f"Nothing to materialise for view '{view.name}': since ({since}) is not before until ({until}).",
+            hint="Pass an earlier --since, or omit it to continue from the last run.",
+        )
+    sql = newest_rows_sql(defs, view, source_types(wh, defs, view.source), wh.dialect, since, until)
+    try:
+        frame = wh.query(sql)
+    except StackmlError as exc:
+        raise InputError(
+            f"Materialising feature view '{view.name}' failed: {exc.message}",
+            hint="`stackml features apply --repo DIR` checks the definitions against the warehouse.",
+        ) from exc
+    frame = _online_frame(frame, defs.join_keys(view))
+    staging = f"__stage_{uuid.uuid4().hex[:12]}"
+    if not rebuild:
+        # the stored table's types, so a batch of other inferred types (or none, when empty) still fits
+        columns = ", ".join(quote_column(c) for c in frame.columns)
+        con.execute(
+            f"CREATE TABLE {table_name(staging)} AS SELECT {columns} FROM {table_name(view.name)} WITH NO DATA"
+        )
+    elif frame.empty:
+        frame = frame.astype({c: "string" for c in frame.columns if frame[c].dtype == object})
+    try:
+        if not (frame.empty and not rebuild):
+            # COPY, into a table no reader knows
+            online.ingest(frame, f"{SCHEMA}.{staging}", if_exists="fail" if rebuild else "append")
+        _upsert(online, view, defs.join_keys(view), staging, rebuild, digest, until, len(frame), started)
+    finally:  # also when the COPY failed half-way
+        con.execute(f"DROP TABLE IF EXISTS {table_name(staging)}")
+    return Materialized(
+        view.name,
+        None if since is None else since.isoformat(),
+        until.isoformat(),
+        len(frame),
+        rebuild,
+        round(time.perf_counter() - started, 3),
+    )
+
+
+def _online_frame(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    import pandas as pd
+
+    frame = frame.copy()
+    for column in ("event_timestamp", "created_timestamp"):
+        frame[column] = pd.to_datetime(frame[column]).astype("datetime64[us]")
+    bad = frame[keys].isna().any(axis=1)
+    return frame[~bad].reset_index(drop=True)  # an entity without a key cannot be read by key
+
+
+def _upsert(
+    online: Warehouse,
+    view: FeatureView,
+    keys: list[str],
+    staging: str,
+    rebuild: bool,
+    digest: str,
+    until: datetime,
+    rows: int,
+    started: float,
+) -> None:
+    target = table_name(view.name)
+    stage = table_name(staging)
+    con = online.connection
+    columns = [*keys, *(f.name for f in view.features), "event_timestamp", "created_timestamp"]
+    column_list = ", ".join(quote_column(c) for c in columns)
+    updates = ", ".join(f"{quote_column(c)} = EXCLUDED.{quote_column(c)}" for c in columns[len(keys) :])
+    key_list = ", ".join(quote_column(k) for k in keys)
+    with con.transaction():
+        if rebuild:
+            con.execute(f"DROP TABLE IF EXISTS {target}")
+            con.execute(
+                f"CREATE TABLE {target} (LIKE {stage}, materialized_at timestamptz NOT NULL DEFAULT now(), "
+                f"PRIMARY KEY ({key_list}))"
+            )
+        # A stored row gives way only to a newer one (event time, then created time): re-running a window
+        # or reaching back with --since never replaces a value with an older one.
+        con.execute(
+            f"INSERT INTO {target} ({column_list}) SELECT {column_list} FROM {stage} "
+            f"ON CONFLICT ({key_list}) DO UPDATE SET {updates}, materialized_at = now() "
+            f"WHERE (EXCLUDED.event_timestamp, COALESCE(EXCLUDED.created_timestamp, '-infinity')) >= "
+            f"({target}.event_timestamp, COALESCE({target}.created_timestamp, '-infinity'))"
+        )
+        con.execute(
+            f"INSERT INTO {STATE_TABLE} AS s (view, digest, watermark, materialized_at, rows, seconds) "
+            "VALUES (%s, %s, %s, now(), %s, %s) ON CONFLICT (view) DO UPDATE SET digest = EXCLUDED.digest, "
+            "watermark = GREATEST(s.watermark, EXCLUDED.watermark), materialized_at = now(), "
+            "rows = EXCLUDED.rows, seconds = EXCLUDED.seconds",
+            [view.name, digest, until, rows, time.perf_counter() - started],
+        )
+
+
+def view_states(online: Warehouse) -> dict[str, ViewState]:
+    """What the online store holds, per materialised view (empty before the first run)."""
+    if not online.has_table(STATE_TABLE):
+        return {}
+    con = online.connection
+    out = {}
+    for view, digest, watermark, materialized_at in con.execute(
+        f"SELECT view, digest, watermark, materialized_at FROM {STATE_TABLE} ORDER BY view"
+    ).fetchall():
+        if not online.has_table(f"{SCHEMA}.{view}"):
+            continue
+        newest, entities = con.execute(
+            f"SELECT max(event_timestamp), count(*) FROM {table_name(view)}"
+        ).fetchone()
+        out[view] = ViewState(view, digest, watermark, newest, int(entities), materialized_at)
+    return out
+
+
+# --------------------------------------------------------------------------------------------- reading
+
+
+@dataclass(frozen=True)
+class _Group:
+    """Views that share join keys, read by one query."""
+
+    keys: tuple[str, ...]
+    key_types: tuple[str, ...]
+    sql: str
+    outputs: tuple[str, ...]  # the feature columns the query returns, after the ordinal
+
+
+class OnlineReader:
+    """Reads a fixed list of features by entity key, over a small connection pool with prepared statements:
+    one query per group of views that share join keys.
+
+    Built by :meth:`stackml.features.FeatureStore.online_reader`; :meth:`read` is safe to call from many
+    threads. Close it (or use it as a context manager) to close the pool.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        defs: Definitions,
+        features: list[tuple[FeatureView, str]],
+        *,
+        pool_size: int = 4,
+    ) -> None:
+        from stackml._deps import require
+
+        require("psycopg")
+        pool_module = require("psycopg_pool", extra="postgres")
+        self.features = [view.column(f) for view, f in features]
+        self.keys = list(dict.fromkeys(k for view, _ in features for k in defs.join_keys(view)))
+        self._pool = pool_module.ConnectionPool(
+            url,
+            min_size=1,
+            max_size=pool_size,
+            kwargs={"autocommit": True, "prepare_threshold": 0},
+            open=False,
+        )
+        try:
+            self._pool.open(wait=True, timeout=10)
+        except Exception as exc:  # psycopg_pool.PoolTimeout and connection errors
+            self._pool.close()
+            raise InputError(
+                f"Cannot connect to the online feature store at {_redact(url)}: {exc}",
+                hint="Check that PostgreSQL runs and the URL (--online / STACKML_POSTGRES_URL) is right.",
+            ) from exc
+        self._lock = threading.Lock()
+        try:
+            self._groups = self._plan(defs, features)
+        except BaseException:
+            self._pool.close()
+            raise
+
+    def _plan(self, defs: Definitions, features: list[tuple[FeatureView, str]]) -> list[_Group]:
+        views = list(dict.fromkeys(view for view, _ in features))
+        with self._pool.connection() as con:
+            states = {
+                row[0]: row[1]
+                for row in con.execute(
+                    f"SELECT view, digest FROM {STATE_TABLE}"
+                    if _has_state(con)
+                    else "SELECT NULL, NULL WHERE false"
+                ).fetchall()
+            }
+            problems = []
+            for view in views:
+                if view.name not in states:
+                    problems.append(f"view '{view.name}' has not been materialised")
+                elif states[view.name] != view_digest(defs, view):
+                    problems.append(
+                        f"view '{view.name}' changed since it was last materialised (the online table holds "
+                        "the old definition)"
+                    )
+            if problems:
+                from stackml.errors import problems_error
+
+                raise problems_error(
+                    problems,
+                    what="the online feature store",
+                    hint="Run `stackml features materialize` (with the same repo) first.",
+                )
+            by_keys: dict[tuple[str, ...], list[FeatureView]] = {}
+            for view in views:
+                by_keys.setdefault(tuple(defs.join_keys(view)), []).append(view)
+            groups = []
+            for keys, members in by_keys.items():
+                key_types = _key_types(con, members[0].name, keys)
+                groups.append(_group_sql(keys, key_types, members, features))
+            return groups
+
+    def read(self, entity_rows: Any) -> dict[str, list[Any]]:
+        """The features of each entity row, as columns: the join keys as given, then ``view__feature``
+        (NULL where the store has no value, or only one older than the view's TTL).
+
+        ``entity_rows``: a list of ``{key: value}`` dicts, a dict of key -> list, or a DataFrame.
+        """
+        rows = _key_columns(entity_rows, self.keys)
+        n = len(rows[self.keys[0]]) if self.keys else 0
+        out: dict[str, list[Any]] = {k: list(rows[k]) for k in self.keys}
+        for name in self.features:
+            out[name] = [None] * n
+        if n == 0:
+            return out
+        import psycopg
+
+        with self._pool.connection() as con:
+            for group in self._groups:
+                params = [list(rows[k]) for k in group.keys]
+                try:
+                    fetched = con.execute(group.sql, params).fetchall()
+                except psycopg.errors.DataError as exc:
+                    raise InputError(
+                        f"An entity key does not fit its column's type ({' '.join(str(exc).split())[:200]}).",
+                        hint=f"Give keys of the types {dict(zip(group.keys, group.key_types))}.",
+                    ) from exc
+                for record in fetched:
+                    i = record[0] - 1
+                    for name, value in zip(group.outputs, record[1:]):
+                        out[name][i] = float(value) if isinstance(value, Decimal) else value
+        return out
+
+    def close(self) -> None:
+        self._pool.close()
+
+    def __enter__(self) -> OnlineReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _has_state(con: Any) -> bool:
+    return con.execute("SELECT to_regclass(%s) IS NOT NULL", [STATE_TABLE]).fetchone()[0]
+
+
+def _key_types(con: Any, view: str, keys: tuple[str, ...]) -> tuple[str, ...]:
+    rows = dict(
+        con.execute(
+            "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute "
+            "WHERE attrelid = to_regclass(%s) AND attnum > 0 AND NOT attisdropped",
+            [table_name(view)],
+        ).fetchall()
+    )
+    return tuple(rows.get(k, "text") for k in keys)
+
+
+def _group_sql(
+    keys: tuple[str, ...],
+    key_types: tuple[str, ...],
+    views: list[FeatureView],
+    features: list[tuple[FeatureView, str]],
+) -> _Group:
+    arrays = ", ".join(f"%s::{t}[]" for t in key_types)
+    aliases = ", ".join(f"k{i}" for i in range(len(keys)))
+    joins, outputs, selected = [], [], []
+    for j, view in enumerate(views):
+        on = " AND ".join(f"v{j}.{quote_column(k)} = e.k{i}" for i, k in enumerate(keys))
+        joins.append(f"LEFT JOIN {table_name(view.name)} AS v{j} ON {on}")
+        fresh = (
+            f"v{j}.event_timestamp >= (now() AT TIME ZONE 'UTC') - INTERVAL '{view.ttl} seconds'"
+            if view.ttl
+            else ""
+        )
+        for v, feature in features:
+            if v is not view:
+                continue
+            column = f"v{j}.{quote_column(feature)}"
+            selected.append(f"CASE WHEN {fresh} THEN {column} END" if fresh else column)
+            outputs.append(view.column(feature))
+    sql = (
+        f"SELECT e.stackml_ord, {', '.join(selected)} FROM unnest({arrays}) WITH ORDINALITY "
+        f"AS e({aliases}, stackml_ord) {' '.join(joins)}"
+    )
+    return _Group(keys, key_types, sql, tuple(outputs))
+
+
+def _key_columns(entity_rows: Any, keys: list[str]) -> dict[str, list[Any]]:
+    """Entity rows (dicts, a dict of lists or a DataFrame) as one list per join key, checked."""
+    import pandas as pd
+
+    if isinstance(entity_rows, pd.DataFrame):
+        entity_rows = {c: entity_rows[c].tolist() for c in entity_rows.columns}
+    if isinstance(entity_rows, dict):
+        columns = entity_rows
+        missing = [k for k in keys if k not in columns]
+        lengths = {len(columns[k]) for k in keys if k in columns}
+        if missing or len(lengths) > 1:
+            raise InputError(
+                f"The entity rows need the join key(s) {keys} as equal-length lists; got {sorted(columns)}"
+                + (f" (missing {missing})" if missing else " of different lengths"),
+                hint=f"Pass e.g. [{{{', '.join(repr(k) + ': ...' for k in keys)}}}].",
+            )
+        out = {k: list(columns[k]) for k in keys}
+    elif isinstance(entity_rows, (list, tuple)):
+        out = {k: [] for k in keys}
+        for i, row in enumerate(entity_rows):
+            if not isinstance(row, dict) or any(k not in row for k in keys):
+                raise InputError(
+                    f"Entity row {i} must be a mapping with the join key(s) {keys}, got {row!r:.200}.",
+                    hint=f"Pass e.g. [{{{', '.join(repr(k) + ': ...' for k in keys)}}}].",
+                )
+            for k in keys:
+                out[k].append(row[k])
+    else:
+        raise InputError(
+            "The entity rows must be a list of dicts, a dict of lists or a DataFrame, "
+            f"got {type(entity_rows).__name__}.",
+            hint=f"Pass e.g. [{{{', '.join(repr(k) + ': ...' for k in keys)}}}].",
+        )
+    for k, values in out.items():
+        nulls = [i for i, v in enumerate(values) if v is None or (isinstance(v, float) and v != v)]
+        if nulls:
+            raise InputError(
+                f"Join key '{k}' is missing (null) in entity row(s) {nulls[:10]}.",
+                hint="Every entity row needs a value for every join key.",
+            )
+    return out
