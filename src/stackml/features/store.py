@@ -175,11 +175,10 @@ class FeatureStore:
         """
         from stackml.features.online import materialize_view
 
-        with self._warehouse() as wh:
+        with self._online() as online, self._warehouse() as wh:
             defs = self.definitions(wh)
             chosen = _views(defs, views)
-            with self._online() as online:
-                return [materialize_view(defs, view, wh, online, since=since, until=until) for view in chosen]
+            return [materialize_view(defs, view, wh, online, since=since, until=until) for view in chosen]
 
     def online_states(self) -> dict[str, ViewState]:
         """What the online store holds per view: watermark, newest event time, entities, last run."""
