@@ -66,6 +66,23 @@ def postgres_url() -> Iterator[str]:
         conn.close()
 
 
+@pytest.fixture
+def fresh_postgres_url(postgres_url: str) -> Iterator[str]:
+    """A PostgreSQL database of this test's own, for tests whose state lives in fixed schemas (the online
+    feature store); dropped afterwards."""
+    import psycopg
+
+    base, _, _ = postgres_url.rpartition("/")
+    name = f"stackml_test_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(postgres_url, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"{base}/{name}"
+    finally:
+        with psycopg.connect(postgres_url, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 @pytest.fixture(scope="session")
 def redis_url() -> str:
     """The Redis server (STACKML_TEST_REDIS_URL); tests name their streams uniquely, so they share it."""

@@ -11,30 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from cli_checks import assert_clean_error, run_cli
 from stackml.warehouse import connect
-
-
-def run_cli(
-    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "stackml", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env={**os.environ, **(env or {})},
-        timeout=120,
-    )
-
-
-def assert_clean_error(proc: subprocess.CompletedProcess[str], *fragments: str) -> None:
-    """Exit code 2, one line on stderr, no traceback, and the fragments in that line."""
-    assert proc.returncode == 2, (proc.returncode, proc.stdout, proc.stderr)
-    assert "Traceback" not in proc.stderr
-    lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, proc.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], (fragment, lines[0])
 
 
 @pytest.fixture

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
 import pytest
+
+from cli_checks import assert_clean_error as clean_error
+from cli_checks import run_cli
 
 pytest.importorskip("mlflow")
 pytest.importorskip("tableauhyperapi")
@@ -28,26 +31,8 @@ CONTRIBUTIONS = pd.DataFrame(
     }
 )
 
-
-def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "stackml", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=dict(os.environ),
-        timeout=180,
-    )
-
-
-def assert_clean_error(proc: subprocess.CompletedProcess[str], *fragments: str) -> None:
-    """Exit code 2, one line on stderr, nothing on stdout, no traceback, and the fragments in that line."""
-    assert proc.returncode == 2, (proc.returncode, proc.stdout, proc.stderr)
-    assert "Traceback" not in proc.stderr and proc.stdout == ""
-    lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, proc.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], (fragment, lines[0])
+# these commands print nothing on stdout when they fail
+assert_clean_error = partial(clean_error, empty_stdout=True)
 
 
 class Identity(mlflow.pyfunc.PythonModel):

@@ -3,34 +3,22 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 
 import pytest
 
+from cli_checks import assert_clean_error as clean_error
+from cli_checks import run_cli
 from stackml.warehouse import connect
 
 PYTHON_STACKML = [sys.executable, "-m", "stackml"]
 
-
-def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*PYTHON_STACKML, *args], capture_output=True, text=True, cwd=cwd, env=dict(os.environ), timeout=180
-    )
-
-
-def assert_clean_error(proc: subprocess.CompletedProcess[str], *fragments: str) -> str:
-    """Exit code 2, one line on stderr, nothing on stdout, no traceback, and the fragments in that line."""
-    assert proc.returncode == 2, (proc.returncode, proc.stdout, proc.stderr)
-    assert "Traceback" not in proc.stderr and proc.stdout == ""
-    lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, proc.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], (fragment, lines[0])
-    return lines[0]
+# these commands print nothing on stdout when they fail
+assert_clean_error = partial(clean_error, empty_stdout=True)
 
 
 @pytest.fixture

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import random
 import threading
-import uuid
-from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -83,19 +81,9 @@ def _sales(rng: random.Random, customers: range) -> list[dict]:
 
 
 @pytest.fixture
-def online_url(postgres_url: str) -> Iterator[str]:
+def online_url(fresh_postgres_url: str) -> str:
     """A database of its own for each test's online store (the schema and state table are global)."""
-    import psycopg
-
-    base, _, _ = postgres_url.rpartition("/")
-    name = f"stackml_online_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(postgres_url, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"{base}/{name}"
-    finally:
-        with psycopg.connect(postgres_url, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    return fresh_postgres_url
 
 
 def _store(
