@@ -28,6 +28,7 @@ __all__ = [
     "FeatureView",
     "Source",
     "format_ttl",
+    "freshness_problem",
     "name_problem",
     "parse_ttl",
     "ttl_problem",
@@ -52,6 +53,17 @@ def ttl_problem(value: object) -> str | None:
     if isinstance(value, str) and _TTL.match(value):
         return None
     return f"the TTL must be a duration such as 30d, 12h or 0, got {value!r}"
+
+
+def freshness_problem(value: object) -> str | None:
+    """``None`` when ``value`` is a freshness limit (a duration above 0, read as :func:`parse_ttl` reads a
+    TTL), else the sentence that says why not."""
+    if ttl_problem(value) is None and parse_ttl(value) > 0:
+        return None
+    return (
+        "the freshness limit must be a duration above 0 such as 2h, 30m or 1d (leave it out for no check), "
+        f"got {value!r}"
+    )
 
 
 def parse_ttl(value: object) -> int:
@@ -137,14 +149,18 @@ class Feature:
 @dataclass(frozen=True)
 class FeatureView:
     """Features of some entities computed from one source; a row is valid for ``ttl`` seconds after its event
-    time (``0``: forever). In a repo's Python file ``ttl`` may be anything :func:`parse_ttl` reads (``"30d"``,
-    a ``timedelta``); loading the repo turns it into seconds."""
+    time (``0``: forever). ``freshness`` is the age the newest event time in the online store may reach
+    before ``stackml features monitor`` calls the view stale (None: no freshness check); it is an alert limit
+    only, so changing it does not rebuild the online table. In a repo's Python file ``ttl`` and
+    ``freshness`` may be anything :func:`parse_ttl` reads (``"30d"``, a ``timedelta``); loading the repo turns
+    them into seconds."""
 
     name: str
     entities: tuple[str, ...]
     source: str
     features: tuple[Feature, ...]
     ttl: int = 0
+    freshness: int | None = None
 
     def column(self, feature: str) -> str:
         """The output column of ``feature``: ``view__feature``."""

@@ -40,13 +40,17 @@ if TYPE_CHECKING:
 
 __all__ = [
     "SCHEMA",
+    "Batch",
     "Materialized",
     "OnlineReader",
     "ViewState",
+    "compute_batch",
     "materialize_view",
     "online_url",
+    "stored_types",
     "view_digest",
     "view_states",
+    "write_batch",
 ]
 
 SCHEMA = "stackml_online"
@@ -108,10 +112,12 @@ def _redact(url: str) -> str:
 
 
 def view_digest(defs: Definitions, view: FeatureView) -> str:
-    """A digest of everything that decides a view's online table: the view, its source and join keys."""
+    """A digest of everything that decides a view's online table: the view, its source and join keys. The
+    freshness limit is left out: it only says when to alert, so changing it keeps the table."""
     source = defs.source(view.source)
+    decides = {k: v for k, v in asdict(view).items() if k != "freshness"}
     blob = json.dumps(
-        {"view": asdict(view), "source": asdict(source), "keys": defs.join_keys(view)}, sort_keys=True
+        {"view": decides, "source": asdict(source), "keys": defs.join_keys(view)}, sort_keys=True
     )
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -173,6 +179,37 @@ def _utc_naive(moment: datetime | None) -> datetime | None:
     return moment.astimezone(timezone.utc).replace(tzinfo=None)
 
 
+@dataclass(frozen=True)
+class Batch:
+    """One view's rows to materialise, computed on the warehouse and not yet written.
+
+    Attributes:
+        view: the view's name.
+        since, until: the event-time window read (``since`` None: the whole source).
+        rebuild: whether writing it rebuilds the online table (first run, or a changed definition).
+        digest: the definition's digest the write records.
+        frame: the newest row per entity: join keys, features, ``event_timestamp``, ``created_timestamp``
+            (rows with a missing join key are kept here; the write leaves them out).
+        types: the warehouse's type of each column of ``frame``.
+        computed_at: when it was computed (naive UTC).
+        ahead_rows, ahead_newest: the source rows whose event time is after ``computed_at``, and the newest
+            of them; None unless counted (``count_ahead``).
+        seconds: how long computing took.
+    """
+
+    view: str
+    since: datetime | None
+    until: datetime
+    rebuild: bool
+    digest: str
+    frame: pd.DataFrame
+    types: dict[str, str]
+    computed_at: datetime
+    ahead_rows: int | None = None
+    ahead_newest: datetime | None = None
+    seconds: float = 0.0
+
+
 def materialize_view(
     defs: Definitions,
     view: FeatureView,
@@ -182,16 +219,33 @@ def materialize_view(
     since: datetime | None = None,
     until: datetime | None = None,
 ) -> Materialized:
-    """Bring ``view``'s online table up to ``until`` (default now, UTC): see the module docstring."""
+    """Bring ``view``'s online table up to ``until`` (default now, UTC): see the module docstring. The same
+    as :func:`compute_batch` then :func:`write_batch`."""
+    return write_batch(defs, compute_batch(defs, view, wh, online, since=since, until=until), online)
+
+
+def compute_batch(
+    defs: Definitions,
+    view: FeatureView,
+    wh: Warehouse,
+    online: Warehouse,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    count_ahead: bool = False,
+) -> Batch:
+    """The newest row per entity of ``view`` with ``since < event time <= until`` (``until`` default now,
+    UTC; ``since`` default the last watermark, or the whole source when the table is rebuilt), computed on
+    the warehouse. It only reads the online store; :func:`write_batch` writes it. ``count_ahead`` also counts
+    the source rows dated after now (a feed writing local times as UTC)."""
     from stackml.features.retrieval import source_types
 
     started = time.perf_counter()
-    until = _utc_naive(until) or datetime.now(timezone.utc).replace(tzinfo=None)
+    computed_at = datetime.now(timezone.utc).replace(tzinfo=None)
+    until = _utc_naive(until) or computed_at
     since = _utc_naive(since)
-    con = online.connection
-    _create_state(con)
     digest = view_digest(defs, view)
-    state = _state_row(con, view.name)
+    state = _state_row(online.connection, view.name) if online.has_table(STATE_TABLE) else None
     exists = online.has_table(f"{SCHEMA}.{view.name}")
     rebuild = state is None or state[0] != digest or not exists
     if since is None and not rebuild:
@@ -203,49 +257,106 @@ def materialize_view(
             f"Nothing to materialise for view '{view.name}': since ({since}) is not before until ({until}).",
             hint="Pass an earlier --since, or omit it to continue from the last run.",
         )
-    sql = newest_rows_sql(defs, view, source_types(wh, defs, view.source), wh.dialect, since, until)
+    types = source_types(wh, defs, view.source)
+    sql = newest_rows_sql(defs, view, types, wh.dialect, since, until)
     try:
         frame = wh.query(sql)
+        with wh.stream(f"SELECT * FROM ({sql}) AS batch LIMIT 0") as rows:
+            column_types = dict(zip(rows.columns, rows.types))
+        ahead = _ahead(defs, view, types, wh, computed_at) if count_ahead else (None, None)
     except StackmlError as exc:
         raise InputError(
             f"Materialising feature view '{view.name}' failed: {exc.message}",
             hint="`stackml features apply --repo DIR` checks the definitions against the warehouse.",
         ) from exc
-    frame = _online_frame(frame, defs.join_keys(view))
+    return Batch(
+        view.name,
+        since,
+        until,
+        rebuild,
+        digest,
+        _online_frame(frame),
+        column_types,
+        computed_at,
+        *ahead,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _ahead(
+    defs: Definitions, view: FeatureView, types: dict[str, str], wh: Warehouse, moment: datetime
+) -> tuple[int, datetime | None]:
+    """The source rows of ``view`` dated after ``moment``, and the newest of them."""
+    import dataclasses
+
+    import pandas as pd
+
+    from stackml.features.retrieval import view_projection
+
+    times = view_projection(defs, dataclasses.replace(view, features=()), types, wh.dialect)
+    found = wh.query(
+        f"SELECT count(*) AS n, max(p.stackml_event_ts) AS newest FROM ({times}) AS p "
+        f"WHERE p.stackml_event_ts > {_literal(moment)}"
+    )
+    newest = found["newest"].iloc[0]
+    return int(found["n"].iloc[0]), None if pd.isna(newest) else pd.Timestamp(newest).to_pydatetime()
+
+
+def write_batch(defs: Definitions, batch: Batch, online: Warehouse) -> Materialized:
+    """Write ``batch`` into the online store: ``COPY`` into a staging table, then one transaction that
+    upserts it (a stored row gives way only to a newer one; the table is rebuilt first when the batch says
+    so) and moves the watermark. Rows with a missing join key are left out: they cannot be read by key."""
+    started = time.perf_counter()
+    view = defs.view(batch.view)
+    if view_digest(defs, view) != batch.digest:
+        raise InputError(
+            f"The definition of feature view '{view.name}' changed after its batch was computed; nothing "
+            "of it was written.",
+            hint="Compute the batch again with the current definitions.",
+        )
+    keys = defs.join_keys(view)
+    con = online.connection
+    _create_state(con)
+    frame = batch.frame[~batch.frame[keys].isna().any(axis=1)].reset_index(drop=True)
     staging = f"__stage_{uuid.uuid4().hex[:12]}"
-    if not rebuild:
+    if not batch.rebuild:
         # the stored table's types, so a batch of other inferred types (or none, when empty) still fits
         columns = ", ".join(quote_column(c) for c in frame.columns)
-        con.execute(
-            f"CREATE TABLE {table_name(staging)} AS SELECT {columns} FROM {table_name(view.name)} WITH NO DATA"
-        )
+        stored = table_name(view.name)
+        con.execute(f"CREATE TABLE {table_name(staging)} AS SELECT {columns} FROM {stored} WITH NO DATA")
     elif frame.empty:
         frame = frame.astype({c: "string" for c in frame.columns if frame[c].dtype == object})
     try:
-        if not (frame.empty and not rebuild):
+        if not (frame.empty and not batch.rebuild):
             # COPY, into a table no reader knows
-            online.ingest(frame, f"{SCHEMA}.{staging}", if_exists="fail" if rebuild else "append")
-        _upsert(online, view, defs.join_keys(view), staging, rebuild, digest, until, len(frame), started)
+            online.ingest(frame, f"{SCHEMA}.{staging}", if_exists="fail" if batch.rebuild else "append")
+        seconds = batch.seconds + time.perf_counter() - started
+        _upsert(online, view, keys, staging, batch.rebuild, batch.digest, batch.until, len(frame), seconds)
     finally:  # also when the COPY failed half-way
         con.execute(f"DROP TABLE IF EXISTS {table_name(staging)}")
     return Materialized(
         view.name,
-        None if since is None else since.isoformat(),
-        until.isoformat(),
+        None if batch.since is None else batch.since.isoformat(),
+        batch.until.isoformat(),
         len(frame),
-        rebuild,
-        round(time.perf_counter() - started, 3),
+        batch.rebuild,
+        round(batch.seconds + time.perf_counter() - started, 3),
     )
 
 
-def _online_frame(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+def stored_types(online: Warehouse, view: str) -> dict[str, str] | None:
+    """Column -> PostgreSQL type of ``view``'s online table; None when it has none yet."""
+    table = f"{SCHEMA}.{view}"
+    return online.schema(table) if online.has_table(table) else None
+
+
+def _online_frame(frame: pd.DataFrame) -> pd.DataFrame:
     import pandas as pd
 
     frame = frame.copy()
     for column in ("event_timestamp", "created_timestamp"):
         frame[column] = pd.to_datetime(frame[column]).astype("datetime64[us]")
-    bad = frame[keys].isna().any(axis=1)
-    return frame[~bad].reset_index(drop=True)  # an entity without a key cannot be read by key
+    return frame
 
 
 def _upsert(
@@ -257,7 +368,7 @@ def _upsert(
     digest: str,
     until: datetime,
     rows: int,
-    started: float,
+    seconds: float,
 ) -> None:
     target = table_name(view.name)
     stage = table_name(staging)
@@ -286,7 +397,7 @@ def _upsert(
             "VALUES (%s, %s, %s, now(), %s, %s) ON CONFLICT (view) DO UPDATE SET digest = EXCLUDED.digest, "
             "watermark = GREATEST(s.watermark, EXCLUDED.watermark), materialized_at = now(), "
             "rows = EXCLUDED.rows, seconds = EXCLUDED.seconds",
-            [view.name, digest, until, rows, time.perf_counter() - started],
+            [view.name, digest, until, rows, seconds],
         )
 
 

@@ -4,7 +4,8 @@
 Every problem in every file is collected and raised together, each naming its file and object, so one run
 of ``stackml features apply`` shows them all.
 
-The YAML form (``ttl: 0`` is unbounded; ``query:`` may replace ``table:``)::
+The YAML form (``ttl: 0`` is unbounded; ``query:`` may replace ``table:``; ``freshness:``, optional, is the
+age the newest online value may reach before ``stackml features monitor`` raises a freshness alert)::
 
     entities: [{name: customer, join_keys: [customer_id]}]
     sources:
@@ -17,6 +18,7 @@ The YAML form (``ttl: 0`` is unbounded; ``query:`` may replace ``table:``)::
         entities: [customer]
         source: orders
         ttl: 30d
+        freshness: 2h
         features: [{name: amount, expr: amount}, {name: big, expr: "amount > 100"}]
     services: [{name: churn, features: ["customer_orders:amount", "customer_orders:big"]}]
 """
@@ -38,6 +40,7 @@ from stackml.features.definitions import (
     FeatureService,
     FeatureView,
     Source,
+    freshness_problem,
     name_problem,
     parse_ttl,
     ttl_problem,
@@ -50,7 +53,7 @@ _SECTIONS = ("entities", "sources", "feature_views", "services")
 _FIELDS = {
     "entities": ({"name", "join_keys"}, {"description"}),
     "sources": ({"name"}, {"table", "query", "timestamp_field", "created_timestamp_field"}),
-    "feature_views": ({"name", "entities", "source", "features"}, {"ttl"}),
+    "feature_views": ({"name", "entities", "source", "features"}, {"ttl", "freshness"}),
     "services": ({"name", "features"}, set()),
 }
 _KIND = {"entities": "entity", "sources": "source", "feature_views": "feature view", "services": "service"}
@@ -212,6 +215,8 @@ def _field_problems(section: str, item: dict[str, Any]) -> list[str]:
             found.append(f"'source' must be the name of a source, got {item['source']!r}")
         if "ttl" in item and ttl_problem(item["ttl"]):
             found.append(f"{ttl_problem(item['ttl'])} ({TTL_HINT})")
+        if item.get("freshness") is not None and freshness_problem(item["freshness"]):
+            found.append(str(freshness_problem(item["freshness"])))
         features = item["features"]
         if not isinstance(features, list) or not features:
             found.append(f"'features' must be a non-empty list of {{name, expr}}, got {features!r}")
@@ -247,6 +252,7 @@ _BUILDERS: dict[str, Callable[[dict[str, Any]], Any]] = {
         source=d["source"],
         features=tuple(Feature(f["name"], f["expr"]) for f in d["features"]),
         ttl=parse_ttl(d.get("ttl", 0)),
+        freshness=None if d.get("freshness") is None else parse_ttl(d["freshness"]),
     ),
     "services": lambda d: FeatureService(d["name"], tuple(d["features"])),
 }
@@ -254,7 +260,8 @@ _BUILDERS: dict[str, Callable[[dict[str, Any]], Any]] = {
 
 def _from_python(file: Path, problems: list[str]) -> Definitions:
     """The definition objects a Python file leaves in its namespace (it runs, as Feast runs repo files),
-    checked as their YAML form is (a ``ttl`` may be ``"30d"`` or a ``timedelta`` here too)."""
+    checked as their YAML form is (a ``ttl`` or ``freshness`` may be ``"30d"`` or a ``timedelta`` here
+    too)."""
     try:
         namespace = runpy.run_path(str(file), run_name=f"stackml_feature_repo_{file.stem}")
     except Exception as exc:  # noqa: BLE001 - any error in the user's file becomes one problem naming it

@@ -13,8 +13,11 @@ from stackml.errors import InputError, raise_if_problems
 if TYPE_CHECKING:
     import pandas as pd
 
+    from stackml.features.config import FeatureMonitorConfig
     from stackml.features.definitions import Definitions, FeatureView
-    from stackml.features.online import Materialized, OnlineReader, ViewState
+    from stackml.features.monitor import FeatureMonitorResult
+    from stackml.features.online import Batch, Materialized, OnlineReader, ViewState
+    from stackml.features.reference import RecordedReference
     from stackml.features.registry import Registered
     from stackml.warehouse import Warehouse
 
@@ -149,6 +152,34 @@ class FeatureStore:
         )
         return resolved
 
+    def record_reference(
+        self, service: str, training_set: pd.DataFrame, *, n_rows: int | None = None, random_state: int = 0
+    ) -> RecordedReference:
+        """Keep a seeded sample of ``training_set``'s feature columns (at most ``n_rows``, default 50,000)
+        as ``service``'s reference in the warehouse, replacing the one before: :meth:`monitor` tests the
+        online values' drift and quality against it. ``stackml features training-set --service S`` does
+        this unless told ``--no-reference``.
+
+        Example:
+            >>> frame = store.get_training_set("entities.parquet", "churn")  # doctest: +SKIP
+            >>> store.record_reference("churn", frame).table  # doctest: +SKIP
+            'stackml_feature_ref_churn'
+        """
+        from stackml.features.config import REFERENCE_ROWS
+        from stackml.features.reference import record_reference
+
+        with self._warehouse() as wh:
+            defs = self.definitions(wh)
+            columns = [view.column(f) for view, f in self._resolve(defs, _service_name(service))]
+            return record_reference(
+                wh,
+                service,
+                training_set,
+                columns,
+                n_rows=REFERENCE_ROWS if n_rows is None else n_rows,
+                random_state=random_state,
+            )
+
     @contextlib.contextmanager
     def _online(self) -> Iterator[Warehouse]:
         from stackml.features.online import online_url
@@ -179,6 +210,84 @@ class FeatureStore:
             defs = self.definitions(wh)
             chosen = _views(defs, views)
             return [materialize_view(defs, view, wh, online, since=since, until=until) for view in chosen]
+
+    def compute_batches(
+        self,
+        views: str | list[str] | None = None,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> list[Batch]:
+        """Each view's batch as :meth:`materialize` would write it (the newest row per entity since the last
+        watermark), computed on the warehouse; nothing is written. ``FeaturesFlow`` checks them
+        (:meth:`check_batches`) before it writes them (:meth:`write_batches`)."""
+        from stackml.features.online import compute_batch
+
+        with self._online() as online, self._warehouse() as wh:
+            defs = self.definitions(wh)
+            return [
+                compute_batch(defs, view, wh, online, since=since, until=until, count_ahead=True)
+                for view in _views(defs, views)
+            ]
+
+    def check_batches(self, batches: list[Batch]) -> None:
+        """Refuse batches that must not reach the online store, every problem of every batch at once: rows
+        without a join key, source rows dated in the future, a column typed otherwise than the stored table,
+        a feature missing in every row (see :func:`stackml.features.validation.batch_problems`)."""
+        from stackml.features.online import stored_types
+        from stackml.features.validation import batch_problems
+
+        defs = self._definitions_once()
+        with self._online() as online:
+            problems = [
+                p for batch in batches for p in batch_problems(defs, batch, stored_types(online, batch.view))
+            ]
+        raise_if_problems(
+            problems,
+            what="the feature batches (nothing was written to the online store)",
+            hint="Fix the source rows or the definitions named above, then run again.",
+        )
+
+    def write_batches(self, batches: list[Batch]) -> list[Materialized]:
+        """Write batches from :meth:`compute_batches` into the online store, one transaction per view."""
+        from stackml.features.online import write_batch
+
+        defs = self._definitions_once()
+        with self._online() as online:
+            return [write_batch(defs, batch, online) for batch in batches]
+
+    def _definitions_once(self) -> Definitions:
+        if self.repo is not None:
+            return self.definitions()
+        with self._warehouse(read_only=True) as wh:
+            return self.definitions(wh)
+
+    def monitor(self, config: FeatureMonitorConfig | None = None, /, **options: Any) -> FeatureMonitorResult:
+        """One monitoring pass over the online store: each view's freshness (against its ``freshness``
+        limit) and null rates, each service's drift and quality against its reference; alerts opened and
+        resolved in the warehouse's alerts table, sent to the log and a webhook.
+
+        Args:
+            config: a :class:`~stackml.features.config.FeatureMonitorConfig`, or its fields as keywords
+                (``service="churn"``, ``webhook=...``, ``rules=...``, ``reference="train.parquet"``).
+
+        Example:
+            >>> result = store.monitor(service="churn")  # doctest: +SKIP
+            >>> result.stale_views, [e.action for e in result.events]  # doctest: +SKIP
+            (['customer_orders'], ['opened'])
+        """
+        from stackml.features.config import FeatureMonitorConfig
+        from stackml.features.monitor import monitor_features
+
+        if config is None:
+            config = FeatureMonitorConfig(**options)
+        elif options:
+            config = config.replace(**options)  # type: ignore[assignment]
+        with self._online() as online, self._warehouse() as wh:
+            defs = self.definitions(wh)
+            if config.service is not None:
+                _references(defs, _service_name(config.service))  # an unknown service is the user's to fix
+            return monitor_features(defs, wh, online, config)
 
     def online_states(self) -> dict[str, ViewState]:
         """What the online store holds per view: watermark, newest event time, entities, last run."""
@@ -226,6 +335,15 @@ def _views(defs: Definitions, views: str | list[str] | None) -> list[FeatureView
             hint="Name views of the repo, or leave --view out to materialise all of them.",
         )
     return [known[n] for n in names]
+
+
+def _service_name(service: object) -> str:
+    if not isinstance(service, str) or not service or ":" in service:
+        raise InputError(
+            f"'service' must be the name of a feature service, got {service!r}.",
+            hint="Name a service of the repo, e.g. 'churn'.",
+        )
+    return service
 
 
 def _references(defs: Definitions, features: str | list[str] | tuple[str, ...]) -> list[str]:

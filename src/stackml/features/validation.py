@@ -1,5 +1,6 @@
 """Checks of feature definitions: references between them (no warehouse) and against the warehouse
-(tables and columns exist, every feature expression runs, join keys agree in type).
+(tables and columns exist, every feature expression runs, join keys agree in type); and checks of a batch
+computed for the online store before it is written (:func:`batch_problems`).
 
 Each check returns problems (sentences naming the file or view and what was found) so callers report every
 problem at once. Sources are tables or queries, never other views, so definitions cannot form cycles.
@@ -7,28 +8,53 @@ problem at once. Sources are tables or queries, never other views, so definition
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
 
 from stackml.features.definitions import Definitions, FeatureView, Source
 
 if TYPE_CHECKING:
     from stackml.warehouse import Warehouse
 
-__all__ = ["reference_problems", "resolve_features", "warehouse_problems", "source_sql", "type_family"]
+__all__ = [
+    "ALL_NULL_MIN_ROWS",
+    "CLOCK_SKEW",
+    "batch_problems",
+    "reference_problems",
+    "resolve_features",
+    "warehouse_problems",
+    "source_sql",
+    "type_family",
+]
+
+#: a batch of at least this many rows with a feature missing in every row is refused (fewer may be chance)
+ALL_NULL_MIN_ROWS = 10
+#: how far past now a source row's event time may be before it counts as dated in the future
+CLOCK_SKEW = timedelta(minutes=5)
 
 #: engine type text (DuckDB, PostgreSQL, Spark) -> a family; two families that differ cannot be joined
 _FAMILIES = (
+    ("interval", ("interval",)),  # before the numbers: it starts with "int"
     ("timestamp", ("timestamp", "datetime")),
     ("date", ("date",)),
     ("bool", ("bool",)),
-    ("number", ("int", "decimal", "numeric", "double", "float", "real", "hugeint", "serial")),
+    (
+        "number",
+        ("int", "bigint", "smallint", "tinyint", "hugeint", "ubigint", "usmallint", "utinyint", "uinteger")
+        + ("uhugeint", "decimal", "numeric", "double", "float", "real", "serial", "bigserial", "smallserial"),
+    ),
     ("text", ("varchar", "text", "char", "string", "uuid")),
 )
 
 
 def type_family(engine_type: str) -> str:
     """``'BIGINT'`` -> ``'number'``, ``'character varying'`` -> ``'text'``, ``'timestamp_ntz'`` ->
-    ``'timestamp'``; an unknown type is its own family."""
+    ``'timestamp'``; an unknown type is its own family.
+
+    Example:
+        >>> [type_family(t) for t in ("INTEGER", "bigint", "DECIMAL(10,2)", "interval")]
+        ['number', 'number', 'number', 'interval']
+    """
     lowered = engine_type.lower()
     for family, words in _FAMILIES:
         if any(lowered.startswith(w) or f" {w}" in lowered for w in words):
@@ -188,3 +214,57 @@ def _expression_problems(wh: Warehouse, view: FeatureView, source: Source) -> li
                 f"feature view {view.name!r}: feature {feature.name!r} ({feature.expr}) fails: {error}"
             )
     return problems
+
+
+def batch_problems(defs: Definitions, batch: Any, stored: dict[str, str] | None) -> list[str]:
+    """What is wrong with ``batch`` (a :class:`~stackml.features.online.Batch`, not imported: online.py
+    imports this module) before anything is written to the online store: rows without a join key, source
+    rows dated in the future (more than :data:`CLOCK_SKEW` ahead: a feed writing local times as UTC), a
+    column whose type clashes with the stored online table (``stored``: its column types; None when there is
+    none), a feature missing in every row of a batch of :data:`ALL_NULL_MIN_ROWS` rows or more."""
+    view = defs.view(batch.view)
+    keys = defs.join_keys(view)
+    frame = batch.frame
+    label = f"feature view {view.name!r}"
+    problems = []
+    keyless = frame[keys].isna().any(axis=1)
+    if keyless.any():
+        missing = [k for k in keys if frame[k].isna().any()]
+        problems.append(
+            f"{label}: {int(keyless.sum())} of {len(frame)} row(s) have no value for join key(s) {missing} "
+            "(such a row cannot be read by key: fix the source, or filter it out in a query source)"
+        )
+    if batch.ahead_rows and batch.ahead_newest and batch.ahead_newest > batch.computed_at + CLOCK_SKEW:
+        now, newest = f"{batch.computed_at:%Y-%m-%d %H:%M}", f"{batch.ahead_newest:%Y-%m-%d %H:%M}"
+        problems.append(
+            f"{label}: {batch.ahead_rows} source row(s) have event times after now ({now} UTC), the newest "
+            f"at {newest}: are local times stored as UTC?"
+        )
+    if stored is not None and not batch.rebuild:
+        for column, engine_type in batch.types.items():
+            if column not in stored:
+                continue
+            ours, theirs = _family(engine_type), _family(stored[column])
+            if ours != "null" and ours != theirs:
+                problems.append(
+                    f"{label}: column {column!r} is {engine_type} in the warehouse but {stored[column]} in "
+                    "the online table (a source column changed type: run with a changed definition, or "
+                    "cast it in the feature's expression)"
+                )
+    if len(frame) >= ALL_NULL_MIN_ROWS:
+        empty = [f.name for f in view.features if frame[f.name].isna().all()]
+        if empty:
+            problems.append(
+                f"{label}: feature(s) {empty} are missing in all {len(frame)} rows of the batch (a "
+                "renamed or emptied source column?)"
+            )
+    return problems
+
+
+def _family(engine_type: str) -> str:
+    """The type family for comparing a warehouse column with an online one: a date fits a timestamp;
+    DuckDB's NULL type (an expression that is always NULL) fits anything."""
+    family = type_family(engine_type)
+    if family == "date":
+        return "timestamp"
+    return "null" if family.strip('"') == "null" else family
