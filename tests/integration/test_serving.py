@@ -663,6 +663,7 @@ def test_openapi_document_describes_the_api(client: TestClient) -> None:
         "/v1/models/{name}",
         "/v1/models/{name}/predict",
         "/v1/models/{name}/reload",
+        "/v1/features/{service}",
         "/metrics",
     }
 
@@ -727,7 +728,7 @@ def test_fuzzing_the_api_finds_no_server_error(registry: Registry, tmp_path: Pat
                         mode is GenerationMode.NEGATIVE
                     )  # an operation without inputs has no invalid request
     assert ran["POST /v1/models/{name}/predict"] >= 60, ran
-    assert len(ran) == 7
+    assert len(ran) == 8  # every operation, /v1/features/{service} included
 
 
 def test_an_alias_moved_to_a_version_that_cannot_load_degrades_ready(

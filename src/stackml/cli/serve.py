@@ -7,6 +7,7 @@ imported inside the command, so ``stackml --help`` stays fast.
 from __future__ import annotations
 
 import ipaddress
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -66,6 +67,30 @@ def serve(
             help="Show rows of each model's input example (training data) in /v1/models and the API docs.",
         ),
     ] = _DEFAULTS.publish_examples,
+    features_repo: Annotated[
+        Path | None,
+        typer.Option(
+            "--features-repo",
+            help="Feature repo whose services /v1/features/{service} and --enrich read. "
+            "Default: the definitions last applied to the warehouse.",
+        ),
+    ] = _DEFAULTS.features_repo,
+    online: Annotated[
+        str | None,
+        typer.Option(
+            "--online",
+            help="PostgreSQL URL of the online feature store (default: STACKML_POSTGRES_URL, else the "
+            "warehouse when it is PostgreSQL).",
+        ),
+    ] = _DEFAULTS.online_url,
+    enrich: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--enrich",
+            help="MODEL=SERVICE: add the feature service's online features to the model's records, read by "
+            "their join keys (repeatable; overrides the version's stackml.feature_service tag).",
+        ),
+    ] = None,
     access_log: Annotated[
         bool, typer.Option("--access-log", help="Log every request (costs throughput).")
     ] = False,
@@ -83,7 +108,7 @@ def serve(
     from stackml._deps import require
     from stackml.config import get_settings
     from stackml.serving.logs import log_config
-    from stackml.serving.options import parse_model_specs
+    from stackml.serving.options import parse_enrich, parse_model_specs
 
     require("fastapi", "serve")
     uvicorn = require("uvicorn", "serve")
@@ -92,12 +117,16 @@ def serve(
 
     # Parse before touching the registry: a malformed --models fails in milliseconds.
     specs = parse_model_specs(models) if models is not None else None
+    enriched = parse_enrich(enrich or [])
     logging_config = log_config(log_format, log_level, access_log)
     options = ServingOptions(
         max_records=max_records,
         max_body_bytes=max_body_bytes,
         drain_s=drain_seconds,
         publish_examples=publish_examples,
+        features_repo=features_repo,
+        online_url=online,
+        enrich=enriched,
     )
     settings = get_settings(warehouse_url=warehouse)  # where the prediction log goes
     settings.ensure_home()
@@ -128,9 +157,11 @@ def serve(
     if workers == 1:
         uvicorn.run(app, **run)
     else:
+        # the workers serve the feature definitions read here
+        config = worker_config(specs, reload_interval, warehouse, options, app.state.features)
         del app
         gc.collect()
-        os.environ[WORKER_CONFIG_ENV] = worker_config(specs, reload_interval, warehouse, options)
+        os.environ[WORKER_CONFIG_ENV] = config
         run_workers("stackml.serving.workers:app_from_environment", workers, **run)
     _replay_leftovers(settings, options)
 

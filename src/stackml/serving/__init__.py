@@ -2,7 +2,9 @@
 
 Input is validated against each model's MLflow signature, every prediction is logged to the
 warehouse's ``prediction_log`` table (batched off the request path, spilled to disk while the warehouse
-is down), aliases are re-resolved while serving, and ``/metrics`` speaks Prometheus.
+is down), aliases are re-resolved while serving, and ``/metrics`` speaks Prometheus. Feature services are
+read online by entity key (``/v1/features/{service}``), and a model trained on one gets its features added
+to each record before it sees it (:mod:`stackml.serving.enrichment`).
 
 Example:
     >>> from stackml.serving import create_app

@@ -1,8 +1,9 @@
 """The FastAPI application: one service for every served model.
 
 Endpoints: ``GET /health``, ``GET /ready``, ``GET /v1/models``, ``GET /v1/models/{name}``,
-``POST /v1/models/{name}/predict``, ``POST /v1/models/{name}/reload`` and ``GET /metrics``; their routes are
-in :mod:`stackml.serving.routes`. This module builds the app's state and puts the routes together.
+``POST /v1/models/{name}/predict``, ``POST /v1/models/{name}/reload``, ``POST /v1/features/{service}`` and
+``GET /metrics``; their routes are in :mod:`stackml.serving.routes`. This module builds the app's state and
+puts the routes together.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from stackml.config import Settings, get_settings
 from stackml.serving.health import ProbeCache
 from stackml.serving.listener import QUEUE_GRACE_S, refuse_new_connections
 from stackml.serving.metrics import Gauge, Metrics
+from stackml.serving.online_features import OnlineFeatures, online_features
 from stackml.serving.options import ModelSpec, ServingOptions, parse_model_specs
 from stackml.serving.prediction_log import PredictionLog
 from stackml.serving.registry import ModelCache, champion_models
@@ -36,6 +38,7 @@ def create_app(
     reload_interval_s: float = 30.0,
     *,
     options: ServingOptions | None = None,
+    features: OnlineFeatures | None = None,
 ) -> Any:
     """Build the prediction service for registered models.
 
@@ -50,14 +53,18 @@ def create_app(
         models: ``"name@alias"`` items (or one comma-separated string); default every registered model
             with a ``champion`` alias.
         reload_interval_s: seconds between re-resolutions of each alias (0: only on ``POST .../reload``).
-        options: limits and prediction-log tuning.
+        options: limits, prediction-log tuning and the feature services (``features_repo``,
+            ``online_url``, ``enrich``).
+        features: the feature services, already read (a worker gets its parent's); default read here from
+            ``options.features_repo``, else the definitions registered in the warehouse, if any.
 
     Returns:
         A ``fastapi.FastAPI`` application.
 
     Raises:
-        RegistryError: a named model or alias does not exist or fails on its own input example; or, by
-            default, no champion at all can be served.
+        RegistryError: a named model or alias does not exist, fails on its own input example or names a
+            feature service that cannot enrich it; or, by default, no champion at all can be served.
+        InputError: ``options.features_repo`` does not load.
 
     Example:
         >>> from fastapi.testclient import TestClient  # doctest: +SKIP
@@ -75,17 +82,21 @@ def create_app(
     from stackml import __version__
     from stackml.serving.auth import bearer_guard
     from stackml.serving.middleware import BodySizeLimit, CloseWhileDraining, MetricsMiddleware
+    from stackml.serving.routes import features as feature_routes
     from stackml.serving.routes import models as model_routes
     from stackml.serving.routes import predict, service
     from stackml.serving.routes.common import ERROR
-    from stackml.serving.schemas import predict_request_model
+    from stackml.serving.schemas import features_request_model, predict_request_model
 
     settings = settings or get_settings()
     options = options or ServingOptions()
     _check_reload_interval(reload_interval_s)
     specs = parse_model_specs(models) if models is not None else champion_models(settings)
+    _check_enrich(options, specs)
+    # Read before the prediction log holds the warehouse: DuckDB admits one configuration per process.
+    features = features if features is not None else online_features(settings, options)
     # Models named by the caller must all load; of the champions found, serve those that do.
-    cache = ModelCache(specs, settings, strict=models is not None)
+    cache = ModelCache(specs, settings, strict=models is not None, features=features)
     cache.load()
     plog = prediction_log(settings, options)
     metrics = Metrics()
@@ -105,6 +116,7 @@ def create_app(
     )
     # What the lifespan and the route handlers read (see stackml.serving.routes).
     app.state.cache, app.state.prediction_log, app.state.metrics = cache, plog, metrics
+    app.state.features = features
     app.state.options, app.state.reload_interval_s = options, reload_interval_s
     timeout = options.probe_timeout_s
     app.state.readiness = ProbeCache(
@@ -126,10 +138,13 @@ def create_app(
     # /health (liveness, no detail) stays open; the API, /ready, /metrics and the docs ask for the token.
     app.include_router(service.public)
     request_model = predict_request_model(options.max_records)
-    predict_router = predict.router(request_model)
-    for router in (model_routes.router, predict_router, service.router):
+    entities_model = features_request_model(options.max_records)
+    routers = (model_routes.router, predict.router(request_model), feature_routes.router(entities_model))
+    for router in (*routers, service.router):
         app.include_router(router, dependencies=secured, responses=auth_responses)
-    app.openapi = lambda: _openapi(app, cache, request_model, options.publish_examples)  # type: ignore[method-assign]
+    app.openapi = lambda: _openapi(  # type: ignore[method-assign]
+        app, cache, features, (request_model, entities_model), options.publish_examples
+    )
 
     @app.get("/openapi.json", include_in_schema=False, dependencies=secured)
     async def openapi_document() -> JSONResponse:
@@ -151,6 +166,18 @@ def _check_reload_interval(reload_interval_s: Any) -> None:
         from stackml.errors import InputError
 
         raise InputError(f"'reload_interval_s' must be a number >= 0, got {reload_interval_s!r}.")
+
+
+def _check_enrich(options: ServingOptions, specs: Sequence[ModelSpec]) -> None:
+    unserved = sorted(set(options.enrich) - {s.name for s in specs})
+    if unserved:
+        from stackml.errors import InputError
+
+        raise InputError(
+            f"--enrich names model(s) this service does not serve: {unserved} "
+            f"(served: {', '.join(sorted(s.name for s in specs))}).",
+            hint="Name served models in --enrich MODEL=SERVICE, or add them to --models.",
+        )
 
 
 def prediction_log(settings: Settings, options: ServingOptions) -> PredictionLog:
@@ -184,6 +211,7 @@ async def _lifespan(app: Any) -> AsyncIterator[None]:
             signal.signal(signal.SIGTERM, previous)
         state.cache.stop()
         state.readiness.close()
+        state.features.close()
         state.prediction_log.close(state.options.shutdown_timeout_s)
         gc.unfreeze()  # an app started again (tests do) must not pile frozen garbage up
 
@@ -292,8 +320,14 @@ def _log_gauges(plog: PredictionLog) -> list[Gauge]:
     ]
 
 
-def _openapi(app: Any, cache: ModelCache, request_model: Any, publish_examples: bool) -> dict[str, Any]:
-    """The generated document, with the served names as the values of ``{name}``.
+def _openapi(
+    app: Any,
+    cache: ModelCache,
+    features: OnlineFeatures,
+    request_models: tuple[Any, ...],
+    publish_examples: bool,
+) -> dict[str, Any]:
+    """The generated document, with the served names as the values of ``{name}`` and ``{service}``.
 
     Built on each call (it is rarely fetched), so it follows the versions being served. Rows of the
     models' input examples (training data) are in it only with ``publish_examples``.
@@ -310,6 +344,8 @@ def _openapi(app: Any, cache: ModelCache, request_model: Any, publish_examples: 
             for parameter in operation.get("parameters", []):
                 if parameter.get("in") == "path" and parameter.get("name") == "name":
                     parameter["schema"]["enum"] = cache.names
+                if parameter.get("in") == "path" and parameter.get("name") == "service" and features.services:
+                    parameter["schema"]["enum"] = features.services
             if path.endswith("/predict") and publish_examples:
                 content = operation["requestBody"]["content"]["application/json"]
                 content["examples"] = {
@@ -318,10 +354,11 @@ def _openapi(app: Any, cache: ModelCache, request_model: Any, publish_examples: 
                     if m.example
                 }
     components = schema.setdefault("components", {}).setdefault("schemas", {})
-    # The route reads its body itself (off the event loop); the model that checks it documents it.
-    components[request_model.__name__] = request_model.model_json_schema(
-        ref_template="#/components/schemas/{model}"
-    )
+    # The routes read their bodies themselves (off the event loop); the models that check them document them.
+    for request_model in request_models:
+        components[request_model.__name__] = request_model.model_json_schema(
+            ref_template="#/components/schemas/{model}"
+        )
     for unused in ("HTTPValidationError", "ValidationError"):
         components.pop(unused, None)
     return schema

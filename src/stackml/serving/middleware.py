@@ -35,6 +35,8 @@ def route_labels(path: str, served: Container[str]) -> tuple[str, str]:
         return (name if name in served else UNKNOWN_MODEL), (match.group(2) or "model")
     if path in ("/health", "/ready", "/metrics", "/v1/models"):
         return NO_MODEL, path.strip("/").replace("v1/", "")
+    if path.startswith("/v1/features/"):  # one label for every service: client-chosen paths stay bounded
+        return NO_MODEL, "features"
     return NO_MODEL, "other"
 
 

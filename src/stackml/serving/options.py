@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from stackml.errors import InputError
 
-__all__ = ["ServingOptions", "ModelSpec", "parse_model_specs", "servable_name", "DEFAULT_ALIAS"]
+__all__ = [
+    "ServingOptions",
+    "ModelSpec",
+    "parse_model_specs",
+    "parse_enrich",
+    "servable_name",
+    "DEFAULT_ALIAS",
+]
 
 DEFAULT_ALIAS = "champion"
 # Registered model names may hold more than our pipeline names do, but they travel in URL paths.
@@ -49,6 +56,12 @@ class ServingOptions:
         shutdown_timeout_s: longest shutdown waits for the log to drain.
         publish_examples: show rows of each model's input example (training data) in ``/v1/models``
             and the OpenAPI document; off by default.
+        features_repo: the feature repo folder whose services ``/v1/features/{service}`` and enrichment
+            read; default the definitions last applied to the warehouse (none: no feature services).
+        online_url: the PostgreSQL URL of the online feature store; default the settings' ``postgres_url``,
+            else the warehouse when it is PostgreSQL.
+        enrich: model name -> feature service whose features are added to the model's records before it
+            sees them; overrides the version's ``stackml.feature_service`` tag.
     """
 
     max_body_bytes: int = 1 << 20
@@ -65,14 +78,22 @@ class ServingOptions:
     drain_s: float = 2.0
     shutdown_timeout_s: float = 30.0
     publish_examples: bool = False
+    features_repo: Path | None = None
+    online_url: str | None = None
+    enrich: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         problems = []
-        for field in ("max_body_bytes", "max_records", "max_problems", "log_batch_size"):
-            value = getattr(self, field)
+        if not isinstance(self.enrich, Mapping) or not all(
+            isinstance(k, str) and servable_name(k) and isinstance(v, str) and v
+            for k, v in self.enrich.items()
+        ):
+            problems.append(f"'enrich' must map model names to feature service names, got {self.enrich!r}")
+        for name in ("max_body_bytes", "max_records", "max_problems", "log_batch_size"):
+            value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                problems.append(f"'{field}' must be a positive integer, got {value!r}")
-        for field in (
+                problems.append(f"'{name}' must be a positive integer, got {value!r}")
+        for name in (
             "log_flush_interval_s",
             "log_retry_interval_s",
             "probe_timeout_s",
@@ -80,9 +101,9 @@ class ServingOptions:
             "drain_s",
             "shutdown_timeout_s",
         ):
-            value = getattr(self, field)
+            value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-                problems.append(f"'{field}' must be a number >= 0, got {value!r}")
+                problems.append(f"'{name}' must be a number >= 0, got {value!r}")
         if problems:
             raise InputError(f"Invalid serving options: {'; '.join(problems)}.")
 
@@ -141,4 +162,34 @@ def parse_model_specs(specs: str | Iterable[str | ModelSpec]) -> list[ModelSpec]
         )
     if not parsed:
         raise InputError("No model to serve was given.", hint="Example: --models demand@champion")
+    return parsed
+
+
+def parse_enrich(items: Iterable[str]) -> dict[str, str]:
+    """Parse ``["churn=churn_features", ...]`` (``MODEL=SERVICE`` items) into a mapping; every malformed
+    item, and every model named twice, is reported at once.
+
+    Raises:
+        InputError: an item is not ``MODEL=SERVICE``, or a model is given two services.
+
+    Example:
+        >>> parse_enrich(["churn=customer_features"])
+        {'churn': 'customer_features'}
+    """
+    parsed: dict[str, str] = {}
+    problems = []
+    for item in items:
+        model, sep, service = str(item).partition("=")
+        model, service = model.strip(), service.strip()
+        if not sep or not _NAME.match(model) or not _NAME.match(service):
+            problems.append(f"{str(item)!r} is not MODEL=SERVICE")
+        elif parsed.get(model, service) != service:
+            problems.append(f"model {model!r} is given two services ({parsed[model]!r} and {service!r})")
+        else:
+            parsed[model] = service
+    if problems:
+        raise InputError(
+            f"Invalid --enrich: {'; '.join(problems)}.",
+            hint="Example: --enrich churn=customer_features (repeat it for each model).",
+        )
     return parsed

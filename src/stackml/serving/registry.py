@@ -13,13 +13,16 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stackml.config import Settings
 from stackml.errors import RegistryError
 from stackml.serving.jsonable import to_jsonable
 from stackml.serving.options import DEFAULT_ALIAS, ModelSpec, servable_name
 from stackml.serving.validation import Column, columns_from_signature, validate_records
+
+if TYPE_CHECKING:
+    from stackml.serving.online_features import OnlineFeatures
 
 __all__ = ["ServedModel", "ModelCache", "ReloadResult", "champion_models"]
 
@@ -49,6 +52,8 @@ class ServedModel:
         direct: the model's own predict, for frames that already match the signature exactly (see
             :func:`direct_predict`); None when only the public ``model.predict`` is safe.
         loaded_at: when this version was loaded (seconds since the epoch).
+        feature_service: the feature service whose online features are added to each record before the
+            signature is checked (``--enrich``, else the version's ``stackml.feature_service`` tag).
     """
 
     name: str
@@ -63,6 +68,7 @@ class ServedModel:
     inline: bool
     direct: Callable[[Any], Any] | None
     loaded_at: float
+    feature_service: str | None = None
 
 
 @dataclass(frozen=True)
@@ -118,6 +124,9 @@ class ModelCache:
         settings: where the registry is.
         strict: :meth:`load` fails when any model cannot be loaded (models named on the command line);
             otherwise it serves the others and reports the broken ones (every champion, by default).
+        features: the feature services a model's records may be enriched from; a version that names a
+            service they do not have, or whose signature does not take the service's columns, is not
+            served. None: records reach every model as sent.
 
     Example:
         >>> cache = ModelCache([ModelSpec("demand")], settings)  # doctest: +SKIP
@@ -126,13 +135,19 @@ class ModelCache:
     """
 
     def __init__(
-        self, specs: Sequence[ModelSpec], settings: Settings | None = None, *, strict: bool = True
+        self,
+        specs: Sequence[ModelSpec],
+        settings: Settings | None = None,
+        *,
+        strict: bool = True,
+        features: OnlineFeatures | None = None,
     ) -> None:
         from stackml.tracking import configure
 
         self.specs = {s.name: s for s in specs if servable_name(s.name)}
         self.settings = settings
         self.strict = strict
+        self.features = features
         self._client = configure(settings)
         self._models: dict[str, ServedModel] = {}
         self._locks = {name: threading.Lock() for name in self.specs}
@@ -292,6 +307,7 @@ class ModelCache:
         meta = model.metadata
         inputs, outputs = meta.get_input_schema(), meta.get_output_schema()
         columns = columns_from_signature(inputs)
+        feature_service = self._feature_service(spec, version, columns)
         example_frame = _example_frame(model)
         inline, example, direct = False, None, None
         if example_frame is not None:
@@ -324,7 +340,49 @@ class ModelCache:
             inline=inline,
             direct=direct,
             loaded_at=time.time(),
+            feature_service=feature_service,
         )
+
+    def _feature_service(self, spec: ModelSpec, version: int, columns: list[Column] | None) -> str | None:
+        """The version's feature service, checked against the definitions and the signature.
+
+        A service's columns the signature does not take mean the model was trained on other features:
+        serving it would fail every request, so the version is refused here, by name.
+        """
+        if self.features is None:
+            return None
+        tags = self._client.get_model_version(spec.name, str(version)).tags or {}
+        service = self.features.service_of(spec.name, tags)
+        if service is None:
+            return None
+        where = "--enrich" if spec.name in self.features.enrich else "its stackml.feature_service tag"
+        unknown = self.features.unknown(service)
+        if unknown is not None:
+            raise RegistryError(
+                f"'{spec}' v{version} takes feature service '{service}' ({where}), but {unknown}.",
+                hint="Serve with the feature repo the model was trained on (--features-repo DIR), or "
+                "correct the service named by --enrich MODEL=SERVICE or the version's tag.",
+            )
+        no_store = self.features.store_problem()
+        if no_store is not None:
+            raise RegistryError(
+                f"'{spec}' v{version} takes feature service '{service}' ({where}), but there is no online "
+                f"store to read it from: {no_store}",
+                hint="Pass --online postgresql://user@host:5432/db, or set STACKML_POSTGRES_URL.",
+            )
+        if columns is not None:
+            taken = {c.name for c in columns}
+            _, added = self.features.columns(service)
+            untaken = [c for c in added if c not in taken]
+            if untaken:
+                raise RegistryError(
+                    f"'{spec}' v{version} takes feature service '{service}' ({where}), but its signature "
+                    f"does not take the service's column(s) {untaken}; it takes: "
+                    f"{', '.join(c.name for c in columns)}.",
+                    hint="Serve it with the feature service it was trained on "
+                    "(FeatureStore.get_training_set(entities, SERVICE) gives its columns).",
+                )
+        return service
 
 
 def _reason(exc: BaseException) -> str:

@@ -8,7 +8,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
     "predict_request_model",
+    "features_request_model",
     "PredictResponse",
+    "FeaturesResponse",
     "ModelRef",
     "ModelInfo",
     "ModelList",
@@ -41,6 +43,24 @@ def predict_request_model(max_records: int) -> type[BaseModel]:
     return PredictRequest
 
 
+def features_request_model(max_records: int) -> type[BaseModel]:
+    """The body of ``POST /v1/features/{service}``, with the service's record limit in its schema."""
+
+    class FeaturesRequest(BaseModel):
+        """Entities to read the service's features for, each a JSON object of its join keys."""
+
+        model_config = ConfigDict(extra="forbid")
+
+        entities: list[dict[str, Any]] = Field(
+            min_length=1,
+            max_length=max_records,
+            description="One object per entity: the service's join keys, as strings or integers.",
+            examples=[[{"customer_id": 1001}]],
+        )
+
+    return FeaturesRequest
+
+
 class ModelRef(BaseModel):
     """Which model version answered."""
 
@@ -54,6 +74,15 @@ class PredictResponse(BaseModel):
     predictions: list[Any]
     model: ModelRef
     request_id: str = Field(description="Also in the X-Request-ID header and the prediction_log table.")
+
+
+class FeaturesResponse(BaseModel):
+    """The features of each entity, in the order sent: its join keys, then one ``view__feature`` value each
+    (null when the store has none for the entity, or only one older than the view's TTL)."""
+
+    service: str
+    features: list[dict[str, Any]]
+    request_id: str = Field(description="Also in the X-Request-ID header.")
 
 
 class ModelInfo(BaseModel):
@@ -73,6 +102,11 @@ class ModelInfo(BaseModel):
     loaded_at: float = Field(description="When this version was loaded, in seconds since the epoch.")
     last_refresh_error: str | None = Field(
         description="Why the last re-resolution of the alias failed (the loaded version keeps serving)."
+    )
+    feature_service: str | None = Field(
+        None,
+        description="The feature service whose features are read by the records' join keys and added "
+        "before the model sees them: send the join keys and the other inputs, not the feature columns.",
     )
 
 
@@ -142,7 +176,10 @@ class ProblemItem(BaseModel):
 
     record: int | None = Field(description="Index of the record, or null for the body as a whole.")
     column: str | None
-    kind: str = Field(description="wrong_type, missing_column, null_value, unknown_column or invalid_body.")
+    kind: str = Field(
+        description="wrong_type, missing_column, null_value, unknown_column, feature_column (a column a "
+        "feature service provides, sent in a record) or invalid_body."
+    )
     message: str
 
 

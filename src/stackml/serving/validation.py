@@ -18,7 +18,16 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["Column", "Problem", "Validated", "columns_from_signature", "validate_records", "json_type"]
+__all__ = [
+    "Column",
+    "Problem",
+    "Validated",
+    "columns_from_signature",
+    "validate_records",
+    "json_type",
+    "shown",
+    "clip_name",
+]
 
 _INT32 = (-(2**31), 2**31 - 1)
 _INT64 = (-(2**63), 2**63 - 1)
@@ -52,7 +61,8 @@ class Problem:
     Attributes:
         record: index of the record in ``records`` (None for a problem with the body itself).
         column: the column concerned, when there is one.
-        kind: ``wrong_type``, ``missing_column``, ``null_value``, ``unknown_column`` or ``invalid_body``.
+        kind: ``wrong_type``, ``missing_column``, ``null_value``, ``unknown_column``, ``feature_column``
+            (see :mod:`stackml.serving.enrichment`) or ``invalid_body``.
         message: a sentence saying what was expected and what was received.
     """
 
@@ -166,11 +176,13 @@ _CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
 _ANY = (lambda v: not non_finite(v), "a JSON value without NaN or infinite numbers")
 
 
-def _clip(name: str) -> str:
+def clip_name(name: str) -> str:
+    """A column name as a message shows it: a key may be megabytes long, so only its start."""
     return name if len(name) <= _SHOWN_CHARS else name[: _SHOWN_CHARS - 3] + "..."
 
 
-def _shown(value: Any) -> str:
+def shown(value: Any) -> str:
+    """A received value as a problem message shows it: as the client wrote it, cut to a few characters."""
     if type(value) is float and not math.isfinite(value):
         # As the client wrote it: Python's json reads NaN, Infinity, -Infinity and 1e400 alike.
         return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
@@ -228,10 +240,10 @@ def validate_records(records: Sequence[Any], columns: Sequence[Column] | None) -
                     problems.append(
                         Problem(
                             i,
-                            _clip(key),
+                            clip_name(key),
                             "wrong_type",
-                            f"record {i}: column '{_clip(key)}' must hold finite numbers only; "
-                            f"got {json_type(value)} {_shown(value)}.",
+                            f"record {i}: column '{clip_name(key)}' must hold finite numbers only; "
+                            f"got {json_type(value)} {shown(value)}.",
                         )
                     )
         if problems:
@@ -265,7 +277,7 @@ def validate_records(records: Sequence[Any], columns: Sequence[Column] | None) -
                         column.name,
                         "wrong_type",
                         f"record {i}: column '{column.name}' must be {expected} ({column.type}); "
-                        f"got {json_type(value)} {_shown(value)}.",
+                        f"got {json_type(value)} {shown(value)}.",
                     )
                 )
         if len(record) > len(known) or any(key not in known for key in record):
@@ -275,9 +287,9 @@ def validate_records(records: Sequence[Any], columns: Sequence[Column] | None) -
                     problems.append(
                         Problem(
                             i,
-                            _clip(key),
+                            clip_name(key),
                             "unknown_column",
-                            f"record {i}: unknown column '{_clip(key)}'; the model takes: {names}.",
+                            f"record {i}: unknown column '{clip_name(key)}'; the model takes: {names}.",
                         )
                     )
     if problems:

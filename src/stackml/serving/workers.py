@@ -2,8 +2,9 @@
 
 Uvicorn starts workers with ``spawn``, so each is a fresh interpreter that imports
 :func:`app_from_environment` and calls it; the parent passes the command's choices in one environment
-variable. Each worker loads the models, re-resolves aliases and writes its own prediction-log journal;
-with DuckDB, whichever worker holds the database file replays the spill files of the others.
+variable, with the feature definitions it read (a worker could not open a DuckDB warehouse another worker
+holds). Each worker loads the models, re-resolves aliases and writes its own prediction-log journal; with
+DuckDB, whichever worker holds the database file replays the spill files of the others.
 
 :func:`run_workers` is uvicorn's own supervisor but for one thing: on SIGTERM the parent lets go of the
 listening socket before it signals the workers. Otherwise the parent's copy keeps the socket open while the
@@ -20,6 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from stackml.serving.online_features import OnlineFeatures
 from stackml.serving.options import ModelSpec, ServingOptions
 
 __all__ = ["WORKER_CONFIG_ENV", "worker_config", "app_from_environment", "default_workers", "run_workers"]
@@ -40,6 +42,7 @@ def worker_config(
     reload_interval_s: float,
     warehouse: str | None,
     options: ServingOptions,
+    features: OnlineFeatures,
 ) -> str:
     """The JSON the parent puts in :data:`WORKER_CONFIG_ENV` for its workers."""
     fields = {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(options).items()}
@@ -49,6 +52,7 @@ def worker_config(
             "reload_interval_s": reload_interval_s,
             "warehouse": warehouse,
             "options": fields,
+            "features": features.config(),
         }
     )
 
@@ -59,17 +63,21 @@ def app_from_environment() -> Any:
 
     from stackml.config import get_settings
     from stackml.serving.app import create_app
+    from stackml.serving.online_features import online_features
 
     config = json.loads(os.environ[WORKER_CONFIG_ENV])
-    options = dict(config["options"])
-    if options.get("spill_dir"):
-        options["spill_dir"] = Path(options["spill_dir"])
+    fields = dict(config["options"])
+    for path in ("spill_dir", "features_repo"):
+        if fields.get(path):
+            fields[path] = Path(fields[path])
     settings = get_settings(warehouse_url=config["warehouse"])
+    options = ServingOptions(**fields)
     app = create_app(
         settings,
         models=config["models"],
         reload_interval_s=config["reload_interval_s"],
-        options=ServingOptions(**options),
+        options=options,
+        features=online_features(settings, options, config["features"]),
     )
     served = ", ".join(f"{m.name}@{m.alias} v{m.version}" for m in app.state.cache.models())
     logging.getLogger(__name__).info("Worker %d serving %s.", os.getpid(), served, extra={"event": "worker"})

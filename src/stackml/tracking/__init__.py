@@ -21,6 +21,7 @@ from stackml.tracking.aliases import AliasMove, alias_history, move_alias, rollb
 from stackml.tracking.launches import Abandoned, abandon_launch
 from stackml.tracking.provenance import data_fingerprint, git_commit
 from stackml.tracking.registry import (
+    FEATURE_SERVICE_TAG,
     PromotionResult,
     ResolvedVersion,
     list_models,
@@ -57,6 +58,7 @@ __all__ = [
     "load_reference_data",
     "load_tables",
     "register_model",
+    "FEATURE_SERVICE_TAG",
     "pinned_requirements",
     "promote",
     "PromotionResult",

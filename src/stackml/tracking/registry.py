@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from mlflow.entities.model_registry import ModelVersion
 
 __all__ = [
+    "FEATURE_SERVICE_TAG",
     "PromotionResult",
     "register_model",
     "pinned_requirements",
@@ -39,6 +40,8 @@ TAG_COMPARED = "stackml.compared_with"
 TAG_EVALUATION = "stackml.evaluation_id"  # what the promotion metric was measured on (see promote)
 TAG_PROMOTION = "stackml.promotion.v"  # + candidate version -> JSON record of that comparison
 TAG_METRIC = "stackml.primary_metric"  # the metric promote compared the version on
+FEATURE_SERVICE_TAG = "stackml.feature_service"
+"""Version tag naming the feature service whose online features serving adds to the version's records."""
 _BASE_PACKAGES = ("mlflow", "pandas", "numpy", "cloudpickle", "stackml")
 
 
@@ -78,6 +81,7 @@ def register_model(
     artifacts: Mapping[str, str] | None = None,
     code_paths: Sequence[str] | None = None,
     metrics: Mapping[str, float] | None = None,
+    feature_service: str | None = None,
     settings: Settings | None = None,
 ) -> ModelVersion:
     """Log ``python_model`` in the active run (or a new one) and register it as a new version of ``name``.
@@ -93,6 +97,9 @@ def register_model(
         code_paths: local code to ship with the model.
         metrics: metrics to log on the run and the logged model (e.g. the holdout score that
             :func:`promote` compares).
+        feature_service: the feature service the model was trained on (its inputs are that service's
+            ``view__feature`` columns); recorded as the version's :data:`FEATURE_SERVICE_TAG`, so
+            ``stackml serve`` reads those features online by entity key before the model sees a record.
         settings: where to track; default the settings last configured.
 
     Returns:
@@ -116,6 +123,8 @@ def register_model(
     not_numbers = {k: v for k, v in (metrics or {}).items() if not is_number(v)}
     if not_numbers:
         problems.append(f"'metrics' must map names to numbers; these are not: {not_numbers!r}")
+    if feature_service is not None and (not isinstance(feature_service, str) or not feature_service):
+        problems.append(f"'feature_service' must be a non-empty string, got {feature_service!r}")
     if problems:
         raise InputError(f"register_model got invalid arguments: {'; '.join(problems)}.")
     if signature is None:
@@ -144,7 +153,10 @@ def register_model(
         if metrics:
             # Linked to the run (which promote reads) and to the logged model (which the MLflow UI shows).
             mlflow.log_metrics({k: float(v) for k, v in metrics.items()}, model_id=info.model_id)
-    return client.get_model_version(name, str(info.registered_model_version))
+    version = str(info.registered_model_version)
+    if feature_service is not None:
+        client.set_model_version_tag(name, version, FEATURE_SERVICE_TAG, feature_service)
+    return client.get_model_version(name, version)
 
 
 def _infer_signature(mlflow: Any, python_model: Any, example: pd.DataFrame, artifacts: Any) -> Any:

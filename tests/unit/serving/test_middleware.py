@@ -37,6 +37,9 @@ def test_route_labels_bound_the_model_label():
     assert route_labels("/v1/models", served) == ("", "models")
     assert route_labels("/metrics", served) == ("", "metrics")
     assert route_labels("/docs", served) == ("", "other")
+    # every feature service under one label: the path is the client's choice
+    assert route_labels("/v1/features/churn", served) == ("", "features")
+    assert route_labels("/v1/features/anything-at-all", served) == ("", "features")
 
 
 def test_bodies_up_to_the_limit_pass(client_and_metrics):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from stackml.errors import InputError
-from stackml.serving.options import ModelSpec, ServingOptions, parse_model_specs
+from stackml.serving.options import ModelSpec, ServingOptions, parse_enrich, parse_model_specs
 
 
 def test_specs_from_a_string_or_a_list():
@@ -38,3 +38,19 @@ def test_options_are_validated_together():
         ServingOptions(max_body_bytes=0, log_flush_interval_s=-1)
     with pytest.raises(InputError, match="'log_batch_size'"):
         ServingOptions(log_batch_size=True)
+
+
+def test_enrich_items_are_model_equals_service():
+    assert parse_enrich(["churn=customer_features", " demand = store_features "]) == {
+        "churn": "customer_features",
+        "demand": "store_features",
+    }
+    assert parse_enrich(["a=s", "a=s"]) == {"a": "s"}
+    with pytest.raises(
+        InputError, match="'churn' is not MODEL=SERVICE; 'a b=c' is not MODEL=SERVICE; model 'a'"
+    ) as info:
+        parse_enrich(["churn", "a b=c", "a=s", "a=t"])
+    assert "given two services ('s' and 't')" in str(info.value)
+    assert "--enrich churn=customer_features" in info.value.hint
+    with pytest.raises(InputError, match="'enrich' must map model names to feature service names"):
+        ServingOptions(enrich={"a": ""})

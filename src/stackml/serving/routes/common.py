@@ -1,4 +1,5 @@
-"""What the routes share: the served-model dependency and the JSON shape of every error answer."""
+"""What the routes share: the served-model dependency, the JSON shape of every error answer and the check
+of a body's content type."""
 
 import json
 from collections.abc import Sequence
@@ -13,7 +14,7 @@ from stackml.serving.registry import ServedModel
 from stackml.serving.schemas import ErrorResponse
 from stackml.serving.validation import Problem
 
-__all__ = ["ERROR", "error_response", "served_model", "body_problem"]
+__all__ = ["ERROR", "error_response", "served_model", "body_problem", "not_json"]
 
 ERROR: dict[str, Any] = {"model": ErrorResponse}
 """The OpenAPI entry of an error status: its body is an :class:`ErrorResponse`."""
@@ -40,10 +41,23 @@ def error_response(
 def body_problem(error: Any) -> Problem:
     """A pydantic error about the body as a Problem: record index and column when the location has them."""
     loc = [p for p in error.get("loc", ()) if p != "body"]
-    record = loc[1] if len(loc) > 1 and loc[0] == "records" and isinstance(loc[1], int) else None
+    listed = len(loc) > 1 and loc[0] in ("records", "entities") and isinstance(loc[1], int)
+    record = loc[1] if listed else None
     column = str(loc[2])[:100] if record is not None and len(loc) > 2 else None
     where = ".".join(str(p) for p in loc)[:200] or "body"
     return Problem(record, column, "invalid_body", f"{where}: {error.get('msg', 'invalid')}.")
+
+
+def not_json(content_type: str | None) -> Response | None:
+    """The 415 answer to a body not declared as JSON; None when it is."""
+    if content_type:
+        media = content_type.split(";", 1)[0].strip().lower()
+        if media == "application/json" or (media.startswith("application/") and media.endswith("+json")):
+            return None
+    got = f"'{content_type[:100]}'" if content_type else "no Content-Type header"
+    return error_response(
+        415, f"The body must be JSON, sent with 'Content-Type: application/json'; got {got}."
+    )
 
 
 async def served_model(  # async: a plain def would cost a thread hop per request

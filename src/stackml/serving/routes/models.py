@@ -81,4 +81,5 @@ def _info(served: ServedModel, cache: ModelCache, publish_examples: bool) -> Mod
         example=served.example if publish_examples else None,
         loaded_at=served.loaded_at,
         last_refresh_error=cache.last_errors.get(served.name),
+        feature_service=served.feature_service,
     )

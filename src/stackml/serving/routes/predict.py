@@ -3,7 +3,8 @@
 The route reads the raw body on the event loop and does nothing else there: parsing, validation, the
 model call and JSON encoding run in :func:`answer`, in the thread pool, so one client sending large
 bodies cannot stall the others. Only a small body for a fast model is answered on the loop, where a
-thread hop would cost more than the work.
+thread hop would cost more than the work; never one whose records are enriched with online features
+(:mod:`stackml.serving.enrichment`), which waits on PostgreSQL.
 """
 
 # No `from __future__ import annotations`: FastAPI reads the handler's annotations at runtime.
@@ -21,14 +22,15 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
 
+from stackml.serving.enrichment import enrich, explain_feature_problems
 from stackml.serving.jsonable import to_jsonable
 from stackml.serving.logs import REQUEST_ID
 from stackml.serving.registry import ServedModel
-from stackml.serving.routes.common import ERROR, body_problem, error_response, served_model
+from stackml.serving.routes.common import ERROR, body_problem, error_response, not_json, served_model
 from stackml.serving.schemas import PredictResponse
 from stackml.serving.validation import Problem, validate_records
 
-__all__ = ["request_ids", "router", "answer", "INLINE_BODY_BYTES"]
+__all__ = ["request_ids", "router", "answer", "parse_body", "set_request_id", "INLINE_BODY_BYTES"]
 
 log = logging.getLogger(__name__)
 
@@ -68,17 +70,14 @@ def router(request_model: type[BaseModel]) -> APIRouter:
         ),
     ) -> Response:
         """Predict records with the model's current version; every problem in the input gives one 422."""
-        content_type = request.headers.get("content-type")
-        if not _is_json(content_type):
-            got = f"'{content_type[:100]}'" if content_type else "no Content-Type header"
-            return error_response(
-                415, f"The body must be JSON, sent with 'Content-Type: application/json'; got {got}."
-            )
+        refused = not_json(request.headers.get("content-type"))
+        if refused is not None:
+            return refused
         body = await request.body()
         state = request.app.state
-        request_id = x_request_id if x_request_id and _REQUEST_ID.match(x_request_id) else None
-        REQUEST_ID.set(request_id or next(state.request_ids))  # this task's context: log lines carry it
-        if served.inline and len(body) <= INLINE_BODY_BYTES:
+        set_request_id(state, x_request_id)
+        # A model enriched from the online store waits on PostgreSQL: never on the event loop.
+        if served.inline and served.feature_service is None and len(body) <= INLINE_BODY_BYTES:
             return answer(state, served, request_model, body)
         return await run_in_threadpool(answer, state, served, request_model, body)
 
@@ -88,13 +87,23 @@ def router(request_model: type[BaseModel]) -> APIRouter:
 def answer(state: Any, served: ServedModel, request_model: type[BaseModel], body: bytes) -> Response:
     """Parse, validate, predict, log and encode one request (a plain function: it runs in a worker thread)."""
     options = state.options
-    records, problems, status = _records(body, request_model)
+    records, problems, status = parse_body(body, request_model, "records")
     if problems:
         return error_response(
             status, f"The request is invalid ({len(problems)} problem(s)).", problems, options
         )
-    frame, problems, exact = validate_records(records, served.columns)
+    model_records = records
+    if served.feature_service is not None:
+        enriched = enrich(state.features, served.feature_service, records, served.columns)
+        if enriched.failed is not None:
+            failed = enriched.failed
+            return error_response(failed.status, failed.detail, failed.problems, options)
+        records, model_records = enriched.logged, enriched.records  # the log keeps keys and features
+    frame, problems, exact = validate_records(model_records, served.columns)
     if problems:
+        if served.feature_service is not None:
+            _, added = state.features.columns(served.feature_service)
+            problems = explain_feature_problems(problems, served.feature_service, set(added))
         where = f"model '{served.name}' v{served.version}"
         return error_response(
             422, f"{len(problems)} problem(s) in the records for {where}.", problems, options
@@ -120,15 +129,13 @@ def answer(state: Any, served: ServedModel, request_model: type[BaseModel], body
     return Response(content, media_type="application/json", headers={"X-Request-ID": request_id})
 
 
-def _is_json(content_type: str | None) -> bool:
-    if not content_type:
-        return False
-    media = content_type.split(";", 1)[0].strip().lower()
-    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
+def set_request_id(state: Any, given: str | None) -> None:
+    """Set the client's request id when well-formed, else a new one, in this task's context (for the logs)."""
+    REQUEST_ID.set(given if given and _REQUEST_ID.match(given) else next(state.request_ids))
 
 
-def _records(body: bytes, request_model: type[BaseModel]) -> tuple[Any, list[Problem], int]:
-    """The body's records, or the problems with the body and the status to answer them with."""
+def parse_body(body: bytes, request_model: type[BaseModel], field: str) -> tuple[Any, list[Problem], int]:
+    """The body's ``field`` list, or the problems with the body and the status to answer them with."""
     try:
         payload = json.loads(body)
     except UnicodeDecodeError as exc:
@@ -139,7 +146,7 @@ def _records(body: bytes, request_model: type[BaseModel]) -> tuple[Any, list[Pro
         request_model.model_validate(payload)
     except ValidationError as exc:
         return None, [body_problem(e) for e in exc.errors(include_url=False)], 422
-    return payload["records"], [], 200
+    return payload[field], [], 200
 
 
 def _prediction_failure(served: ServedModel, exc: Exception) -> Response:
