@@ -226,6 +226,22 @@ def test_a_sample_of_a_large_online_table_is_read(world: dict) -> None:
     assert drift.n_reference == 100 and 60 < drift.n_current < 200  # a Bernoulli sample of about 120 of 300
 
 
+def test_a_view_changed_since_its_materialisation_is_aged_but_not_read(world: dict) -> None:
+    store = world["store"]
+    store.materialize()
+    frame = store.get_training_set(str(world["entities"]), "fm_churn")
+    store.record_reference("fm_churn", frame)
+    yaml = world["repo"] / "features.yaml"
+    yaml.write_text(REPO.replace("{name: amount, expr: amount}", "{name: spent, expr: amount}"))
+    result = store.monitor()
+    [view] = result.views
+    assert view.stale is True and 4.9 < view.event_age_hours < 5.5 and view.null_rates == {}
+    assert "view 'fm_spend' changed since it was last materialised" in result.problems[0]
+    assert result.services == []
+    assert any("the values of view 'fm_spend' were not checked" in p for p in result.problems)
+    assert result.metrics["features"]["freshness.fm_spend.stale"] == 1.0
+
+
 def test_batches_that_must_not_reach_the_online_store_are_refused_and_nothing_is_written(world: dict) -> None:
     store = world["store"]
     store.materialize()

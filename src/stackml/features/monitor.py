@@ -78,7 +78,7 @@ class ViewHealth:
         materialized_at, materialized_age_hours: the last materialisation and its age.
         stale: past the limit (either age), or not materialised; None without a limit.
         null_rates: ``view__feature`` -> the share of stored entities without a value.
-        reason: None, or why the view could not be measured (not materialised).
+        reason: None, or why its values were not checked (not materialised, or changed since).
     """
 
     view: str
@@ -178,7 +178,7 @@ class ServiceHealth:
 
 def check_views(defs: Definitions, online: Warehouse, *, now: datetime) -> list[ViewHealth]:
     """Freshness and null rates of every view of ``defs`` in the online store, at ``now`` (aware)."""
-    from stackml.features.online import table_name, view_states
+    from stackml.features.online import table_name, view_digest, view_states
 
     states = view_states(online)
     found = []
@@ -195,6 +195,25 @@ def check_views(defs: Definitions, online: Warehouse, *, now: datetime) -> list[
         stale = None
         if limit is not None:
             stale = event_age is None or event_age > limit or materialized_age > limit
+        if state.digest != view_digest(defs, view):  # the table holds the old columns: only ages are read
+            reason = (
+                f"view '{view.name}' changed since it was last materialised, so its values were not checked "
+                "(`stackml features materialize` rebuilds it)"
+            )
+            found.append(
+                ViewHealth(
+                    view.name,
+                    limit,
+                    entities=state.entities,
+                    newest_event=state.newest_event,
+                    event_age_hours=event_age,
+                    materialized_at=state.materialized_at,
+                    materialized_age_hours=materialized_age,
+                    stale=stale,
+                    reason=reason,
+                )
+            )
+            continue
         counts = ", ".join(f"count({quote_column(f.name)}) AS {quote_column(f.name)}" for f in view.features)
         stored = online.query(f"SELECT count(*) AS stackml_n, {counts} FROM {table_name(view.name)}")
         rows = int(stored["stackml_n"].iloc[0])
@@ -314,7 +333,10 @@ def _check_service(
         if not features:
             continue
         if view.name not in materialized:
-            problems.append(f"service '{service.name}': view '{view.name}' is not in the online store")
+            problems.append(
+                f"service '{service.name}': the values of view '{view.name}' were not checked (not "
+                "materialised, or changed since)"
+            )
             continue
         columns = [view.column(f) for f in features]
         current = typed_like(online_values(online, view, features, config.sample_rows), reference[columns])
@@ -344,7 +366,7 @@ def metrics_of(views: list[ViewHealth], services: list[ServiceHealth]) -> dict[s
             store[f"freshness.{health.view}.age_hours"] = health.event_age_hours
         if health.materialized_age_hours is not None:
             store[f"freshness.{health.view}.materialized_age_hours"] = health.materialized_age_hours
-        if health.reason is None:
+        if health.materialized_at is not None:
             store[f"online.{health.view}.entities"] = float(health.entities)
         store |= {f"null_rate.{column}": rate for column, rate in health.null_rates.items()}
     out = {SUBJECT: store}
@@ -448,7 +470,7 @@ def monitor_features(
     started = time.perf_counter()
     views = check_views(defs, online, now=now)
     seconds["views"] = time.perf_counter() - started
-    problems = [v.reason for v in views if v.reason and v.limit_hours is None]
+    problems = [v.reason for v in views if v.reason]
     started = time.perf_counter()
     materialized = {v.view for v in views if v.reason is None}
     services, notes = check_services(defs, wh, online, config, materialized)

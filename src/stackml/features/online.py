@@ -11,7 +11,8 @@ table with ``COPY`` and then, in one transaction, upserts them (a stored row is 
 and moves the watermark: a reader sees the whole batch or none of it. ``since`` defaults to the last
 watermark, so each run adds what arrived since the previous one. A row that arrives late, with an event time
 at or before the watermark, is not picked up: pass ``since`` to reach back. When a view's definition
-changes, its table is rebuilt from the whole source.
+changes, its table is rebuilt from the whole source. :func:`materialize_view` is :func:`compute_batch`
+(which only reads the online store) then :func:`write_batch`; ``FeaturesFlow`` checks each batch in between.
 
 Reads honour the TTL: a value whose event time is older than ``now - ttl`` comes back as NULL, as the same
 entity would get no value in a training set built now.
@@ -261,7 +262,7 @@ def compute_batch(
     sql = newest_rows_sql(defs, view, types, wh.dialect, since, until)
     try:
         frame = wh.query(sql)
-        with wh.stream(f"SELECT * FROM ({sql}) AS batch LIMIT 0") as rows:
+        with wh.stream(f"SELECT * FROM ({sql}) AS stackml_batch LIMIT 0") as rows:
             column_types = dict(zip(rows.columns, rows.types))
         ahead = _ahead(defs, view, types, wh, computed_at) if count_ahead else (None, None)
     except StackmlError as exc:

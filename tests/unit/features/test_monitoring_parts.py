@@ -151,7 +151,7 @@ def test_the_metrics_feed_the_monitoring_default_rules() -> None:
     quality = quality_checks(reference, current)
     service = ServiceHealth("churn", "table t", 400, {"v": drift}, {"v": quality}, drift_share=0.5)
     stale = ViewHealth("v", 2.0, entities=400, event_age_hours=5.0, materialized_age_hours=0.1, stale=True)
-    stale = replace(stale, null_rates={"v__x": 0.25})
+    stale = replace(stale, materialized_at=NOW, null_rates={"v__x": 0.25})
     unlimited = ViewHealth("w", None, reason="view 'w' has not been materialised")
     metrics = metrics_of([stale, unlimited], [service])
     assert set(metrics) == {SUBJECT, service_subject("churn")} == {"features", "features:churn"}
