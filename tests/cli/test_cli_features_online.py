@@ -68,8 +68,8 @@ def test_materialize_then_get_by_key(setup: list[str]) -> None:
     assert proc.returncode == 0, proc.stderr
     # customer 2's only order is older than the 30-day TTL: no value
     assert json.loads(proc.stdout)["entities"] == [
-        {"customer_id": "1", "customer_orders__amount": 150.0, "customer_orders__big": True},
-        {"customer_id": "2", "customer_orders__amount": None, "customer_orders__big": None},
+        {"customer_id": 1, "customer_orders__amount": 150.0, "customer_orders__big": True},
+        {"customer_id": 2, "customer_orders__amount": None, "customer_orders__big": None},
     ]
     again = run_cli("features", "materialize", *setup)
     assert again.returncode == 0 and "customer_orders: updated, 0 entities" in again.stdout, again.stdout

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
 import time
 import uuid
 from dataclasses import asdict, dataclass
@@ -37,6 +36,7 @@ from stackml.warehouse import quote_column
 if TYPE_CHECKING:
     import pandas as pd
 
+    from stackml.config import Settings
     from stackml.warehouse import Warehouse
 
 __all__ = [
@@ -88,15 +88,15 @@ class ViewState:
     materialized_at: datetime
 
 
-def online_url(explicit: str | None = None) -> str:
+def online_url(explicit: str | None = None, settings: Settings | None = None) -> str:
     """The online store's PostgreSQL URL: ``explicit``, else the settings' ``postgres_url``, else the
-    warehouse when it is PostgreSQL."""
+    warehouse when it is PostgreSQL (``settings`` default: the process's)."""
     from stackml.config import get_settings
 
     if explicit:
         url = explicit
     else:
-        settings = get_settings()
+        settings = settings or get_settings()
         url = settings.postgres_url or str(settings.warehouse_url)
     if not url.startswith(("postgresql://", "postgres://")):
         raise InputError(
@@ -221,8 +221,19 @@ def materialize_view(
     until: datetime | None = None,
 ) -> Materialized:
     """Bring ``view``'s online table up to ``until`` (default now, UTC): see the module docstring. The same
-    as :func:`compute_batch` then :func:`write_batch`."""
-    return write_batch(defs, compute_batch(defs, view, wh, online, since=since, until=until), online)
+    as :func:`compute_batch`, the checks of :func:`~stackml.features.validation.batch_problems` (a batch
+    with rows without a join key, rows dated in the future or a column of another type than the stored one
+    is refused, nothing written), then :func:`write_batch`."""
+    from stackml.errors import raise_if_problems
+    from stackml.features.validation import batch_problems
+
+    batch = compute_batch(defs, view, wh, online, since=since, until=until, count_ahead=True)
+    raise_if_problems(
+        batch_problems(defs, batch, stored_types(online, view.name)),
+        what=f"the batch of feature view '{view.name}' (nothing was written to the online store)",
+        hint="Fix the source rows or the definition named above, then run again.",
+    )
+    return write_batch(defs, batch, online)
 
 
 def compute_batch(
@@ -448,6 +459,7 @@ class OnlineReader:
         features: list[tuple[FeatureView, str]],
         *,
         pool_size: int = 4,
+        timeout_s: float = 10.0,
     ) -> None:
         from stackml._deps import require
 
@@ -462,15 +474,15 @@ class OnlineReader:
             kwargs={"autocommit": True, "prepare_threshold": 0},
             open=False,
         )
+        self.timeout_s = timeout_s
         try:
-            self._pool.open(wait=True, timeout=10)
+            self._pool.open(wait=True, timeout=timeout_s)
         except Exception as exc:  # psycopg_pool.PoolTimeout and connection errors
             self._pool.close()
             raise InputError(
                 f"Cannot connect to the online feature store at {_redact(url)}: {exc}",
                 hint="Check that PostgreSQL runs and the URL (--online / STACKML_POSTGRES_URL) is right.",
             ) from exc
-        self._lock = threading.Lock()
         try:
             self._groups = self._plan(defs, features)
         except BaseException:
@@ -521,6 +533,7 @@ class OnlineReader:
         ``entity_rows``: a list of ``{key: value}`` dicts, a dict of key -> list, or a DataFrame.
         """
         rows = _key_columns(entity_rows, self.keys)
+        _check_key_values(rows, self.key_types)
         n = len(rows[self.keys[0]]) if self.keys else 0
         out: dict[str, list[Any]] = {k: list(rows[k]) for k in self.keys}
         for name in self.features:
@@ -528,21 +541,47 @@ class OnlineReader:
         if n == 0:
             return out
         import psycopg
+        import psycopg_pool
 
-        with self._pool.connection() as con:
-            for group in self._groups:
-                params = [list(rows[k]) for k in group.keys]
-                try:
-                    fetched = con.execute(group.sql, params).fetchall()
-                except psycopg.errors.DataError as exc:
-                    raise InputError(
-                        f"An entity key does not fit its column's type ({' '.join(str(exc).split())[:200]}).",
-                        hint=f"Give keys of the types {dict(zip(group.keys, group.key_types))}.",
-                    ) from exc
-                for record in fetched:
-                    i = record[0] - 1
-                    for name, value in zip(group.outputs, record[1:]):
-                        out[name][i] = float(value) if isinstance(value, Decimal) else value
+        try:
+            with self._pool.connection(timeout=self.timeout_s) as con:
+                return self._read(con, rows, out)
+        except psycopg_pool.PoolTimeout as exc:
+            from stackml.errors import ConnectionFailedError
+
+            raise ConnectionFailedError(
+                f"The online feature store gave no connection within {self.timeout_s:g} s ({exc}).",
+                hint="Check that PostgreSQL runs and accepts connections.",
+            ) from exc
+        except psycopg.OperationalError as exc:
+            from stackml.errors import ConnectionFailedError
+
+            raise ConnectionFailedError(
+                f"Reading the online feature store failed: {' '.join(str(exc).split())[:200]}",
+                hint="Check that PostgreSQL runs and accepts connections.",
+            ) from exc
+
+    @property
+    def key_types(self) -> dict[str, str]:
+        """Each join key's PostgreSQL type in the online tables (``bigint``, ``text``...)."""
+        return {k: t for group in self._groups for k, t in zip(group.keys, group.key_types)}
+
+    def _read(self, con: Any, rows: dict[str, list[Any]], out: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        import psycopg
+
+        for group in self._groups:
+            params = [list(rows[k]) for k in group.keys]
+            try:
+                fetched = con.execute(group.sql, params).fetchall()
+            except (psycopg.errors.DataError, psycopg.errors.CannotCoerce) as exc:
+                raise InputError(
+                    f"An entity key does not fit its column's type ({' '.join(str(exc).split())[:200]}).",
+                    hint=f"Give keys of the types {dict(zip(group.keys, group.key_types))}.",
+                ) from exc
+            for record in fetched:
+                i = record[0] - 1
+                for name, value in zip(group.outputs, record[1:]):
+                    out[name][i] = float(value) if isinstance(value, Decimal) else value
         return out
 
     def close(self) -> None:
@@ -553,6 +592,31 @@ class OnlineReader:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+_INTEGER_TYPES = ("smallint", "integer", "bigint")
+
+
+def _check_key_values(rows: dict[str, list[Any]], key_types: dict[str, str]) -> None:
+    """Key values as their columns' types, refusing what PostgreSQL would quietly coerce into another
+    entity's key: a fraction or a boolean for an integer key (1.5 would round to 2). Whole floats (1.0, as
+    pandas writes an int column holding a NaN) and digit strings (a command line's ``--key id=7``) become
+    ints; a text key takes any value as its text."""
+    for key, values in rows.items():
+        kind = key_types.get(key)
+        for i, value in enumerate(values):
+            if kind in _INTEGER_TYPES:
+                if isinstance(value, str) and value.strip().lstrip("+-").isdigit():
+                    values[i] = int(value)
+                elif isinstance(value, float) and value.is_integer():
+                    values[i] = int(value)
+                elif isinstance(value, bool) or not isinstance(value, int):
+                    raise InputError(
+                        f"Join key '{key}' is an integer ({kind}), got {value!r} in entity row {i}.",
+                        hint=f"Give '{key}' as a whole number.",
+                    )
+            elif kind == "text" and not isinstance(value, str):
+                values[i] = str(value)
 
 
 def _has_state(con: Any) -> bool:
