@@ -32,8 +32,11 @@ def test_sample_step_can_run_again(tmp_path: Path) -> None:
     assert len(ctx.reports) == 2 and all(p.is_file() for p in ctx.reports)
 
 
-def test_cli_demo_runs_every_pipeline_and_prints_the_report_path(tmp_path: Path) -> None:
+def test_cli_demo_runs_every_pipeline_and_prints_the_report_path(
+    tmp_path: Path, fresh_postgres_url: str
+) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("STACKML_", "METAFLOW_"))}
+    env["STACKML_POSTGRES_URL"] = fresh_postgres_url  # the feature store step's online store
     proc = subprocess.run(
         [sys.executable, "-m", "stackml", "demo"],
         cwd=tmp_path,
@@ -63,8 +66,15 @@ def test_cli_demo_runs_every_pipeline_and_prints_the_report_path(tmp_path: Path)
             assert (
                 counts[True] == 2000
             )  # the stream step's events; its two broken ones went to the dead letters
-        alerts = wh.query("SELECT rule, status FROM alerts")
-        assert "column_drifted" in set(alerts["rule"]) and set(alerts["status"]) == {"open"}
+        alerts = wh.query("SELECT rule, subject, status FROM alerts")
+        served = alerts[alerts["subject"] == "cluster-demo-customers"]
+        assert "column_drifted" in set(served["rule"]) and set(served["status"]) == {"open"}
+        # the feature store step: a late feed opened a freshness alert per view, its arrival resolved them
+        stale = alerts[alerts["rule"] == "table_stale"]
+        assert set(stale["subject"]) == {"features/last_order", "features/history"}, alerts
+        assert set(stale["status"]) == {"resolved"}
+        assert wh.row_count("demo_orders") > 5000
+    assert "churn model AUC" in proc.stdout and "(the service read the features by id)" in proc.stdout
     models = json.loads(
         subprocess.run(
             [sys.executable, "-m", "stackml", "models", "--json"],
@@ -80,4 +90,19 @@ def test_cli_demo_runs_every_pipeline_and_prints_the_report_path(tmp_path: Path)
         "mmm-demo-touchpoints",
         "nlp-demo-support-messages",
         "cluster-demo-support-messages",
+        "churn-demo",
     } <= names
+
+
+def test_the_feature_store_step_without_postgresql_runs_the_offline_half(tmp_path: Path) -> None:
+    from rich.console import Console
+
+    from stackml.demo.features_demo import MODEL_NAME, features_step
+
+    console = Console(record=True, width=200)
+    ctx = DemoContext(settings=get_settings(home=tmp_path / "home"), console=console)
+    ctx.settings.ensure_home()
+    features_step(ctx)
+    said = console.export_text()
+    assert "churn model AUC" in said and f"registered as {MODEL_NAME} v1" in said
+    assert "Skipping the online store: it lives in PostgreSQL. Set STACKML_POSTGRES_URL" in said

@@ -93,6 +93,7 @@ SAMPLE_TABLE = "demo_store_sales"
 
 from stackml.demo.attribution_demo import attribution_step  # noqa: E402  (cheap: the flow loads inside the step)
 from stackml.demo.cluster_demo import cluster_step  # noqa: E402  (cheap: the flow loads inside the step)
+from stackml.demo.features_demo import features_step  # noqa: E402  (cheap: the store and MLflow load inside)
 from stackml.demo.mmm_demo import mmm_step  # noqa: E402  (cheap: the flow and PyMC load inside the step)
 from stackml.demo.monitor_demo import monitor_step  # noqa: E402  (cheap: FastAPI and the flow load inside)
 from stackml.demo.nlp_demo import nlp_step  # noqa: E402  (cheap: the flow and torch load inside the step)
@@ -106,6 +107,7 @@ DEMO_STEPS: list[tuple[str, Callable[[DemoContext], Any]]] = [
     ("Path attribution", attribution_step),
     ("Text classification", nlp_step),
     ("Clustering", cluster_step),
+    ("Feature store", features_step),
     ("Monitoring", monitor_step),
     ("Scoring a stream", stream_step),
 ]

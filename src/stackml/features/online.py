@@ -3,14 +3,17 @@
 Layout (schema ``stackml_online``): one table per view, named as the view, with the join keys (the primary
 key), one column per feature, ``event_timestamp`` and ``created_timestamp`` of the row it came from and
 ``materialized_at``; and ``materializations``, one row per view: the digest of the definitions the table was
-built from, the watermark (event time) the last run reached, and when.
+built from, the watermarks the last run reached (event time, and created time where the source has one),
+and when.
 
 Materialising a view computes, on the warehouse, the newest row per entity among the source rows with
 ``since < event_timestamp <= until`` (ties to the newest ``created_timestamp``), copies them into a staging
 table with ``COPY`` and then, in one transaction, upserts them (a stored row is replaced only by a newer one)
 and moves the watermark: a reader sees the whole batch or none of it. ``since`` defaults to the last
 watermark, so each run adds what arrived since the previous one. A row that arrives late, with an event time
-at or before the watermark, is not picked up: pass ``since`` to reach back. When a view's definition
+at or before the watermark, is still read when its source has a ``created_timestamp`` later than the newest
+one written so far (a late feed lands on the next run); without a created time, pass ``since`` to reach
+back. When a view's definition
 changes, its table is rebuilt from the whole source. :func:`materialize_view` is :func:`compute_batch`
 (which only reads the online store) then :func:`write_batch`; ``FeaturesFlow`` checks each batch in between.
 
@@ -135,13 +138,16 @@ def _create_state(con: Any) -> None:
     con.execute(
         f"CREATE TABLE IF NOT EXISTS {STATE_TABLE} (view text PRIMARY KEY, digest text NOT NULL, "
         "watermark timestamp NOT NULL, materialized_at timestamptz NOT NULL, rows bigint NOT NULL, "
-        "seconds double precision NOT NULL)"
+        "seconds double precision NOT NULL, written_watermark timestamp)"
     )
 
 
-def _state_row(con: Any, view: str) -> tuple[str, datetime] | None:
-    row = con.execute(f"SELECT digest, watermark FROM {STATE_TABLE} WHERE view = %s", [view]).fetchone()
-    return None if row is None else (row[0], row[1])
+def _state_row(con: Any, view: str) -> tuple[str, datetime, datetime | None] | None:
+    """(digest, event-time watermark, created-time watermark) of ``view``'s last run."""
+    row = con.execute(
+        f"SELECT digest, watermark, written_watermark FROM {STATE_TABLE} WHERE view = %s", [view]
+    ).fetchone()
+    return None if row is None else (row[0], row[1], row[2])
 
 
 def newest_rows_sql(
@@ -151,14 +157,21 @@ def newest_rows_sql(
     dialect: str,
     since: datetime | None,
     until: datetime,
+    written_since: datetime | None = None,
 ) -> str:
-    """The newest row per entity of ``view`` with ``since < event time <= until``: keys, features and both
-    timestamps. Window features run over the whole source first (the projection), the window after."""
+    """The newest row per entity of ``view`` with ``since < event time <= until`` or, with
+    ``written_since``, written after it (``created_timestamp > written_since``: a late row with an old event
+    time): keys, features and both timestamps. Window features run over the whole source first (the
+    projection), the window after."""
     from stackml.features.retrieval import view_projection
 
     keys = ", ".join(quote_column(k) for k in defs.join_keys(view))
     window = [f"p.stackml_event_ts <= {_literal(until)}"]
-    if since is not None:
+    if since is not None and written_since is not None:
+        window.append(
+            f"(p.stackml_event_ts > {_literal(since)} OR p.stackml_created_ts > {_literal(written_since)})"
+        )
+    elif since is not None:
         window.append(f"p.stackml_event_ts > {_literal(since)}")
     features = ", ".join(quote_column(f.name) for f in view.features)
     return (
@@ -196,6 +209,7 @@ class Batch:
         ahead_rows, ahead_newest: the source rows whose event time is after ``computed_at``, and the newest
             of them; None unless counted (``count_ahead``).
         seconds: how long computing took.
+        written_since: the created-time watermark the batch read from (None: the event-time window only).
     """
 
     view: str
@@ -209,6 +223,19 @@ class Batch:
     ahead_rows: int | None = None
     ahead_newest: datetime | None = None
     seconds: float = 0.0
+    written_since: datetime | None = None
+
+    @property
+    def written_until(self) -> datetime | None:
+        """The newest created time in the batch: the next run reads rows written after it. (Rows written
+        earlier but not chosen, an older event of the same entity, are read again: harmless.)"""
+        import pandas as pd
+
+        newest = self.frame["created_timestamp"].max() if len(self.frame) else None
+        if newest is None or pd.isna(newest):
+            return self.written_since
+        newest = pd.Timestamp(newest).to_pydatetime()
+        return newest if self.written_since is None else max(newest, self.written_since)
 
 
 def materialize_view(
@@ -256,21 +283,27 @@ def compute_batch(
     computed_at = datetime.now(timezone.utc).replace(tzinfo=None)
     until = _utc_naive(until) or computed_at
     since = _utc_naive(since)
+    explicit = since is not None
     digest = view_digest(defs, view)
     state = _state_row(online.connection, view.name) if online.has_table(STATE_TABLE) else None
     exists = online.has_table(f"{SCHEMA}.{view.name}")
     rebuild = state is None or state[0] != digest or not exists
+    written_since = None
     if since is None and not rebuild:
         since = state[1]  # type: ignore[index]
+        # Rows that arrive late carry event times at or before the watermark; a source with a created
+        # time says when each row was written, so those written since the last run are read as well.
+        if defs.source(view.source).created_timestamp_field:
+            written_since = state[2]  # type: ignore[index]
     if rebuild:
         since = None  # a new or changed definition: the whole source, into a fresh table
-    if since is not None and since >= until:
+    if explicit and since is not None and since >= until:
         raise InputError(
             f"Nothing to materialise for view '{view.name}': since ({since}) is not before until ({until}).",
             hint="Pass an earlier --since, or omit it to continue from the last run.",
         )
     types = source_types(wh, defs, view.source)
-    sql = newest_rows_sql(defs, view, types, wh.dialect, since, until)
+    sql = newest_rows_sql(defs, view, types, wh.dialect, since, until, written_since)
     try:
         frame = wh.query(sql)
         with wh.stream(f"SELECT * FROM ({sql}) AS stackml_batch LIMIT 0") as rows:
@@ -292,6 +325,7 @@ def compute_batch(
         computed_at,
         *ahead,
         seconds=time.perf_counter() - started,
+        written_since=written_since,
     )
 
 
@@ -343,7 +377,7 @@ def write_batch(defs: Definitions, batch: Batch, online: Warehouse) -> Materiali
             # COPY, into a table no reader knows
             online.ingest(frame, f"{SCHEMA}.{staging}", if_exists="fail" if batch.rebuild else "append")
         seconds = batch.seconds + time.perf_counter() - started
-        _upsert(online, view, keys, staging, batch.rebuild, batch.digest, batch.until, len(frame), seconds)
+        _upsert(online, view, keys, staging, batch, len(frame), seconds)
     finally:  # also when the COPY failed half-way
         con.execute(f"DROP TABLE IF EXISTS {table_name(staging)}")
     return Materialized(
@@ -376,12 +410,11 @@ def _upsert(
     view: FeatureView,
     keys: list[str],
     staging: str,
-    rebuild: bool,
-    digest: str,
-    until: datetime,
+    batch: Batch,
     rows: int,
     seconds: float,
 ) -> None:
+    rebuild = batch.rebuild
     target = table_name(view.name)
     stage = table_name(staging)
     con = online.connection
@@ -405,11 +438,13 @@ def _upsert(
             f"({target}.event_timestamp, COALESCE({target}.created_timestamp, '-infinity'))"
         )
         con.execute(
-            f"INSERT INTO {STATE_TABLE} AS s (view, digest, watermark, materialized_at, rows, seconds) "
-            "VALUES (%s, %s, %s, now(), %s, %s) ON CONFLICT (view) DO UPDATE SET digest = EXCLUDED.digest, "
-            "watermark = GREATEST(s.watermark, EXCLUDED.watermark), materialized_at = now(), "
+            f"INSERT INTO {STATE_TABLE} AS s (view, digest, watermark, written_watermark, materialized_at, "
+            "rows, seconds) VALUES (%s, %s, %s, %s, now(), %s, %s) ON CONFLICT (view) DO UPDATE SET "
+            "digest = EXCLUDED.digest, watermark = GREATEST(s.watermark, EXCLUDED.watermark), "
+            "written_watermark = CASE WHEN %s THEN EXCLUDED.written_watermark ELSE "
+            "GREATEST(s.written_watermark, EXCLUDED.written_watermark) END, materialized_at = now(), "
             "rows = EXCLUDED.rows, seconds = EXCLUDED.seconds",
-            [view.name, digest, until, rows, seconds],
+            [view.name, batch.digest, batch.until, batch.written_until, rows, seconds, rebuild],
         )
 
 
