@@ -24,7 +24,7 @@ SHORT = [  # one saturation family, one compile: "auto" is tested in tests/unit/
     "--draws",
     "200",
     "--tune",
-    "200",
+    "400",
     "--chains",
     "2",
     "--seed",

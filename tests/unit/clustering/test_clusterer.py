@@ -337,6 +337,18 @@ def test_umap_reduction_keeps_blobs_apart(blobs: dict[str, np.ndarray]) -> None:
     assert model.reduction_ == "umap" and model.n_components_ == 5
     assert adjusted_rand_score(blobs["y"][:200], model.labels_) > 0.9
     assert (model.predict(blobs["new"][:20]) != -1).all()
+    # new rows are placed by the vote of their nearest kept fitted rows: the three answers agree
+    labels, probabilities = model.predict_with_probabilities(blobs["new"][:20])
+    shares = model.predict_proba(blobs["new"][:20])
+    assert (shares.argmax(axis=1) == labels).all() and np.allclose(shares.max(axis=1), probabilities)
+    assert np.allclose(shares.sum(axis=1), 1.0) and model.placement_rows_.dtype == np.float32
+    assert (model.predict(blobs["X"][:200]) == model.labels_).mean() > 0.95
+    # the copy registered for serving drops the training matrices but keeps what places rows
+    from stackml.clustering.registry_model import serving_copy
+
+    light = serving_copy(model)
+    assert not hasattr(light, "embedding_")
+    assert (light.predict(blobs["new"][:20]) == labels).all()
 
 
 @pytest.mark.slow
