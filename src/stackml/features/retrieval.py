@@ -214,16 +214,14 @@ def training_set_sql(
         )
 
         if dialect == "duckdb" and not created_before_entity:
-            # ASOF finds the newest event time <= t per key; reduced first to the newest-written row per key
-            # and event time, it finds the winner of a tie too. The TTL then only drops a winner too old.
-            partition = ", ".join([*(quote_column(k) for k in defs.join_keys(view)), "stackml_event_ts"])
-            newest = (
-                f"SELECT * FROM ({projection}) AS p QUALIFY ROW_NUMBER() OVER "
-                f"(PARTITION BY {partition} ORDER BY stackml_created_ts DESC NULLS LAST) = 1"
-            )
+            # ASOF finds, per key, the greatest (event time, created time) pair at or below (t, infinity):
+            # the newest event time <= t and, at a tie, the newest write (a row without a created time loses
+            # it), in one pass with no window over the source. The TTL then only drops a winner too old.
+            newest = "{'t': s.stackml_event_ts, 'c': coalesce(s.stackml_created_ts, TIMESTAMP '-infinity')}"
             ctes.append(
                 f"v{i} AS (SELECT e.{_ROW}, 1 AS stackml_rank, {outputs} FROM entities AS e "
-                f"ASOF JOIN ({newest}) AS s ON {keys} AND e.{ENTITY_TIMESTAMP} >= s.stackml_event_ts"
+                f"ASOF JOIN ({projection}) AS s ON {keys} AND "
+                f"{{'t': e.{ENTITY_TIMESTAMP}, 'c': TIMESTAMP 'infinity'}} >= {newest}"
                 f"{' WHERE ' + fresh if fresh else ''})"
             )
         else:
