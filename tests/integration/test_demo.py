@@ -58,9 +58,12 @@ def test_cli_demo_runs_every_pipeline_and_prints_the_report_path(
         assert wh.row_count("demo_support_messages") == 400
         assert wh.row_count("cluster_demo_support_messages_assignments") == 400
         logged = wh.query(
-            "SELECT request_id LIKE 'event-%' AS streamed, count(*) AS n FROM prediction_log GROUP BY 1"
+            "SELECT request_id LIKE 'event-%' AS streamed, count(*) AS n FROM prediction_log "
+            "WHERE model_name = 'cluster-demo-customers' GROUP BY 1"
         )
         counts = dict(zip(logged["streamed"], logged["n"]))
+        churn = wh.query("SELECT * FROM prediction_log WHERE model_name = 'churn-demo'")
+        assert len(churn) == 3  # the feature store step's predictions on customer ids alone
         assert counts[False] == 2000  # the monitoring step's served customers
         if "skipping the stream step" not in proc.stdout:  # it runs wherever Redis does (CI makes sure)
             assert (
