@@ -295,6 +295,10 @@ def test_bad_entity_rows_and_unmaterialised_views_say_what_is_wrong(tmp_path: Pa
     as_dict = store.get_online_features(["ever"], {"customer_id": [1, 2]})
     as_frame = store.get_online_features(["ever"], pd.DataFrame({"customer_id": [1, 2]}))
     assert as_dict == as_frame and len(as_dict["ever__doubled"]) == 2
+    # the store keeps one reader (one connection) per feature list; close() closes them
+    assert list(store._readers) == [("ever",)]
+    store.close()
+    assert not store._readers
     assert store.get_online_features(["ever"], []) == {"customer_id": [], "ever__doubled": []}
 
 

@@ -208,7 +208,8 @@ def _online(ctx: DemoContext, repo: Path, orders: pd.DataFrame, train: pd.DataFr
         f"so stale views {summary['monitor']['stale_views'] or 'none'}, alerts opened {_opened(summary)}"
     )
     customers = [{"customer_id": c} for c in (1, 2, 3)]
-    online = store.get_online_features(SERVICE, customers)
+    with store:  # closes the connection get_online_features keeps
+        online = store.get_online_features(SERVICE, customers)
     scores = _predict(ctx, customers)
     for i, row in enumerate(customers):
         ctx.say(

@@ -57,6 +57,7 @@ class FeatureStore:
         self.repo = repo
         self.warehouse = warehouse
         self.online = online
+        self._readers: dict[tuple[str, ...], OnlineReader] = {}
 
     @contextlib.contextmanager
     def _warehouse(self, *, read_only: bool = False) -> Iterator[Warehouse]:
@@ -206,6 +207,7 @@ class FeatureStore:
         """
         from stackml.features.online import materialize_view
 
+        self.close()  # a rebuilt view must be planned again by the next read
         with self._online() as online, self._warehouse() as wh:
             defs = self.definitions(wh)
             chosen = _views(defs, views)
@@ -252,6 +254,7 @@ class FeatureStore:
         """Write batches from :meth:`compute_batches` into the online store, one transaction per view."""
         from stackml.features.online import write_batch
 
+        self.close()  # a rebuilt view must be planned again by the next read
         defs = self._definitions_once()
         with self._online() as online:
             return [write_batch(defs, batch, online) for batch in batches]
@@ -316,11 +319,30 @@ class FeatureStore:
         """The newest stored value of each feature for each entity row, as columns: the join keys, then one
         ``view__feature`` list each (None where the store has nothing, or only a value older than the TTL).
 
-        ``entity_rows``: ``[{"customer_id": 1}, ...]``, a dict of key -> list, or a DataFrame. A loop should
-        build one :meth:`online_reader` instead: this opens and closes a connection per call.
+        ``entity_rows``: ``[{"customer_id": 1}, ...]``, a dict of key -> list, or a DataFrame.
+
+        The store keeps one reader (one connection) per feature list, opened at the first call, so later
+        calls cost a query, not a connection; :meth:`close` (or ``with FeatureStore(...) as store``) closes
+        them, and :meth:`materialize` here starts afresh. A server reading from many threads should hold an
+        :meth:`online_reader` with a larger pool.
         """
-        with self.online_reader(features, pool_size=1) as reader:
-            return reader.read(entity_rows)
+        key = (features,) if isinstance(features, str) else tuple(features)
+        reader = self._readers.get(key)
+        if reader is None:
+            reader = self._readers[key] = self.online_reader(features, pool_size=1)
+        return reader.read(entity_rows)
+
+    def close(self) -> None:
+        """Close the readers :meth:`get_online_features` keeps open."""
+        readers, self._readers = list(self._readers.values()), {}
+        for reader in readers:
+            reader.close()
+
+    def __enter__(self) -> FeatureStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def _views(defs: Definitions, views: str | list[str] | None) -> list[FeatureView]:
