@@ -33,7 +33,8 @@ How each number is taken:
   * online reads: the same seeded sequence of keys for both: warm-up, then ``--online-reads`` reads of one
     entity and a tenth as many of 100 entities, each call timed on its own (``perf_counter_ns``), p50 and
     p99 by nearest rank. stackml through ``store.online_reader("bench").read(rows)`` (pooled connection,
-    prepared statements) and, apart, ``store.get_online_features`` (a connection per call); Feast through
+    prepared statements) and, apart, ``store.get_online_features`` (one connection kept per feature list);
+    Feast through
     ``get_online_features(...).to_dict()`` on one ``FeatureStore`` object. 1,000 sampled keys are read by
     both and compared with the newest row per key (stackml applies the TTL at read time, Feast does not);
   * Spark: the same retrieval on ``spark://local[2]?path=DIR``, its session start-up (the first statement)
@@ -719,7 +720,7 @@ def report(
                 _ms(duck["online_one_per_call_ms"]),
                 "",
                 *blank,
-                f"{duck['online_one_per_call_ms']['n']} calls; a connection pool per call",
+                f"{duck['online_one_per_call_ms']['n']} calls; one connection kept per feature list",
             ],
             [
                 "online read, 100 entities, p50 / p99 ms",
@@ -813,10 +814,10 @@ NOTES = """
   writes protobuf-encoded values in batches. Each runs once, from an empty online store.
 - Online latency is measured in the calling process through each Python API, on the same PostgreSQL server,
   with no HTTP server in between. Feast's published 7.2 ms p99 is for its Python feature server over HTTP with
-  Redis, so it is context, not a like-for-like number. `store.get_online_features` opens a connection pool
-  per call; `store.online_reader(service)` is the one to hold in a loop or a server. On a 2-core machine
-  shared with other work, a p99 of 5,000 sub-millisecond calls is set by scheduling more than by the store:
-  p50 is the steadier figure, and the load averages of the run are in the machine table.
+  Redis, so it is context, not a like-for-like number. `store.get_online_features` keeps one connection
+  per feature list; `store.online_reader(service)`, with a pool, is the one for a server's threads. On a
+  2-core machine shared with other work, a p99 of 5,000 sub-millisecond calls is set by scheduling more
+  than by the store: p50 is the steadier figure, and the load averages of the run are in the machine table.
 - Feast's DuckDB offline store (`feast[duckdb]`, not its default) is shown beside the default as a variant;
   the 10x target is against the default.
 - The Parquet timestamps are `timestamp[us, UTC]`; loaded into DuckDB they become `TIMESTAMPTZ`, which
