@@ -413,3 +413,15 @@ def test_sigterm_finishes_the_batch_in_hand_and_loses_nothing(
     assert Counter(o["id"] for o in outputs(client, names["out"])) == Counter(ids)
     assert logged_ids(postgres_url, "slow", names) == Counter(ids)
     assert stats["scored"] == len(ids) - len(done) and len(stats["workers"]) == 2
+
+
+def test_a_model_trained_on_a_feature_service_is_refused_with_why(tmp_path: Path) -> None:
+    """Its records would carry entity keys only: refused at the start, not dead-lettered record by record."""
+    settings = get_settings(home=tmp_path / "home")
+    version = register_model(
+        Adder(1.0), "needs_features", input_example=EXAMPLE, feature_service="churn", settings=settings
+    )
+    configure(settings).set_registered_model_alias("needs_features", "champion", version.version)
+    with pytest.raises(InputError, match="trained on feature service 'churn'") as caught:
+        StreamWorker(StreamOptions(model="needs_features", source="in_x", out="out_x"), settings)
+    assert "stackml serve" in caught.value.hint

@@ -39,7 +39,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from stackml.errors import raise_if_problems
+from stackml.errors import InputError, raise_if_problems
 from stackml.scoring.brokers import DEAD, DECODE_ERROR, OUT, Entry, Outcome, Streams, open_broker
 
 if TYPE_CHECKING:
@@ -203,6 +203,17 @@ class StreamWorker:
         (self.spec,) = parse_model_specs(options.model)
         self.cache = ModelCache([self.spec], self.settings, strict=True)
         self.cache.load()
+        self._feature_services: dict[int, str | None] = {}
+        served = self.cache.get(self.spec.name)
+        service = None if served is None else self._feature_service(served)
+        if served is not None and service is not None:
+            raise InputError(
+                f"'{self.spec}' v{served.version} was trained on feature service '{service}' (its "
+                "stackml.feature_service tag): its records need features read online by entity key, which "
+                "stream scoring does not do yet.",
+                hint="Serve it with `stackml serve`, which adds them, or register a version without the tag "
+                "whose records carry the feature columns.",
+            )
         self.broker: Broker = open_broker(options.broker, options.streams, self.consumer)
         self.log = StreamLog(options.warehouse or str(self.settings.warehouse_url), options.log_table)
         self.metrics = Metrics()
@@ -308,6 +319,16 @@ class StreamWorker:
             log.error("Stream worker %s: %s is not available; waiting.", self.consumer, self.spec)
             self.stopping.wait(_RETRY_S[-1])
             return None
+        if self._feature_service(served) is not None:  # the alias moved to such a version since the start
+            log.error(
+                "Stream worker %s: %s v%d reads a feature service online, which stream scoring does not "
+                "do; waiting for the alias to move.",
+                self.consumer,
+                self.spec,
+                served.version,
+            )
+            self.stopping.wait(_RETRY_S[-1])
+            return None
         dead: list[Outcome] = []
         ids, records, kept = _parse(entries, self.options.max_deliveries, dead, served)
         predictions = self._predict(served, kept, ids, records, dead)
@@ -340,6 +361,15 @@ class StreamWorker:
         if self._retrying("write the outputs", lambda: self.broker.commit(outcomes)) is None:
             return
         self._count(batch, logged)
+
+    def _feature_service(self, served: ServedModel) -> str | None:
+        """The version's feature service tag (read once per version)."""
+        if served.version not in self._feature_services:
+            from stackml.tracking import FEATURE_SERVICE_TAG, configure
+
+            tags = configure(self.settings).get_model_version(served.name, str(served.version)).tags or {}
+            self._feature_services[served.version] = tags.get(FEATURE_SERVICE_TAG) or None
+        return self._feature_services[served.version]
 
     def _predict(
         self,
