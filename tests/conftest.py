@@ -70,17 +70,10 @@ def postgres_url() -> Iterator[str]:
 def fresh_postgres_url(postgres_url: str) -> Iterator[str]:
     """A PostgreSQL database of this test's own, for tests whose state lives in fixed schemas (the online
     feature store); dropped afterwards."""
-    import psycopg
+    from databases import new_database
 
-    base, _, _ = postgres_url.rpartition("/")
-    name = f"stackml_test_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(postgres_url, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"{base}/{name}"
-    finally:
-        with psycopg.connect(postgres_url, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with new_database(postgres_url) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -159,6 +159,9 @@ def test_online_values_equal_a_training_set_built_now(
     )
     assert online["ever__doubled"][-1] is None and online["ever__doubled"][0] == 14.0
     assert online["recent__amount"][0] == 7.0 and online["recent__big"][0] is False
+    # the views that share join keys are read by one query: two for this service's three views
+    with store.online_reader("model") as reader:
+        assert [g.keys for g in reader._groups] == [("customer_id",), ("customer_id", "store_id")]
 
 
 def test_runs_are_incremental_and_a_stored_value_gives_way_only_to_a_newer_one(

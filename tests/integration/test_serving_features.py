@@ -13,15 +13,15 @@ import json
 import os
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from databases import new_database
 
 pytest.importorskip("mlflow")
 pytest.importorskip("fastapi")
@@ -99,23 +99,6 @@ class World:
         return FeatureStore(self.repo, online=self.online).get_online_features(
             service, [{"customer_id": c} for c in customers]
         )
-
-
-@contextmanager
-def new_database(postgres_url: str) -> Iterator[str]:
-    """A database of its own beside the session's, dropped afterwards: the online store lives in a fixed
-    schema, which the warehouse tests drop from the session's database between tests."""
-    import psycopg
-
-    base, _, _ = postgres_url.rpartition("/")
-    name = f"stackml_test_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(postgres_url, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"{base}/{name}"
-    finally:
-        with psycopg.connect(postgres_url, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="module")

@@ -27,6 +27,24 @@ RepoOption = Annotated[
 ]
 
 
+FeaturesOption = Annotated[
+    Optional[str],
+    typer.Option("--features", help="Or: feature references, comma-separated ('view:feature' or 'view')."),
+]
+
+
+def _wanted(service: str | None, features: str | None) -> str | list[str]:
+    """The service, or the feature references of --features: exactly one of them."""
+    from stackml.errors import InputError
+
+    if (service is None) == (features is None):
+        raise InputError(
+            "Pass exactly one of --service or --features.",
+            hint="e.g. --service churn, or --features customer_orders:amount,customer_orders:big",
+        )
+    return service if service is not None else [f.strip() for f in features.split(",")]  # type: ignore[union-attr]
+
+
 @features_app.command("apply")
 def apply(
     repo: Annotated[
@@ -150,12 +168,7 @@ def training_set(
     service: Annotated[
         Optional[str], typer.Option("--service", help="The feature service to retrieve.")
     ] = None,
-    features: Annotated[
-        Optional[str],
-        typer.Option(
-            "--features", help="Or: feature references, comma-separated ('view:feature' or 'view')."
-        ),
-    ] = None,
+    features: FeaturesOption = None,
     created_before_entity: Annotated[
         bool,
         typer.Option(
@@ -181,14 +194,9 @@ def training_set(
     from stackml.errors import InputError
     from stackml.features import FeatureStore
 
-    if (service is None) == (features is None):
-        raise InputError(
-            "Pass exactly one of --service or --features.",
-            hint="e.g. --service churn, or --features customer_orders:amount,customer_orders:big",
-        )
+    wanted = _wanted(service, features)
     if out.suffix.lower() not in (".parquet", ".pq"):
         raise InputError(f"--out must name a .parquet file, got '{out}'.", hint="e.g. --out training.parquet")
-    wanted: str | list[str] = service if service is not None else [f.strip() for f in features.split(",")]  # type: ignore[union-attr]
     store = FeatureStore(repo, warehouse=warehouse)
     frame = store.get_training_set(entities, wanted, created_before_entity=created_before_entity)
     _write_parquet(frame, out)
@@ -298,12 +306,7 @@ def materialize(
 @features_app.command("get")
 def get(
     service: Annotated[Optional[str], typer.Option("--service", help="The feature service to read.")] = None,
-    features: Annotated[
-        Optional[str],
-        typer.Option(
-            "--features", help="Or: feature references, comma-separated ('view:feature' or 'view')."
-        ),
-    ] = None,
+    features: FeaturesOption = None,
     key: Annotated[
         Optional[list[str]],
         typer.Option(
@@ -322,15 +325,10 @@ def get(
     from stackml.errors import InputError
     from stackml.features import FeatureStore
 
-    if (service is None) == (features is None):
-        raise InputError(
-            "Pass exactly one of --service or --features.",
-            hint="e.g. --service churn, or --features customer_orders:amount",
-        )
+    wanted = _wanted(service, features)
     if not key:
         raise InputError("Pass at least one --key.", hint="e.g. --key customer_id=1")
     rows = [_entity(text) for text in key]
-    wanted: str | list[str] = service if service is not None else [f.strip() for f in features.split(",")]  # type: ignore[union-attr]
     values = FeatureStore(repo, warehouse=warehouse, online=online).get_online_features(wanted, rows)
     records = [dict(zip(values, row)) for row in zip(*values.values())]
     if as_json:

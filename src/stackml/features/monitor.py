@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from stackml.features.config import FeatureMonitorConfig
 from stackml.features.definitions import Definitions, FeatureService, FeatureView
+from stackml.monitoring.monitor import finite_or_none
 from stackml.warehouse import quote_column
 
 if TYPE_CHECKING:
@@ -141,10 +142,10 @@ class ServiceHealth:
         columns = {
             str(name): {
                 "test": c.test,
-                "score": _finite(c.score),
-                "threshold": _finite(c.threshold),
+                "score": finite_or_none(c.score),
+                "threshold": finite_or_none(c.threshold),
                 "drifted": bool(c.drifted),
-                "psi": _finite(c.psi),
+                "psi": finite_or_none(c.psi),
                 **({"reason": c.reason} if c.reason else {}),
             }
             for d in self.drift.values()
@@ -156,14 +157,14 @@ class ServiceHealth:
             "reference_rows": self.reference_rows,
             "drift": columns,
             "dataset_drift": bool(self.drifted),
-            "drift_share": _finite(self.share),
+            "drift_share": finite_or_none(self.share),
             "quality": {
                 "broken": sum(c.broken for c in checks),
                 "checks": [
                     {
                         "check": c.check,
                         "column": None if c.column is None else str(c.column),
-                        "value": _finite(c.value),
+                        "value": finite_or_none(c.value),
                         "broken": bool(c.broken),
                         "message": c.message,
                     }
@@ -494,11 +495,3 @@ def _iso(moment: datetime | None) -> str | None:
 
 def _rounded(value: float | None) -> float | None:
     return None if value is None else round(value, 4)
-
-
-def _finite(value: Any) -> float | None:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None

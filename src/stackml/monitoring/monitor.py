@@ -25,7 +25,16 @@ if TYPE_CHECKING:
     from stackml.tracking import ResolvedVersion
     from stackml.warehouse import Warehouse
 
-__all__ = ["MonitorConfig", "MonitorResult", "Observed", "check", "gather", "raise_alerts", "run_monitor"]
+__all__ = [
+    "MonitorConfig",
+    "MonitorResult",
+    "Observed",
+    "check",
+    "finite_or_none",
+    "gather",
+    "raise_alerts",
+    "run_monitor",
+]
 
 SAMPLE_ROWS = 5000  # rows of each side the report draws distributions from
 
@@ -299,10 +308,10 @@ class MonitorResult:
             drift = {
                 name: {
                     "test": c.test,
-                    "score": _finite(c.score),
-                    "threshold": _finite(c.threshold),
+                    "score": finite_or_none(c.score),
+                    "threshold": finite_or_none(c.threshold),
                     "drifted": bool(c.drifted),
-                    "psi": _finite(c.psi),
+                    "psi": finite_or_none(c.psi),
                     **({"reason": c.reason} if c.reason else {}),
                 }
                 for name, c in checks.drift.columns.items()
@@ -315,14 +324,14 @@ class MonitorResult:
             "reference_rows": None if observed.reference is None else len(observed.reference),
             "drift": drift,
             "dataset_drift": None if checks.drift is None else bool(checks.drift.drifted),
-            "drift_share": None if checks.drift is None else _finite(checks.drift.share),
+            "drift_share": None if checks.drift is None else finite_or_none(checks.drift.share),
             "quality": _quality_summary(checks.quality),
             "prediction_drift": None
             if checks.prediction_drift is None
             else {
                 "drifted": bool(checks.prediction_drift.drifted),
                 "columns": {
-                    n: {"test": c.test, "score": _finite(c.score), "drifted": bool(c.drifted)}
+                    n: {"test": c.test, "score": finite_or_none(c.score), "drifted": bool(c.drifted)}
                     for n, c in checks.prediction_drift.columns.items()
                 },
             },
@@ -344,7 +353,7 @@ def _quality_summary(quality: Any) -> dict[str, Any] | None:
             {
                 "check": c.check,
                 "column": c.column,
-                "value": _finite(c.value),
+                "value": finite_or_none(c.value),
                 "broken": bool(c.broken),
                 "message": c.message,
             }
@@ -359,7 +368,8 @@ def _event_dict(event: Any) -> dict[str, Any]:
     return dict(vars(event))
 
 
-def _finite(value: Any) -> float | None:
+def finite_or_none(value: Any) -> float | None:
+    """``value`` as a float for JSON, None when it is missing, not a number or infinite."""
     try:
         number = float(value)
     except (TypeError, ValueError):
