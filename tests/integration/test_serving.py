@@ -36,6 +36,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 from stackml.config import Settings, get_settings  # noqa: E402
 from stackml.errors import RegistryError  # noqa: E402
 from stackml.serving import ServingOptions, create_app  # noqa: E402
+from stackml.serving.app import SWITCH_INTERVAL_S  # noqa: E402
 from stackml.tracking import configure, register_model  # noqa: E402
 from stackml.warehouse import connect  # noqa: E402
 
@@ -189,6 +190,20 @@ def test_predict_answers_with_the_model_version_and_a_request_id(client: TestCli
     )
     assert typed.json()["predictions"] == [{"total": 4, "month": 3, "label": "Z"}]
     assert predict(client, "fragile", [{"x": 2.5}]).json()["predictions"] == [5.0]
+
+
+def test_the_service_shortens_the_gil_switch_interval_while_it_runs_and_restores_it(
+    registry: Registry, tmp_path: Path
+) -> None:
+    # The log writer's bursts would otherwise hold the event loop up to 5 ms each (bench/serving.py).
+    before = sys.getswitchinterval()
+    app = create_app(
+        registry.settings(tmp_path), models=["adder"], reload_interval_s=0, options=options(tmp_path)
+    )
+    with TestClient(app) as c:
+        assert sys.getswitchinterval() == pytest.approx(SWITCH_INTERVAL_S)
+        assert predict(c, "adder", [{"x": 1.0, "g": "a"}]).status_code == 200
+    assert sys.getswitchinterval() == pytest.approx(before)
 
 
 def test_a_client_request_id_is_kept_and_a_malformed_one_replaced(client: TestClient) -> None:
