@@ -1,7 +1,8 @@
 """Bayesian media-mix modelling on PyMC: from raw touchpoints to ROAS, response curves and a posterior to plan
 with.
 
-The front door is :class:`MediaMixModel`; :func:`simulate` makes touchpoints with known truth, and
+The front door is :class:`MediaMixModel` (:class:`GeoMediaMixModel` for a panel of markets);
+:func:`simulate` makes touchpoints with known truth, and
 :func:`aggregate_touchpoints` turns a raw touchpoint table in the warehouse into the model frame with SQL.
 PyMC, PyTensor and nutpie are imported only when a model is fitted (``pip install 'stackml[mmm]'``).
 
@@ -21,25 +22,31 @@ from typing import Any
 __all__ = [
     "BudgetPlan",
     "Diagnostics",
+    "GeoMediaMixModel",
     "MediaMixModel",
+    "SimulatedGeoMMM",
     "SimulatedMMM",
     "aggregate_touchpoints",
     "diagnose",
     "load_lift_tests",
     "optimize_budget",
     "simulate",
+    "simulate_geo",
 ]
 
 _WHERE = {
     "BudgetPlan": "stackml.mmm.optimize",
     "Diagnostics": "stackml.mmm.diagnostics",
+    "GeoMediaMixModel": "stackml.mmm.geo",
     "MediaMixModel": "stackml.mmm.model",
+    "SimulatedGeoMMM": "stackml.mmm.simulation",
     "SimulatedMMM": "stackml.mmm.simulation",
     "aggregate_touchpoints": "stackml.mmm.data",
     "diagnose": "stackml.mmm.diagnostics",
     "load_lift_tests": "stackml.mmm.calibration",
     "optimize_budget": "stackml.mmm.optimize",
     "simulate": "stackml.mmm.simulation",
+    "simulate_geo": "stackml.mmm.simulation",
 }
 
 

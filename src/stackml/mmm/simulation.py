@@ -10,6 +10,10 @@ The result holds the raw touchpoints (one row per day and channel, the shape a w
 the weekly model frame those touchpoints aggregate to, a weekly controls table, the truth, and one go-dark
 lift test per channel.
 
+:func:`simulate_geo` makes the same kind of data as a long geographic panel: markets of different
+sizes, national adstock, saturation and ROAS per channel with per-geo deviations, and the truth per geo
+and nationally.
+
 Example:
     >>> sim = simulate("2y_3ch", seed=7)
     >>> sim.frame.shape
@@ -26,11 +30,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from stackml.errors import InputError
+from stackml.checks import int_problem, is_int, number_problem
+from stackml.errors import InputError, raise_if_problems
 from stackml.mmm.calibration import LIFT_TEST_COLUMNS, counterfactual_spend
 from stackml.mmm.transforms import GeometricAdstock, LogisticSaturation
 
-__all__ = ["PRESETS", "SimulatedMMM", "simulate"]
+__all__ = ["PRESETS", "SimulatedGeoMMM", "SimulatedMMM", "simulate", "simulate_geo"]
 
 PRESETS: dict[str, dict[str, Any]] = {
     "2y_3ch": {"n_periods": 104, "channels": ("search", "social", "tv"), "correlation": 0.0},
@@ -43,6 +48,9 @@ PRESETS: dict[str, dict[str, Any]] = {
 CONTROLS = ("promo", "price_index")
 L_MAX = 8
 _AOV = 50.0  # average order value: conversions = revenue / AOV
+_GEO_COLUMNS = ("date", "geo", *CONTROLS, "revenue")  # the geo frame's columns besides the channels
+_SPREADS = ("market_size_spread", "roas_spread", "shape_spread")
+_GEO_CHANNEL_SPEND = 10_000.0  # mean weekly spend per channel of an average-sized geo
 
 
 @dataclass
@@ -72,6 +80,39 @@ class SimulatedMMM:
     date_column: str = "date"
     target_column: str = "revenue"
     settings: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class SimulatedGeoMMM:
+    """A simulated geographic panel and the truth behind it, per geo and nationally.
+
+    Attributes:
+        frame: long model frame ``date, geo, <channels>, promo, price_index, revenue``, sorted by geo, then
+            date.
+        truth: one row per geo and channel: ``geo, channel, adstock_alpha, saturation_lam, roas, contribution,
+            spend`` (ROAS and totals over that geo's rows).
+        national_truth: per channel (index ``channel``) ``roas, contribution, spend, share`` summed over geos;
+            ``share`` is the contribution as a share of all revenue.
+        contributions: long ``date, geo, channel, contribution``: the true weekly effect of each channel.
+        lift_tests: one go-dark experiment per channel in each of the first two geos: ``geo`` followed by the
+            lift-test CSV layout.
+        channels: the paid channels, in column order.
+        geos: the geo names, biggest market first.
+        settings: the arguments the panel was simulated with.
+    """
+
+    frame: pd.DataFrame
+    truth: pd.DataFrame
+    national_truth: pd.DataFrame
+    contributions: pd.DataFrame
+    lift_tests: pd.DataFrame
+    channels: tuple[str, ...]
+    geos: tuple[str, ...]
+    settings: dict[str, Any] = field(default_factory=dict)
+    controls: tuple[str, ...] = CONTROLS
+    date_column: str = "date"
+    geo_column: str = "geo"
+    target_column: str = "revenue"
 
 
 def simulate(
@@ -182,6 +223,219 @@ def _resolve(preset: str | None, **overrides: Any) -> dict[str, Any]:
         raise InputError("; ".join(problems) + ".", hint="Fix the simulator arguments.")
     settings["channels"] = tuple(chans)
     return settings
+
+
+def simulate_geo(
+    *,
+    n_geos: int = 8,
+    n_periods: int = 156,
+    channels: tuple[str, ...] = ("search", "social", "display", "tv"),
+    seed: int = 0,
+    market_size_spread: float = 1.0,
+    roas_spread: float = 0.3,
+    shape_spread: float = 0.0,
+    correlation: float = 0.3,
+    noise: float = 0.05,
+    experiment_sd: float = 0.1,
+    start: str = "2022-01-03",
+    small_geos: int = 0,
+) -> SimulatedGeoMMM:
+    """Simulate a weekly geo panel with shared and per-geo media effects and markets of different sizes.
+
+    Each channel has a national adstock, saturation and ROAS; each geo's ROAS is drawn around the national
+    one (its mean over geos stays the national value) and, with ``shape_spread > 0``, so are its adstock and
+    saturation. A geo's spend and baseline revenue scale with its market size. Each geo's media effect is
+    computed on its own rows, with saturation relative to its own maximum spend per channel, as a geo model
+    scales spend, so ``truth`` is exact per geo and ``national_truth`` sums it.
+
+    Args:
+        n_geos: number of geos, named ``geo_01``, ``geo_02``, ... from the biggest market down.
+        n_periods: weeks per geo (at least ``2 * L_MAX``).
+        channels: distinct paid channel names (not ``"organic"``).
+        seed: makes everything reproducible; each geo draws from its own stream.
+        market_size_spread: sd of the log market sizes (0: all geos the same size).
+        roas_spread: sd of a geo's log ROAS around the national ROAS (0: every geo has the national ROAS).
+        shape_spread: sd of a geo's log adstock alpha and log saturation lam around the national ones
+            (0: every geo has the national shapes).
+        correlation: correlation of log-spend across channels within a geo, in [0, 1).
+        noise: sd of the revenue noise as a share of the geo's baseline level.
+        experiment_sd: standard error of each lift test as a share of its true effect.
+        start: first Monday.
+        small_geos: the last ``small_geos`` geos only have the last third of the weeks (a geo that launched
+            late), to test how a hierarchical model borrows strength; their truth covers the weeks they have.
+
+    Returns:
+        A :class:`SimulatedGeoMMM`.
+
+    Raises:
+        InputError: listing every invalid argument.
+
+    Example:
+        >>> sim = simulate_geo(n_geos=3, n_periods=52, seed=1)
+        >>> sim.frame.shape
+        (156, 9)
+        >>> sim.geos
+        ('geo_01', 'geo_02', 'geo_03')
+    """
+    settings = {
+        "n_geos": n_geos,
+        "n_periods": n_periods,
+        "channels": tuple(channels) if isinstance(channels, (list, tuple)) else channels,
+        "seed": seed,
+        "market_size_spread": market_size_spread,
+        "roas_spread": roas_spread,
+        "shape_spread": shape_spread,
+        "correlation": correlation,
+        "noise": noise,
+        "experiment_sd": experiment_sd,
+        "start": start,
+        "small_geos": small_geos,
+    }
+    _check_geo_settings(settings)
+    chans, k = settings["channels"], len(settings["channels"])
+    dates = pd.date_range(pd.Timestamp(start), periods=n_periods, freq="7D")
+    # One stream for the national draws and one per geo: a geo's data does not shift when a setting that
+    # concerns another geo changes.
+    shared_seed, *geo_seeds = np.random.SeedSequence(seed).spawn(n_geos + 1)
+    rng = np.random.default_rng(shared_seed)
+    alpha, lam, roas = rng.uniform(0.1, 0.7, k), rng.uniform(1.0, 4.0, k), rng.uniform(0.8, 4.0, k)
+    sizes = np.sort(np.exp(market_size_spread * rng.standard_normal(n_geos)))[::-1]
+    sizes = sizes / sizes.mean()  # the average geo spends like the national simulator's market
+    t = np.arange(n_periods) / max(n_periods - 1, 1)
+    year = (dates.dayofyear.to_numpy() - 1) / 365.25
+    late_start = n_periods - _small_geo_periods(n_periods)
+    geos = tuple(f"geo_{g + 1:02d}" for g in range(n_geos))
+
+    frames, truths, contribution_frames, lift_frames = [], [], [], []
+    for g, (geo, size) in enumerate(zip(geos, sizes, strict=True)):
+        geo_rng = np.random.default_rng(geo_seeds[g])
+        rows = slice(late_start if g >= n_geos - small_geos else 0, n_periods)
+        geo_dates, n = dates[rows], len(dates[rows])
+        unit = _spend(geo_rng, geo_dates, k, correlation, np.zeros(n))
+        # _spend draws each channel's budget over a 15x range, which would swamp the market size; the geo
+        # keeps its own mix, flights and noise while its weekly total follows its size.
+        spend = np.round(unit * (size * k * _GEO_CHANNEL_SPEND / unit.sum(axis=1).mean()), 2)
+
+        # The geo draws all its deviations even when a spread is 0, so spreads change effects, not the data.
+        z_roas, z_alpha, z_lam = geo_rng.standard_normal((3, k))
+        geo_roas = roas * np.exp(roas_spread * z_roas - roas_spread**2 / 2)  # mean over geos: national
+        geo_alpha = np.clip(alpha * np.exp(shape_spread * z_alpha), 0.02, 0.9)
+        geo_lam = lam * np.exp(shape_spread * z_lam)
+        media = _media(spend, geo_alpha, geo_lam)
+        coef = geo_roas * spend.sum(axis=0) / media.sum(axis=0)
+        contributions = media * coef
+
+        level = float(spend.sum(axis=1).mean() * roas.mean() * 2.5)  # proportional to the market size
+        z_trend, z_sin, z_cos = geo_rng.standard_normal(3)
+        trend = level * 0.25 * (1.0 + 0.3 * z_trend) * t[rows]
+        seasonality = level * (
+            0.12 * (1.0 + 0.3 * z_sin) * np.sin(2 * np.pi * year[rows])
+            + 0.06 * (1.0 + 0.3 * z_cos) * np.cos(4 * np.pi * year[rows])
+        )
+        promo = (geo_rng.uniform(size=n) < 0.12).astype(float)
+        price = 1.0 + 0.04 * geo_rng.standard_normal(n)
+        controls_effect = level * (0.15 * promo - 1.5 * (price - 1.0))
+        revenue = (
+            level
+            + trend
+            + seasonality
+            + controls_effect
+            + contributions.sum(axis=1)
+            + level * noise * geo_rng.standard_normal(n)
+        )
+
+        frame = pd.DataFrame({"date": geo_dates, "geo": geo, **{c: spend[:, j] for j, c in enumerate(chans)}})
+        frame["promo"], frame["price_index"], frame["revenue"] = promo, price, revenue
+        frames.append(frame)
+        truths.append(
+            pd.DataFrame(
+                {
+                    "geo": geo,
+                    "channel": chans,
+                    "adstock_alpha": geo_alpha,
+                    "saturation_lam": geo_lam,
+                    "roas": contributions.sum(axis=0) / spend.sum(axis=0),
+                    "contribution": contributions.sum(axis=0),
+                    "spend": spend.sum(axis=0),
+                }
+            )
+        )
+        contribution_frames.append(
+            pd.DataFrame(
+                {
+                    "date": np.repeat(geo_dates, k),
+                    "geo": geo,
+                    "channel": np.tile(np.asarray(chans), n),
+                    "contribution": contributions.ravel(),
+                }
+            )
+        )
+        if g < 2:
+            tests = _lift_tests(geo_rng, geo_dates, spend, geo_alpha, geo_lam, coef, chans, experiment_sd)
+            lift_frames.append(tests.assign(geo=geo)[["geo", *LIFT_TEST_COLUMNS]])
+
+    frame = pd.concat(frames, ignore_index=True)
+    truth = pd.concat(truths, ignore_index=True)
+    national = truth.groupby("channel", sort=False)[["contribution", "spend"]].sum()
+    national.insert(0, "roas", national["contribution"] / national["spend"])
+    national["share"] = national["contribution"] / frame["revenue"].sum()
+    return SimulatedGeoMMM(
+        frame=frame,
+        truth=truth,
+        national_truth=national,
+        contributions=pd.concat(contribution_frames, ignore_index=True),
+        lift_tests=pd.concat(lift_frames, ignore_index=True),
+        channels=chans,
+        geos=geos,
+        settings=settings,
+    )
+
+
+def _small_geo_periods(n_periods: int) -> int:
+    """Weeks a small geo keeps: the last third, rounded up."""
+    return -(-n_periods // 3)
+
+
+def _check_geo_settings(settings: dict[str, Any]) -> None:
+    n_geos, n_periods, small = settings["n_geos"], settings["n_periods"], settings["small_geos"]
+    problems = [
+        int_problem("n_geos", n_geos, low=1),
+        int_problem("n_periods", n_periods, low=2 * L_MAX),
+        int_problem("seed", settings["seed"], low=0),
+        int_problem("small_geos", small, low=0),
+        *(number_problem(name, settings[name], low=0.0) for name in _SPREADS),
+        number_problem("correlation", settings["correlation"], low=0.0, high=1.0, high_open=True),
+        number_problem("noise", settings["noise"], low=0.0),
+        number_problem("experiment_sd", settings["experiment_sd"], low=0.0),
+    ]
+    if all(is_int(v) for v in (n_geos, n_periods, small)) and small > 0:
+        if small >= n_geos:
+            problems.append(
+                f"'small_geos' must be < n_geos ({n_geos}) so one geo has every week, got {small}"
+            )
+        if _small_geo_periods(n_periods) < 2 * L_MAX:
+            problems.append(
+                f"'n_periods' must be >= {6 * L_MAX - 2} when small_geos > 0, so that a small geo's last "
+                f"third keeps {2 * L_MAX} weeks, got {n_periods}"
+            )
+    chans = settings["channels"]
+    named = isinstance(chans, tuple) and all(isinstance(c, str) for c in chans)
+    if not named or not chans or len(set(chans)) != len(chans) or set(chans) & {"organic", *_GEO_COLUMNS}:
+        problems.append(
+            f"'channels' must be a tuple of distinct names other than 'organic' and the frame's columns "
+            f"{list(_GEO_COLUMNS)}, got {chans!r}"
+        )
+    try:
+        start_ok = not pd.isna(pd.Timestamp(settings["start"]))
+    except (TypeError, ValueError):  # pandas raises either, depending on the input
+        start_ok = False
+    if not start_ok:
+        problems.append(f"'start' must be a date such as '2022-01-03', got {settings['start']!r}")
+    raise_if_problems(
+        [p for p in problems if p is not None],
+        what="the geo simulator arguments",
+        hint="Fix the simulate_geo arguments; see help(stackml.mmm.simulate_geo).",
+    )
 
 
 def _confounder(rng: np.random.Generator, n: int) -> np.ndarray:

@@ -148,6 +148,17 @@ def test_outputs_have_intervals_and_sensible_shapes(model, sim) -> None:
     assert {"divergences", "max_rhat", "min_ess"} <= set(summary["diagnostics"])
 
 
+def test_weekly_contributions_table_of_a_national_model_has_an_empty_geo(model, sim) -> None:
+    from stackml.mmm.geo import contributions_table
+
+    table = contributions_table(model)
+    assert list(table.columns) == ["date", "geo", "channel", "mean", "hdi_low", "hdi_high"]
+    assert len(table) == len(sim.frame) * len(sim.channels) and (table["geo"] == "").all()
+    totals = table.groupby("channel")["mean"].sum()
+    np.testing.assert_allclose(totals.loc[list(sim.channels)], outputs.roas(model)["contribution"], rtol=1e-9)
+    assert (table["hdi_low"] <= table["mean"]).all() and (table["mean"] <= table["hdi_high"]).all()
+
+
 def test_gates_name_the_failure_and_what_to_try(model) -> None:
     report = diagnose(model, min_ess=1e9, min_r2=0.0, max_rhat=2.0)
     assert not report.passed and [g.name for g in report.failures] == ["min_ess"]
