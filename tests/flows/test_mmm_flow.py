@@ -88,6 +88,8 @@ def fitted(home: Path) -> dict:
         "--horizon",
         str(HORIZON),
         *SHORT,
+        "--contributions-out",
+        str(home / "contributions.csv"),
         "--json",
     )
     assert proc.returncode == 0, proc.stderr
@@ -102,6 +104,16 @@ def test_fit_prints_roas_shares_and_diagnostics(fitted: dict) -> None:
     diagnostics = fitted["diagnostics"]
     assert {"divergences", "max_rhat", "min_ess"} <= set(diagnostics) and diagnostics["passed"] is True
     assert diagnostics["failed_gates"] == [] and diagnostics["holdout_periods"] == 9
+
+
+def test_fit_writes_the_weekly_contributions_table(fitted: dict, home: Path) -> None:
+    assert fitted["contributions_out"] == str(home / "contributions.csv")
+    table = pd.read_csv(fitted["contributions_out"], keep_default_na=False)
+    assert list(table.columns) == ["date", "geo", "channel", "mean", "hdi_low", "hdi_high"]
+    assert set(table["channel"]) == set(CHANNELS) and (table["geo"] == "").all()
+    weeks = table["date"].nunique()
+    assert len(table) == weeks * len(CHANNELS) and weeks >= 50
+    assert (table["hdi_low"] <= table["mean"]).all() and (table["mean"] <= table["hdi_high"]).all()
 
 
 def test_fit_registers_promotes_plans_and_reports(fitted: dict, home: Path) -> None:
@@ -231,6 +243,10 @@ def test_the_registered_pyfunc_predicts_a_spend_plan(fitted: dict, home: Path, s
         (
             ["--table", "touchpoints", "--channels", "search", "--roas-prior", "search=2"],
             "'search=2' is not CHANNEL=MEAN:SD",
+        ),
+        (
+            ["--table", "touchpoints", "--channels", "search", "--contributions-out", "out.txt"],
+            "--contributions-out must name a .csv or .parquet file, got 'out.txt'",
         ),
     ],
 )

@@ -148,6 +148,14 @@ def fit(
         Optional[str],
         typer.Option("--bounds", help="Per-period spend bounds of the plan: search=0:5000,tv=:20000."),
     ] = None,
+    contributions_out: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--contributions-out",
+            help="Also write each channel's weekly contribution (date, geo, channel, mean, hdi_low, "
+            "hdi_high) to this .csv or .parquet file, to score the model against a known truth.",
+        ),
+    ] = None,
     warehouse: WarehouseOption = None,
     model_name: ModelNameOption = None,
     register: RegisterOption = True,
@@ -155,6 +163,9 @@ def fit(
 ) -> None:
     """Fit a media-mix model, check it against the gates, plan a budget, register it and write a report."""
     from stackml.cli._pipeline import emit, open_source, run_command
+
+    if contributions_out is not None:
+        _check_table_path(contributions_out, "--contributions-out")
 
     # Everything checkable without fitting is checked here, so a typo never starts a flow (or a compile).
     config = MMMConfig(
@@ -200,7 +211,14 @@ def fit(
     end, shared = run_command(
         "mmm", config, source, model_name=name, register=register, warehouse=warehouse, as_json=as_json
     )
-    emit(end.result.summary() | shared | {"extract": end.extract_path}, as_json, _print_fit)
+    written = {}
+    if contributions_out is not None:
+        from stackml.mmm.geo import contributions_table
+
+        # written whether or not the gates pass: scoring a failed fit against the truth is the point too
+        _write_table(contributions_table(end.result.model, end.result.config.hdi_prob), contributions_out)
+        written = {"contributions_out": str(contributions_out)}
+    emit(end.result.summary() | shared | {"extract": end.extract_path} | written, as_json, _print_fit)
     if not end.result.passed:
         from stackml.mmm.diagnostics import GateFailedError
 
@@ -360,3 +378,37 @@ def _check_model_frame(config: Any, source: Any, warehouse: Any) -> None:
     from stackml.mmm.pipeline import load
 
     load(config, source, warehouse)  # checks the source first (check_source), then reads and checks the frame
+
+
+TABLE_SUFFIXES = (".csv", ".parquet")
+
+
+def _check_table_path(path: Path, option: str) -> None:
+    """Refuse an output path that cannot be written before anything is fitted."""
+    from stackml.errors import InputError
+
+    if path.suffix.lower() not in TABLE_SUFFIXES:
+        raise InputError(
+            f"{option} must name a .csv or .parquet file, got '{path}'.",
+            hint=f"For example {option} contributions.csv.",
+        )
+    if not path.parent.is_dir():
+        raise InputError(
+            f"{option}: the folder '{path.parent}' does not exist.", hint="Create it, or name another file."
+        )
+
+
+def _write_table(frame: Any, path: Path) -> None:
+    """Write-then-rename: an interrupted run leaves the old file, never half a new one."""
+    import os
+    import secrets
+
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+    try:
+        if path.suffix.lower() == ".parquet":
+            frame.to_parquet(tmp, index=False)
+        else:
+            frame.to_csv(tmp, index=False)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
