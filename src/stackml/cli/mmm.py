@@ -50,6 +50,14 @@ def fit(
     date_column: Annotated[str, typer.Option("--date-column", help="The date column.")] = _default(
         "date_column"
     ),
+    geo_column: Annotated[
+        Optional[str],
+        typer.Option(
+            "--geo-column",
+            help="Fit a geo panel (one row per period and geo) in one hierarchical model: ROAS per geo "
+            "pooled toward the national one; the outputs are national sums plus 'geos'.",
+        ),
+    ] = None,
     controls: Annotated[
         Optional[str],
         typer.Option("--controls", help="Comma-separated control columns (promotions, price, ...)."),
@@ -172,6 +180,7 @@ def fit(
         channels=channels,
         target=target,
         date_column=date_column,
+        geo_column=geo_column,
         controls=controls,
         controls_table=controls_table,
         freq=freq,
@@ -322,10 +331,14 @@ def optimize(
             "--start-date", help="First period of the plan (default: right after the training data)."
         ),
     ] = None,
+    geo: Annotated[
+        Optional[str],
+        typer.Option("--geo", help="For a model fitted with --geo-column: the geo whose budget to plan."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
 ) -> None:
     """Split a budget over channels with a registered media-mix model: allocation, expected uplift, binding
-    bounds."""
+    bounds (for a geo model, one geo's budget)."""
     from stackml.errors import InputError
     from stackml.mmm.config import parse_bounds
     from stackml.mmm.optimize import optimize_budget
@@ -339,8 +352,10 @@ def optimize(
     name, _, alias = model.partition("@")
     alias = alias or "champion"
     mmm, version = _load_mmm(name, alias)
+    mmm = _one_geo(mmm, geo, f"{name}@{alias}")
     plan = optimize_budget(mmm, budget, horizon, bounds=parsed, start_date=start_date)
     payload = plan.as_dict() | {"model": f"{name}@{alias}", "model_version": version}
+    payload |= {"geo": geo} if geo is not None else {}
     if as_json:
         from stackml.cli.output import print_json
 
@@ -353,7 +368,7 @@ def _load_mmm(name: str, alias: str) -> tuple[Any, int]:
     """The fitted MediaMixModel inside a registered pyfunc, and the version the alias points to."""
     from stackml import tracking
     from stackml.errors import InputError, RegistryError
-    from stackml.mmm.registry_model import MMMPyfunc
+    from stackml.mmm.registry_model import GeoMMMPyfunc, MMMPyfunc
 
     client = tracking.configure()
     try:
@@ -366,12 +381,33 @@ def _load_mmm(name: str, alias: str) -> tuple[Any, int]:
         ) from exc
     loaded = tracking.load_model(f"models:/{name}/{version.version}")
     python_model = loaded.unwrap_python_model()
-    if not isinstance(python_model, MMMPyfunc):
+    if not isinstance(python_model, (MMMPyfunc, GeoMMMPyfunc)):
         raise InputError(
             f"Model '{name}@{alias}' is not a media-mix model (it is a {type(python_model).__name__}).",
             hint="Pass a model registered by `stackml mmm fit`.",
         )
     return python_model.model, int(version.version)
+
+
+def _one_geo(model: Any, geo: str | None, label: str) -> Any:
+    """The geo's own model of a geo model; the model itself for a national one (which takes no --geo)."""
+    from stackml.errors import InputError
+
+    geos = getattr(model, "geo_models_", None)
+    if geos is None:
+        if geo is not None:
+            raise InputError(
+                f"--geo {geo}: model '{label}' was fitted on one national series, not per geo.",
+                hint="Drop --geo, or plan with a model fitted with --geo-column.",
+            )
+        return model
+    if geo is None or geo not in geos:
+        given = "no --geo" if geo is None else f"--geo {geo}, which it does not know"
+        raise InputError(
+            f"Model '{label}' is fitted per geo; got {given}.",
+            hint=f"Plan one geo at a time with --geo, one of {list(geos)[:10]}.",
+        )
+    return geos[geo]
 
 
 def _check_model_frame(config: Any, source: Any, warehouse: Any) -> None:

@@ -118,6 +118,8 @@ class MMMConfig(PipelineConfig):
         channels, target, date_column, controls: the roles of the model frame's columns.
         controls_table: for a touchpoint table, the table holding the controls (default: the touchpoint
             table).
+        geo_column: the market of each row of a geo panel (one row per period and geo): the model is then a
+            :class:`~stackml.mmm.GeoMediaMixModel`, and its outputs are national sums plus ROAS per geo.
         freq: ``"W"`` or ``"D"``, the period raw touchpoints are aggregated to.
         adstock, saturation, target_accept, yearly_seasonality, time_varying_intercept: passed to
             :class:`~stackml.mmm.MediaMixModel`.
@@ -142,6 +144,7 @@ class MMMConfig(PipelineConfig):
     channels: Annotated[Names, Field(min_length=1)]
     target: str = "revenue"
     date_column: str = "date"
+    geo_column: str | None = None
     controls: Names = ()
     controls_table: str | None = None
     freq: str = "W"
@@ -196,6 +199,7 @@ class MMMConfig(PipelineConfig):
     def _roles_and_bounds(self) -> MMMConfig:
         problems = []
         names = [self.date_column, self.target, *self.channels, *self.controls]
+        names += [self.geo_column] if self.geo_column else []
         duplicated = sorted({n for n in names if names.count(n) > 1})
         if duplicated:
             problems.append(f"columns named in more than one role: {duplicated}")
@@ -243,7 +247,7 @@ class MMMConfig(PipelineConfig):
     @property
     def primary_metric(self) -> str:
         """The registry compares models on held-out MAPE when there is a holdout, else on in-sample MAPE."""
-        return "holdout_mape" if self.holdout > 0 else "insample_mape"
+        return "holdout_mape" if self.holdout > 0 and not self.geo_column else "insample_mape"
 
 
 def _draws_for(min_ess: float, chains: int) -> int:

@@ -115,9 +115,13 @@ class Diagnostics:
 
 
 def predictive_draws(expected_draws: np.ndarray, sigma: np.ndarray, seed: int = 0) -> np.ndarray:
-    """Posterior-predictive draws of the target ``(S, T)``: each draw's expected target plus its own noise."""
+    """Posterior-predictive draws of the target ``(S, T)``: each draw's expected target plus its own noise
+    (``sigma`` per draw ``(S,)``, or per draw and period ``(S, T)``)."""
     rng = np.random.default_rng(seed)
-    return expected_draws + rng.normal(size=expected_draws.shape) * sigma[:, None]
+    sigma = np.asarray(sigma)
+    return expected_draws + rng.normal(size=expected_draws.shape) * (
+        sigma[:, None] if sigma.ndim == 1 else sigma
+    )
 
 
 def residual_autocorrelation(residual: np.ndarray) -> float:
@@ -213,6 +217,32 @@ def time_slice_error(
     }
 
 
+def gated_diagnostics(
+    idata: Any,
+    metrics: dict[str, float],
+    *,
+    max_divergences: int,
+    max_rhat: float,
+    min_ess: float,
+    min_r2: float,
+    max_mape: float | None,
+) -> Diagnostics:
+    """The sampler's health from ``idata`` and the fit ``metrics`` (:func:`fit_metrics`), with the gates."""
+    divergences, rhat, ess = _sampler_health(idata)
+    report = Diagnostics(divergences=divergences, max_rhat=rhat, min_ess=ess, **metrics)
+    report.gates = [
+        Gate(
+            "divergences", divergences, max_divergences, divergences <= max_divergences, ADVICE["divergences"]
+        ),
+        Gate("max_rhat", rhat, max_rhat, bool(rhat <= max_rhat), ADVICE["max_rhat"]),
+        Gate("min_ess", ess, min_ess, bool(ess >= min_ess), ADVICE["min_ess"]),
+        Gate("r2", report.r2, min_r2, bool(report.r2 >= min_r2), ADVICE["r2"]),
+    ]
+    if max_mape is not None:
+        report.gates.append(Gate("mape", report.mape, max_mape, report.mape <= max_mape, ADVICE["mape"]))
+    return report
+
+
 def diagnose(
     model: MediaMixModel,
     *,
@@ -241,20 +271,17 @@ def diagnose(
     min_r2 = config_default("min_r2") if min_r2 is None else min_r2
     model._check_fitted()
     d = model.design_
-    divergences, rhat, ess = _sampler_health(model.idata_)
     expected = model.posterior_.expected(d.dates, d.spend, d.control_values)
-    metrics = fit_metrics(d.target, expected, model.posterior_.sigma * d.target_scale)
-    report = Diagnostics(divergences=divergences, max_rhat=rhat, min_ess=ess, **metrics)
-    gates = [
-        Gate(
-            "divergences", divergences, max_divergences, divergences <= max_divergences, ADVICE["divergences"]
-        ),
-        Gate("max_rhat", rhat, max_rhat, bool(rhat <= max_rhat), ADVICE["max_rhat"]),
-        Gate("min_ess", ess, min_ess, bool(ess >= min_ess), ADVICE["min_ess"]),
-        Gate("r2", report.r2, min_r2, bool(report.r2 >= min_r2), ADVICE["r2"]),
-    ]
-    if max_mape is not None:
-        gates.append(Gate("mape", report.mape, max_mape, report.mape <= max_mape, ADVICE["mape"]))
+    report = gated_diagnostics(
+        model.idata_,
+        fit_metrics(d.target, expected, model.posterior_.sigma * d.target_scale),
+        max_divergences=max_divergences,
+        max_rhat=max_rhat,
+        min_ess=min_ess,
+        min_r2=min_r2,
+        max_mape=max_mape,
+    )
+    gates = report.gates
     if holdout is not None:
         oos = time_slice_error(model, holdout)
         report.oos_mape, report.oos_r2, report.holdout_periods = (

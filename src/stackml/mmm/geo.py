@@ -22,6 +22,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import math
 import time
@@ -156,6 +157,7 @@ class GeoMediaMixModel:
             target_accept = raised
         self.geos_ = geos
         self.stack_ = stack
+        self.lift_tests_ = None  # lift tests cannot calibrate a geo model yet
         self.adstock_ = adstock
         self.saturation_ = saturation
         self.pymc_model_ = model
@@ -320,6 +322,24 @@ class GeoMediaMixModel:
         self._check_fitted()
         return tuple(self.channel_columns)
 
+    @functools.cached_property
+    def design_(self) -> Design:
+        """The panel summed over geos on the national calendar (see
+        :func:`stackml.mmm.geo_national.national_design`)."""
+        from stackml.mmm.geo_national import national_design
+
+        self._check_fitted()
+        return national_design(self)
+
+    @functools.cached_property
+    def posterior_(self) -> Any:
+        """The national sum of the geos' posteriors on the training periods
+        (:class:`stackml.mmm.geo_national.NationalPosterior`)."""
+        from stackml.mmm.geo_national import NationalPosterior
+
+        self._check_fitted()
+        return NationalPosterior(self)
+
 
 def _prior_idata(model: Any, seed: int | None) -> Any:
     """Draws of the model's prior (every parameter; the likelihood's observed data left aside)."""
@@ -412,10 +432,10 @@ def national_roas(model: GeoMediaMixModel, hdi_prob: float = 0.94) -> pd.DataFra
     Returns:
         Index ``channel``; columns ``spend, contribution, mean, hdi_low, hdi_high``.
     """
+    from stackml.mmm.outputs import _summarise
+
     contribution, spend, _ = _national_totals(model)
-    out = pd.DataFrame(
-        _summary_frame(contribution / spend, hdi_prob), index=pd.Index(model.channels_, name="channel")
-    )
+    out = _summarise(contribution / spend, pd.Index(model.channels_, name="channel"), hdi_prob)
     out.insert(0, "contribution", contribution.mean(axis=0))
     out.insert(0, "spend", spend)
     return out
@@ -423,10 +443,10 @@ def national_roas(model: GeoMediaMixModel, hdi_prob: float = 0.94) -> pd.DataFra
 
 def national_contribution_share(model: GeoMediaMixModel, hdi_prob: float = 0.94) -> pd.DataFrame:
     """Share of the total target (all geos) each channel contributed."""
+    from stackml.mmm.outputs import _summarise
+
     contribution, _, target = _national_totals(model)
-    return pd.DataFrame(
-        _summary_frame(contribution / target, hdi_prob), index=pd.Index(model.channels_, name="channel")
-    )
+    return _summarise(contribution / target, pd.Index(model.channels_, name="channel"), hdi_prob)
 
 
 def contributions_table(model: GeoMediaMixModel | MediaMixModel, hdi_prob: float = 0.94) -> pd.DataFrame:

@@ -78,8 +78,19 @@ def check_source(config: MMMConfig, source: Source, warehouse: Warehouse | None 
     """
     columns = source.columns(warehouse)  # a missing table raises TableNotFoundError naming the known tables
     roles = [config.date_column, *config.channels, *config.controls, config.target]
+    roles += [config.geo_column] if config.geo_column else []
     kind = SOURCE_TOUCHPOINTS if source.table and TOUCHPOINT_CHANNEL_COLUMN in columns else SOURCE_FRAME
     problems: list[str] = []
+    if config.geo_column:
+        from stackml.mmm.geo_pipeline import check_geo_config
+
+        check_geo_config(config)
+        if kind == SOURCE_TOUCHPOINTS:
+            problems.append(
+                "--geo-column needs a geo panel (one row per period and geo, one spend column per "
+                f"channel), not a touchpoint table with a '{TOUCHPOINT_CHANNEL_COLUMN}' column; aggregate it "
+                "per geo first"
+            )
     if kind == SOURCE_FRAME:
         problems += _listed(missing_columns_problem(columns, roles))
     else:
@@ -159,7 +170,8 @@ def load_frame(config: MMMConfig, source: Source, warehouse: Warehouse | None = 
         )
         return frame.rename(columns={"date": config.date_column})
     frame = source.read(warehouse)
-    columns = [config.date_column, *config.channels, *config.controls, config.target]
+    columns = [config.date_column, *([config.geo_column] if config.geo_column else [])]
+    columns += [*config.channels, *config.controls, config.target]
     # Dates stay as read: check_frame reports unparseable ones by value, and the model parses and sorts them.
     return frame[columns].copy()
 
@@ -167,6 +179,10 @@ def load_frame(config: MMMConfig, source: Source, warehouse: Warehouse | None = 
 def check_frame(frame: pd.DataFrame, config: MMMConfig) -> None:
     """Fail early, naming every problem of the model frame (the model would find the same ones at fit
     time)."""
+    if config.geo_column:
+        from stackml.mmm.geo_pipeline import check_geo_frame
+
+        return check_geo_frame(frame, config)
     model = build_model(config)
     min_rows = checks.min_rows_for(
         len(config.channels), len(config.controls), model.yearly_seasonality, model.l_max or DEFAULT_L_MAX
@@ -206,7 +222,12 @@ def build_model(config: MMMConfig) -> MediaMixModel:
 
 # -- fitting and checking ------------------------------------------------------------------------------------
 def fit_model(frame: pd.DataFrame, config: MMMConfig, *, progressbar: bool = False) -> MediaMixModel:
-    """Fit the configured model (calibrated with ``config.lift_tests`` when given)."""
+    """Fit the configured model (calibrated with ``config.lift_tests`` when given); a
+    :class:`~stackml.mmm.GeoMediaMixModel` when ``config.geo_column`` is set."""
+    if config.geo_column:
+        from stackml.mmm.geo_pipeline import fit_geo_model
+
+        return fit_geo_model(frame, config, progressbar=progressbar)
     return build_model(config).fit(
         frame,
         draws=config.draws,
@@ -221,9 +242,10 @@ def fit_model(frame: pd.DataFrame, config: MMMConfig, *, progressbar: bool = Fal
 def holdout_error(model: MediaMixModel, config: MMMConfig) -> dict[str, Any] | None:
     """The time-slice check: refit without the last ``config.holdout`` periods and score their forecast.
 
-    It re-samples the compiled model, so it must run in the process that fitted it (before pickling).
+    It re-samples the compiled model, so it must run in the process that fitted it (before pickling). Not
+    run for a geo model yet.
     """
-    if config.holdout <= 0:
+    if config.holdout <= 0 or config.geo_column:
         return None
     from stackml.mmm.diagnostics import time_slice_error
 
@@ -332,13 +354,17 @@ def diagnose_and_summarise(
     model: MediaMixModel, config: MMMConfig, holdout: dict[str, Any] | None, seconds: dict[str, float]
 ) -> MMMResult:
     """Step 3: apply the gates and compute contributions, ROAS, marginal ROAS and response curves."""
+    if config.geo_column:
+        from stackml.mmm.geo_pipeline import diagnose_geo, summarise_geo
+
+        return summarise_geo(model, diagnose_geo(model, config), config, seconds=seconds)
     return summarise(model, check_model(model, config, holdout), config, holdout=holdout, seconds=seconds)
 
 
 def add_plan(result: MMMResult) -> MMMResult:
     """Step 4: plan the budget over the horizon, only for a model that passed its gates (before publishing, so
-    the plan's metrics reach the registered run)."""
-    if result.passed:
+    the plan's metrics reach the registered run). Not made for a geo model yet."""
+    if result.passed and not result.config.geo_column:
         started = time.perf_counter()
         result.plan = plan_budget(result.model, result.config)
         result.seconds["plan"] = time.perf_counter() - started

@@ -93,3 +93,68 @@ def signature_for(model: MediaMixModel, example_output: pd.DataFrame) -> Any:
     columns += [ColSpec(DataType.double, c, required=False) for c in model.design_.controls]
     outputs = infer_signature(example_output.head(), example_output.head()).outputs
     return ModelSignature(inputs=Schema(columns), outputs=outputs)
+
+
+class GeoMMMPyfunc(mlflow_pyfunc.PythonModel):
+    """A pyfunc over a fitted geo media-mix model: a spend plan per geo in, the expected target per period and
+    geo out (``date, geo, prediction, hdi_low, hdi_high``), each geo predicted by its own posterior view.
+
+    Args:
+        model: the fitted :class:`~stackml.mmm.GeoMediaMixModel`.
+        hdi_prob: mass of the returned interval.
+    """
+
+    def __init__(self, model: Any, hdi_prob: float = 0.94) -> None:
+        self.model = model
+        self.hdi_prob = float(hdi_prob)
+
+    def predict(
+        self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
+    ) -> pd.DataFrame:
+        model = self.model
+        geo_column = model.geo_column
+        if not isinstance(model_input, pd.DataFrame) or geo_column not in model_input.columns:
+            got = type(model_input).__name__
+            columns = list(model_input.columns) if isinstance(model_input, pd.DataFrame) else got
+            raise InputError(
+                f"The input must be a table of spend per period and geo with a '{geo_column}' column, got "
+                f"{columns}.",
+                hint=f"Send rows like {geo_example_plan(model).head(1).to_dict(orient='records')}.",
+            )
+        labels = model_input[geo_column].astype(str)
+        unknown = sorted(set(labels) - set(model.geo_models_))
+        if unknown:
+            raise InputError(
+                f"The plan names geos the model was not fitted on: {unknown[:5]}.",
+                hint=f"The model knows the geos {list(model.geo_models_)}.",
+            )
+        parts = []
+        for geo in pd.unique(labels):
+            view = MMMPyfunc(model.geo_models_[geo], self.hdi_prob)
+            rows = model_input[labels == geo].drop(columns=[geo_column])
+            out = view.predict(context, rows)
+            out.insert(1, geo_column, geo)
+            parts.append(out)
+        return pd.concat(parts, ignore_index=True)
+
+
+def geo_example_plan(model: Any, periods: int = EXAMPLE_PERIODS) -> pd.DataFrame:
+    """:func:`example_plan` of every geo, with the geo column."""
+    parts = []
+    for geo, view in model.geo_models_.items():
+        plan = example_plan(view, periods)
+        plan.insert(1, model.geo_column, geo)
+        parts.append(plan)
+    return pd.concat(parts, ignore_index=True)
+
+
+def geo_signature(model: Any, example_output: pd.DataFrame) -> Any:
+    """:func:`signature_for` with the geo column (string, required) after the date."""
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, DataType, Schema
+
+    view = next(iter(model.geo_models_.values()))
+    national = signature_for(view, example_output)
+    columns = list(national.inputs.inputs)
+    columns.insert(1, ColSpec(DataType.string, model.geo_column))
+    return ModelSignature(inputs=Schema(columns), outputs=national.outputs)

@@ -72,13 +72,20 @@ def mmm_report(
         f" for a constant spend per period, with {pct} HDIs; the marker is the average spend",
     )
 
+    if result.config.geo_column:
+        from stackml.mmm.geo_report import add_geo_section
+
+        add_geo_section(report, result, pct)
+
     report.add_heading("Budget plan")
     if result.plan is None:
-        reason = (
-            "the model failed its diagnostics gates"
-            if not result.passed
-            else "no planning horizon was asked for"
-        )
+        if not result.passed:
+            reason = "the model failed its diagnostics gates"
+        elif result.config.geo_column:
+            reason = "the pipeline does not plan a geo model's budget yet (plan one geo with optimize_budget"
+            reason += "(model.geo_models_[geo], ...))"
+        else:
+            reason = "no planning horizon was asked for"
         report.add_paragraph(f"No budget plan: {reason}.")
     else:
         report.add_paragraph(_plan_text(result, pct))
