@@ -5,9 +5,6 @@ optimize --geo``, the report; and the options a geo model refuses, before any fl
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -20,19 +17,6 @@ CHANNELS = ("search", "tv")
 MODEL = "mmm-panel"
 # Tiny chains keep the test short; the sampler gates are relaxed to what such chains reach.
 SHORT = "--draws 150 --tune 200 --chains 2 --seed 3 --min-ess 10 --max-rhat 1.3 --max-divergences 20".split()
-
-
-def cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("STACKML_HOME", "METAFLOW_"))}
-    env |= {"STACKML_HOME": str(home), "MLFLOW_DISABLE_TELEMETRY": "true"}
-    return subprocess.run(
-        [sys.executable, "-m", "stackml", *args],
-        check=False,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=900,
-    )
 
 
 @pytest.fixture(scope="module")
@@ -55,10 +39,10 @@ def fit_args(home: Path) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def fitted(home: Path) -> dict:
+def fitted(home: Path, stackml_cli) -> dict:
     pytest.importorskip("pymc")
     pytest.importorskip("nutpie")
-    proc = cli(
+    proc = stackml_cli(
         home, *fit_args(home), *SHORT, "--contributions-out", str(home / "contributions.csv"), "--json"
     )
     assert proc.returncode == 0, proc.stderr
@@ -121,15 +105,15 @@ def test_the_registered_pyfunc_predicts_each_geo(fitted: dict, home: Path, sim) 
         model.predict(rows[0].assign(geo="atlantis"))
 
 
-def test_optimize_plans_one_geo_and_asks_which(fitted: dict, home: Path) -> None:
-    proc = cli(
+def test_optimize_plans_one_geo_and_asks_which(fitted: dict, home: Path, stackml_cli) -> None:
+    proc = stackml_cli(
         home, "mmm", "optimize", *f"--model {MODEL} --geo geo_02 --budget 20000 --horizon 4 --json".split()
     )
     assert proc.returncode == 0, proc.stderr
     plan = json.loads(proc.stdout)
     assert plan["geo"] == "geo_02"
     assert sum(a["total"] for a in plan["allocation"].values()) == pytest.approx(20000, rel=1e-6)
-    asked = cli(home, "mmm", "optimize", *f"--model {MODEL} --budget 20000 --horizon 4".split())
+    asked = stackml_cli(home, "mmm", "optimize", *f"--model {MODEL} --budget 20000 --horizon 4".split())
     assert asked.returncode == 2 and "is fitted per geo; got no --geo" in asked.stderr
     assert "Traceback" not in asked.stderr
 
@@ -143,20 +127,20 @@ def test_optimize_plans_one_geo_and_asks_which(fitted: dict, home: Path) -> None
     ],
 )
 def test_what_a_geo_fit_refuses_exits_2_before_the_flow(
-    home: Path, sim, extra: list[str], message: str
+    home: Path, sim, stackml_cli, extra: list[str], message: str
 ) -> None:
     lift = home / "lift.csv"
     sim.lift_tests.drop(columns="geo").to_csv(lift, index=False)
     extra = [str(lift) if a == "LIFT" else a for a in extra]
-    proc = cli(home, *fit_args(home), *extra)
+    proc = stackml_cli(home, *fit_args(home), *extra)
     assert proc.returncode == 2, proc.stderr
     assert message in proc.stderr and "Traceback" not in proc.stderr and "MMMFlow" not in proc.stderr
 
 
-def test_a_panel_with_a_gap_names_the_geo(home: Path, sim, tmp_path: Path) -> None:
+def test_a_panel_with_a_gap_names_the_geo(home: Path, sim, tmp_path: Path, stackml_cli) -> None:
     frame = sim.frame.drop(sim.frame[sim.frame["geo"] == "geo_02"].index[5:7])
     frame.to_csv(tmp_path / "gap.csv", index=False)
     args = [a if not a.endswith("panel.csv") else str(tmp_path / "gap.csv") for a in fit_args(home)]
-    proc = cli(home, *args)
+    proc = stackml_cli(home, *args)
     assert proc.returncode == 2 and "geo 'geo_02'" in proc.stderr and "not evenly spaced" in proc.stderr
     assert isinstance(InputError("x"), ValueError)  # the CLI maps InputError (a ValueError) to exit 2

@@ -25,7 +25,6 @@ import dataclasses
 import functools
 import logging
 import math
-import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -135,26 +134,14 @@ class GeoMediaMixModel:
             stack, geos, adstock, saturation, roas_prior=self.roas_prior, roas_spread=self.geo_roas_spread
         )
         run = {"draws": draws, "tune": tune, "chains": chains, "random_state": random_state}
-        target_accept = self._resolved_target_accept()
-        result = sampling.sample(
-            model, sampler=sampler, target_accept=target_accept, progressbar=progressbar, **run
+        result, target_accept, retry = sampling.sample_with_retry(
+            model,
+            sampler=sampler,
+            target_accept=self._resolved_target_accept(),
+            progressbar=progressbar,
+            retry_divergences=retry_divergences,
+            **run,
         )
-        retry = None
-        divergent = sampling.divergences(result.idata)
-        if divergent and retry_divergences:
-            raised = sampling.raised_target_accept(target_accept)
-            log.info(
-                "%d divergences at target_accept %g: sampling again at %g", divergent, target_accept, raised
-            )
-            started = time.perf_counter()
-            result.idata = sampling.resample(result, {}, target_accept=raised, progressbar=progressbar, **run)
-            result.sampling_seconds += time.perf_counter() - started
-            retry = {
-                "divergences": divergent,
-                "target_accept": target_accept,
-                "divergences_after": sampling.divergences(result.idata),
-            }
-            target_accept = raised
         self.geos_ = geos
         self.stack_ = stack
         self.lift_tests_ = None  # lift tests cannot calibrate a geo model yet

@@ -16,6 +16,7 @@ import pandas as pd
 from stackml.errors import InputError
 from stackml.mmm._design import Design
 from stackml.mmm._posterior import hdi
+from stackml.mmm.outputs import _summarise
 
 if TYPE_CHECKING:
     from stackml.mmm.geo import GeoMediaMixModel
@@ -109,20 +110,6 @@ def national_contributions(model: GeoMediaMixModel, hdi_prob: float = 0.94) -> p
                 )
             )
     return pd.concat(rows, ignore_index=True)
-
-
-def _summarise(draws: np.ndarray, index: pd.Index, hdi_prob: float) -> pd.DataFrame:
-    low, high = hdi(draws, hdi_prob)
-    return pd.DataFrame(
-        {
-            "mean": draws.mean(axis=0),
-            "median": np.median(draws, axis=0),
-            "sd": draws.std(axis=0),
-            "hdi_low": low,
-            "hdi_high": high,
-        },
-        index=index,
-    )
 
 
 def national_marginal_roas(

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import logging
 import math
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,8 +28,6 @@ from stackml.mmm.transforms import (
 )
 
 __all__ = ["MediaMixModel"]
-
-log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -242,29 +238,14 @@ class MediaMixModel:
         model = build_pymc_model(
             design, adstock, saturation, roas_prior=self.roas_prior, priors=self.priors, lift=lift
         )
-        target_accept = self.resolved_target_accept()
-        result = sampling.sample(
-            model, sampler=sampler, target_accept=target_accept, progressbar=progressbar, **run
+        result, target_accept, retry = sampling.sample_with_retry(
+            model,
+            sampler=sampler,
+            target_accept=self.resolved_target_accept(),
+            progressbar=progressbar,
+            retry_divergences=retry_divergences,
+            **run,
         )
-        retry = None
-        divergent = sampling.divergences(result.idata)
-        if divergent and retry_divergences:
-            # Divergences mean the sampler skipped a region it could not step through, which biases the
-            # posterior there; a smaller step (higher target acceptance) usually reaches it. One retry, on
-            # the compiled model, and the fit reports it.
-            raised = sampling.raised_target_accept(target_accept)
-            log.info(
-                "%d divergences at target_accept %g: sampling again at %g", divergent, target_accept, raised
-            )
-            started = time.perf_counter()
-            result.idata = sampling.resample(result, {}, target_accept=raised, progressbar=progressbar, **run)
-            result.sampling_seconds += time.perf_counter() - started
-            retry = {
-                "divergences": divergent,
-                "target_accept": target_accept,
-                "divergences_after": sampling.divergences(result.idata),
-            }
-            target_accept = raised
         posterior = PosteriorDraws.from_idata(result.idata, design, adstock, saturation)
         return _Fit(saturation, model, result, posterior, target_accept, retry)
 

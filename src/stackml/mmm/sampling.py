@@ -57,6 +57,41 @@ def sample(
     return _sample_pymc(model, draws, tune, chains, random_state, target_accept, progressbar)
 
 
+def sample_with_retry(
+    model: Any,
+    *,
+    sampler: str,
+    target_accept: float,
+    progressbar: bool,
+    retry_divergences: bool,
+    **run: Any,
+) -> tuple[SampleResult, float, dict[str, Any] | None]:
+    """:func:`sample`, then once more at a higher target acceptance if the draws have divergences.
+
+    Divergences mean the sampler skipped a region it could not step through, which biases the posterior
+    there; a smaller step (higher target acceptance) usually reaches it. One retry, on the compiled model.
+
+    Returns:
+        ``(result, target acceptance of the kept draws, retry)``; ``retry`` is None, or the divergences that
+        caused it, the target acceptance they came at and the divergences after it.
+    """
+    result = sample(model, sampler=sampler, target_accept=target_accept, progressbar=progressbar, **run)
+    divergent = divergences(result.idata)
+    if not divergent or not retry_divergences:
+        return result, target_accept, None
+    raised = raised_target_accept(target_accept)
+    log.info("%d divergences at target_accept %g: sampling again at %g", divergent, target_accept, raised)
+    started = time.perf_counter()
+    result.idata = resample(result, {}, target_accept=raised, progressbar=progressbar, **run)
+    result.sampling_seconds += time.perf_counter() - started
+    retry = {
+        "divergences": divergent,
+        "target_accept": target_accept,
+        "divergences_after": divergences(result.idata),
+    }
+    return result, raised, retry
+
+
 def divergences(idata: Any) -> int:
     """Divergent transitions of the kept draws, all chains together."""
     return int(idata.sample_stats["diverging"].values.sum())
