@@ -8,7 +8,7 @@ nothing before their first period.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -18,8 +18,9 @@ from stackml.mmm._design import Design
 from stackml.mmm._posterior import hdi
 from stackml.mmm.outputs import _summarise
 
-if TYPE_CHECKING:
-    from stackml.mmm.geo import GeoMediaMixModel
+# The model is annotated ``GeoMediaMixModel`` in words only: stackml.mmm.geo imports this module, and a
+# type-checking import back would be an import circle.
+GeoMediaMixModel = Any
 
 __all__ = [
     "NationalPosterior",
