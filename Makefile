@@ -35,7 +35,8 @@ lint: $(VENV)/.installed-all
 	$(BIN)/lint-imports
 
 # Two pytest-xdist workers: the suite's slow tests (flows, the demo, fine-tuning) overlap, 16 to 21 minutes on
-# 2 cores (1,604 tests, December 2026). TEST_WORKERS=0 runs it in one process.
+# 2 cores (1,604 tests, December 2026); 27 minutes for 1,633 tests on a machine about 1.7x slower per core.
+# TEST_WORKERS=0 runs it in one process.
 TEST_WORKERS ?= 2
 test: lint
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
