@@ -245,6 +245,11 @@ def test_the_registered_pyfunc_predicts_a_spend_plan(fitted: dict, home: Path, s
             "'search=2' is not CHANNEL=MEAN:SD",
         ),
         (
+            ["--table", "touchpoints", "--channels", "search", "--geo-column", "geo"],
+            "--geo-column needs a geo panel (one row per period and geo, one spend column per channel), "
+            "not a touchpoint table",
+        ),
+        (
             ["--table", "touchpoints", "--channels", "search", "--contributions-out", "out.txt"],
             "--contributions-out must name a .csv or .parquet file, got 'out.txt'",
         ),

@@ -24,7 +24,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
-import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -37,8 +36,10 @@ from stackml.mmm import validation as checks
 from stackml.mmm._design import Design, build_design, infer_period_days
 from stackml.mmm._geo_graph import DEFAULT_GEO_ROAS_SPREAD, GeoStack, build_geo_pymc_model
 from stackml.mmm._posterior import PosteriorDraws, flatten_draws, hdi
+from stackml.mmm.identification import sample_prior
 from stackml.mmm.model import MediaMixModel
-from stackml.mmm.transforms import DEFAULT_L_MAX, MIN_CARRYOVER_DAYS, get_adstock, get_saturation
+from stackml.mmm.outputs import _summarise
+from stackml.mmm.transforms import DEFAULT_L_MAX, get_adstock, get_saturation
 
 __all__ = ["GeoMediaMixModel", "contributions_table", "geo_roas", "geo_summary", "national_roas"]
 
@@ -126,7 +127,8 @@ class GeoMediaMixModel:
         geos, frames = self._check_fit_input(df, draws, tune, chains, sampler)
         designs = tuple(self._design(frame) for frame in frames)
         period = designs[0].period_days
-        adstock = get_adstock(self.adstock, l_max=self._resolved_l_max(period))
+        national = self._national_model()
+        adstock = get_adstock(self.adstock, l_max=national.resolved_l_max(period))
         names = selection.candidates(self.saturation, calibrated=False)
         saturation = get_saturation(names[0])
         stack = GeoStack.of(designs, adstock.l_max)
@@ -137,7 +139,7 @@ class GeoMediaMixModel:
         result, target_accept, retry = sampling.sample_with_retry(
             model,
             sampler=sampler,
-            target_accept=self._resolved_target_accept(),
+            target_accept=national.resolved_target_accept(),
             progressbar=progressbar,
             retry_divergences=retry_divergences,
             **run,
@@ -150,7 +152,7 @@ class GeoMediaMixModel:
         self.pymc_model_ = model
         self.idata_ = result.idata
         self.roas_spread_ = flatten_draws(result.idata, "roas_spread")
-        prior = _prior_idata(model, random_state)
+        prior = sample_prior(model, random_state, PRIOR_DRAWS)
         self.fit_stats_ = {
             "sampler": result.sampler,
             "compile_seconds": result.compile_seconds,
@@ -182,19 +184,28 @@ class GeoMediaMixModel:
             design, spend_scale=np.where(design.spend_scale > 0, design.spend_scale, 1.0)
         )
 
-    def _geo_view(self, g: int, design: Design, idata: Any, prior: Any) -> MediaMixModel:
-        """The national model's object for geo ``g``: its design and its slice of the joint draws."""
-        view = MediaMixModel(
+    def _national_model(self, **overrides: Any) -> MediaMixModel:
+        """The national model with this model's settings: it resolves the defaults, and each geo's view is
+        one."""
+        settings = {
+            "adstock": self.adstock,
+            "saturation": self.saturation,
+            "l_max": self.l_max,
+            "yearly_seasonality": self.yearly_seasonality,
+            "trend": self.trend,
+            "target_accept": self.target_accept,
+        }
+        return MediaMixModel(
             self.date_column,
             self.channel_columns,
             self.target_column,
             self.control_columns,
-            adstock=self.adstock,
-            saturation=self.saturation_.name,
-            l_max=self.adstock_.l_max,
-            yearly_seasonality=self.yearly_seasonality,
-            trend=self.trend,
+            **(settings | overrides),
         )
+
+    def _geo_view(self, g: int, design: Design, idata: Any, prior: Any) -> MediaMixModel:
+        """The national model's object for geo ``g``: its design and its slice of the joint draws."""
+        view = self._national_model(saturation=self.saturation_.name, l_max=self.adstock_.l_max)
         view.design_ = design
         view.adstock_ = self.adstock_
         view.saturation_ = self.saturation_
@@ -208,16 +219,6 @@ class GeoMediaMixModel:
         )
         view.fit_stats_ = self.fit_stats_
         return view
-
-    def _resolved_l_max(self, period_days: float) -> int:
-        if self.l_max is not None:
-            return int(self.l_max)
-        return max(DEFAULT_L_MAX, math.ceil(MIN_CARRYOVER_DAYS / period_days))
-
-    def _resolved_target_accept(self) -> float:
-        from stackml.mmm.config import config_default
-
-        return config_default("target_accept") if self.target_accept is None else float(self.target_accept)
 
     def _check_fit_input(
         self, df: Any, draws: Any, tune: Any, chains: Any, sampler: Any
@@ -328,26 +329,6 @@ class GeoMediaMixModel:
         return NationalPosterior(self)
 
 
-def _prior_idata(model: Any, seed: int | None) -> Any:
-    """Draws of the model's prior (every parameter; the likelihood's observed data left aside)."""
-    import warnings
-
-    from stackml._deps import require
-
-    pm = require("pymc", extra="mmm")
-    chatty = logging.getLogger("pymc.sampling.forward")
-    level = chatty.level
-    chatty.setLevel(logging.WARNING)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            prior = pm.sample_prior_predictive(PRIOR_DRAWS, model=model, random_seed=seed)
-    finally:
-        chatty.setLevel(level)
-    prior.posterior = prior.prior
-    return prior
-
-
 def _geo_draws(idata: Any, g: int, design: Design, model: GeoMediaMixModel) -> PosteriorDraws:
     """Geo ``g``'s slice of the joint draws, as the national model's posterior object."""
     names = set(idata.posterior.data_vars)
@@ -374,11 +355,6 @@ def _geo_draws(idata: Any, g: int, design: Design, model: GeoMediaMixModel) -> P
 
 
 # -- outputs ------------------------------------------------------------------------------------------------
-def _summary_frame(draws: np.ndarray, hdi_prob: float) -> dict[str, np.ndarray]:
-    low, high = hdi(draws, hdi_prob)
-    return {"mean": draws.mean(axis=0), "hdi_low": low, "hdi_high": high}
-
-
 def geo_roas(model: GeoMediaMixModel, hdi_prob: float = 0.94) -> pd.DataFrame:
     """ROAS of every channel in every geo over the geo's fitted periods.
 
@@ -419,8 +395,6 @@ def national_roas(model: GeoMediaMixModel, hdi_prob: float = 0.94) -> pd.DataFra
     Returns:
         Index ``channel``; columns ``spend, contribution, mean, hdi_low, hdi_high``.
     """
-    from stackml.mmm.outputs import _summarise
-
     contribution, spend, _ = _national_totals(model)
     out = _summarise(contribution / spend, pd.Index(model.channels_, name="channel"), hdi_prob)
     out.insert(0, "contribution", contribution.mean(axis=0))
@@ -430,8 +404,6 @@ def national_roas(model: GeoMediaMixModel, hdi_prob: float = 0.94) -> pd.DataFra
 
 def national_contribution_share(model: GeoMediaMixModel, hdi_prob: float = 0.94) -> pd.DataFrame:
     """Share of the total target (all geos) each channel contributed."""
-    from stackml.mmm.outputs import _summarise
-
     contribution, _, target = _national_totals(model)
     return _summarise(contribution / target, pd.Index(model.channels_, name="channel"), hdi_prob)
 
@@ -479,7 +451,7 @@ def geo_summary(model: GeoMediaMixModel, hdi_prob: float = 0.94) -> dict[str, An
         }
 
     by_geo = geo_roas(model, hdi_prob)
-    spread = pd.DataFrame(_summary_frame(model.roas_spread_, hdi_prob), index=pd.Index(model.channels_))
+    spread = _summarise(model.roas_spread_, pd.Index(model.channels_, name="channel"), hdi_prob)
     return {
         "roas": as_dict(national_roas(model, hdi_prob)),
         "contribution_share": as_dict(national_contribution_share(model, hdi_prob)),

@@ -16,7 +16,7 @@ import pandas as pd
 from stackml.errors import InputError
 from stackml.mmm._design import Design
 from stackml.mmm._posterior import hdi
-from stackml.mmm.outputs import _summarise
+from stackml.mmm.outputs import _summarise, long_contributions
 
 # The model is annotated ``GeoMediaMixModel`` in words only: stackml.mmm.geo imports this module, and a
 # type-checking import back would be an import circle.
@@ -94,23 +94,7 @@ def national_contributions(model: GeoMediaMixModel, hdi_prob: float = 0.94) -> p
             channels[channel] = channels.get(channel, 0.0) + draws[:, :, k]
         for name, part in view.posterior_.baseline_parts(d.dates, d.control_values).items():
             baseline[name] = baseline.get(name, 0.0) + _on_calendar(dates, d.dates, part)
-    rows = []
-    for kind, group in (("channel", channels), ("baseline", baseline)):
-        for name, draws in group.items():
-            low, high = hdi(draws, hdi_prob)
-            rows.append(
-                pd.DataFrame(
-                    {
-                        "date": dates,
-                        "component": name,
-                        "kind": kind,
-                        "mean": draws.mean(axis=0),
-                        "hdi_low": low,
-                        "hdi_high": high,
-                    }
-                )
-            )
-    return pd.concat(rows, ignore_index=True)
+    return long_contributions(dates, channels, baseline, hdi_prob)
 
 
 def national_marginal_roas(

@@ -170,9 +170,9 @@ def summarise_geo(
 
     prob = config.hdi_prob
     stats = model.fit_stats_
-    spread = pd.DataFrame(
-        geo._summary_frame(model.roas_spread_, prob), index=pd.Index(model.channels_, name="channel")
-    )
+    from stackml.mmm.outputs import _summarise
+
+    spread = _summarise(model.roas_spread_, pd.Index(model.channels_, name="channel"), prob)
     return GeoMMMResult(
         config=config,
         model=model,

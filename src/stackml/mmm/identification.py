@@ -30,7 +30,14 @@ if TYPE_CHECKING:
     from stackml.mmm._design import Design
     from stackml.mmm.transforms import Adstock, Saturation
 
-__all__ = ["COLLINEAR", "IDENTIFIED_SD_RATIO", "identification", "prior_roas_draws", "sd_ratio"]
+__all__ = [
+    "COLLINEAR",
+    "IDENTIFIED_SD_RATIO",
+    "identification",
+    "prior_roas_draws",
+    "sample_prior",
+    "sd_ratio",
+]
 
 IDENTIFIED_SD_RATIO = 0.5
 COLLINEAR = 0.9
@@ -45,11 +52,22 @@ def prior_roas_draws(
     The likelihood terms of the model (target and lift tests) are potentials, which prior sampling leaves
     out, so these are draws of the prior itself.
     """
+    from stackml.mmm._posterior import PosteriorDraws
+
+    prior = sample_prior(pymc_model, seed)
+    draws = PosteriorDraws.from_idata(prior, design, adstock, saturation)
+    return draws.contributions(design.spend).sum(axis=1) / design.spend.sum(axis=0)
+
+
+def sample_prior(pymc_model: Any, seed: int | None = None, draws: int = PRIOR_DRAWS) -> Any:
+    """Draws of the model's prior, in the ``posterior`` group (where :class:`PosteriorDraws` reads them).
+
+    Likelihood terms written as potentials are left out by prior sampling, so these are the prior itself.
+    """
     import logging
     import warnings
 
     from stackml._deps import require
-    from stackml.mmm._posterior import PosteriorDraws
 
     pm = require("pymc", extra="mmm")
     chatty = logging.getLogger("pymc.sampling.forward")  # "Sampling: [...]" at INFO, on every fit
@@ -58,12 +76,11 @@ def prior_roas_draws(
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "the effect of Potentials ... is not included": the point
-            prior = pm.sample_prior_predictive(PRIOR_DRAWS, model=pymc_model, random_seed=seed)
+            prior = pm.sample_prior_predictive(draws, model=pymc_model, random_seed=seed)
     finally:
         chatty.setLevel(level)
-    prior.posterior = prior.prior  # PosteriorDraws reads the posterior group
-    draws = PosteriorDraws.from_idata(prior, design, adstock, saturation)
-    return draws.contributions(design.spend).sum(axis=1) / design.spend.sum(axis=0)
+    prior.posterior = prior.prior
+    return prior
 
 
 def sd_ratio(prior: np.ndarray, posterior: np.ndarray) -> np.ndarray:

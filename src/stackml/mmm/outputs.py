@@ -52,14 +52,21 @@ def contributions(model: MediaMixModel, hdi_prob: float = 0.94) -> pd.DataFrame:
     d = model.design_
     parts = {c: model.contribution_draws()[:, :, k] for k, c in enumerate(d.channels)}
     baseline = model.posterior_.baseline_parts(d.dates, d.control_values)
+    return long_contributions(d.dates, parts, baseline, hdi_prob)
+
+
+def long_contributions(
+    dates: pd.DatetimeIndex, channels: dict[str, np.ndarray], baseline: dict[str, np.ndarray], hdi_prob: float
+) -> pd.DataFrame:
+    """Draws ``(S, T)`` per channel and baseline part as the long table :func:`contributions` returns."""
     rows = []
-    for kind, group in (("channel", parts), ("baseline", baseline)):
+    for kind, group in (("channel", channels), ("baseline", baseline)):
         for name, draws in group.items():
             low, high = hdi(draws, hdi_prob)
             rows.append(
                 pd.DataFrame(
                     {
-                        "date": d.dates,
+                        "date": dates,
                         "component": name,
                         "kind": kind,
                         "mean": draws.mean(axis=0),
